@@ -1,0 +1,112 @@
+"""The handler-facing API (fixed by DESIGN.md): `RunActionContext` and its progress scopes.
+
+A handler reports progress for the action it owns through `ctx.progress(...)`; the runner
+combines every scope of one execution (sequential or concurrent handlers, tasks, nested scopes)
+into one begin … end. Without a progress token the same code runs and nothing is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextvars import ContextVar
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from .progress import Work
+from .reporter import ExecutionReporter
+
+__all__ = ["ProgressContext", "RunActionContext"]
+
+# The innermost open scope in this task: scopes opened inside it (also from tasks spawned
+# inside it) subdivide its current step instead of adding work of their own.
+_current_scope: ContextVar[ProgressContext | None] = ContextVar("finecode_scope", default=None)
+
+
+class ProgressContext:
+    """One progress scope; `async with` begins it, leaving ends it (also on error or cancel)."""
+
+    __slots__ = ("_cancellable", "_node", "_reporter", "_reset", "_title", "_total", "_work")
+
+    def __init__(self, reporter: ExecutionReporter, work: Work, title: str,
+                 total: float | None, cancellable: bool) -> None:
+        self._reporter = reporter
+        self._work = work
+        self._title = title
+        self._total = total
+        self._cancellable = cancellable
+        self._node: Work | None = None
+        self._reset: Any = None
+
+    async def __aenter__(self) -> ProgressContext:
+        outer = _current_scope.get()
+        parent = outer._node if outer is not None and outer._reporter is self._reporter else None
+        self._node = (parent or self._work).add(total=self._total)
+        self._reset = _current_scope.set(self)
+        if self._title:
+            self._reporter.message = self._title
+        self._reporter.opened(self._title, self._cancellable)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        _current_scope.reset(self._reset)
+        if self._node is not None:
+            self._node.finish()
+            self._reporter.touch()
+
+    async def advance(self, steps: float = 1, message: str | None = None) -> None:
+        """Count `steps` more units done; cheap enough to call per item in a tight loop."""
+        node = self._node
+        if node is None or node.ended:
+            return
+        node.done += steps
+        if message is not None:
+            self._reporter.message = message
+        if self._reporter.touch():
+            await asyncio.sleep(0)  # let the runner write the report and hear a cancel
+
+    async def report(self, message: str | None = None, percentage: float | None = None) -> None:
+        """Narrate, and/or state progress as a percentage of this scope."""
+        node = self._node
+        if node is None or node.ended:
+            return
+        if percentage is not None:
+            node.set_fraction(percentage / 100)
+        if message is not None:
+            self._reporter.message = message
+        if self._reporter.touch():
+            await asyncio.sleep(0)
+
+    async def set_total(self, total: float) -> None:
+        """Declare (or correct) the total once it is known; the shown bar never goes back."""
+        node = self._node
+        if node is None or node.ended:
+            return
+        node.total = total
+        self._reporter.touch()
+
+
+class RunActionContext:
+    """What a handler gets besides its params: where it runs, its config, and progress."""
+
+    def __init__(self, *, project_root: Path, config: dict[str, Any], action: str,
+                 reporter: ExecutionReporter, work: Work,
+                 partial: Callable[[Any], None] | None = None) -> None:
+        self.project_root = project_root
+        self.config = config
+        self.action = action
+        self._reporter = reporter
+        self._work = work
+        self._partial = partial
+
+    def progress(self, title: str, *, total: float | None = None,
+                 cancellable: bool = False) -> ProgressContext:
+        """A progress scope of this action; a no-op stream when the caller wants no progress."""
+        return ProgressContext(self._reporter, self._work, title, total, cancellable)
+
+    def partial_result(self, value: Any) -> None:
+        """Stream a piece of the result on the partial-result token (dropped when none)."""
+        if self._partial is not None:
+            self._partial(value)

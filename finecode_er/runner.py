@@ -1,0 +1,220 @@
+"""The Extension Runner process: runs one project's action handlers for the WM.
+
+Protocol (see docs/protocol.md): `initialize`, `run`, `shutdown` requests, `exit` notification,
+`$/cancelRequest` both ways, and `$/progress` notifications from the runner on the tokens the
+WM gave. stdout carries only JSON-RPC: handler prints, logging and child processes that write to
+fd 1 all land on stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .api import RunActionContext
+from .config import ActionConfig, ConfigError, load_project, parse_actions
+from .handlers import Handler, HandlerLoadError, describe_failure, load_handler
+from .progress import Value
+from .reporter import ExecutionReporter, NullReporter
+from .wire import INVALID_PARAMS, Connection, RpcError
+
+ACTION_FAILED = -32001
+NOT_INITIALIZED = -32002
+
+
+def _log(message: str) -> None:
+    print(f"finecode_er[{os.getpid()}]: {message}", file=sys.stderr, flush=True)
+
+
+def _is_token(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+class ActionFailed(Exception):
+    """A handler raised, or could not be loaded; carries what a person needs to fix it."""
+
+    def __init__(self, message: str, data: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.data = data
+
+
+class Runner:
+    """Answers the WM's requests for one project."""
+
+    def __init__(self) -> None:
+        self.conn: Connection | None = None
+        self.root: Path | None = None
+        self.actions: dict[str, ActionConfig] = {}
+        self._handlers: dict[str, Handler] = {}
+        self.shutdown_requested = False
+        self.exit_requested = asyncio.Event()
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    async def on_request(self, method: str, params: Any) -> Any:
+        if method == "initialize":
+            return self._initialize(params)
+        if self.root is None:
+            raise RpcError(NOT_INITIALIZED, "the runner needs 'initialize' first")
+        if method == "run":
+            return await self._run(params)
+        if method == "shutdown":
+            self.shutdown_requested = True
+            return None
+        raise RpcError(-32601, f"unknown method {method!r}")
+
+    def on_notification(self, method: str, params: Any) -> None:
+        if method == "exit":
+            self.exit_requested.set()
+
+    # -- initialize -------------------------------------------------------------------------
+
+    def _initialize(self, params: Any) -> dict[str, Any]:
+        if not isinstance(params, dict) or not isinstance(params.get("projectRoot"), str):
+            raise RpcError(INVALID_PARAMS, "initialize needs {projectRoot: str}")
+        root = Path(params["projectRoot"]).resolve()
+        if not root.is_dir():
+            raise RpcError(INVALID_PARAMS, f"projectRoot {root} is not a directory")
+        try:
+            if "actions" in params:
+                actions = parse_actions(params["actions"], f"{root} (from the WM)")
+            else:
+                project = load_project(root)
+                actions = project.actions if project is not None else {}
+        except ConfigError as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)) from None
+        self.root, self.actions = root, actions
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+        return {"name": "finecode_er", "version": __version__, "pid": os.getpid(),
+                "actions": sorted(actions)}
+
+    # -- run --------------------------------------------------------------------------------
+
+    async def _run(self, params: Any) -> Any:
+        if not isinstance(params, dict) or not isinstance(params.get("action"), str):
+            raise RpcError(INVALID_PARAMS, "run needs {action: str, params?: object, "
+                                           "workDoneToken?: str|int, partialResultToken?: str|int}")
+        name = params["action"]
+        action = self.actions.get(name)
+        if action is None:
+            known = ", ".join(sorted(self.actions)) or "none"
+            raise RpcError(INVALID_PARAMS,
+                           f"action {name!r} is not defined in {self.root} (defined: {known})")
+        action_params = params.get("params") or {}
+        if not isinstance(action_params, dict):
+            raise RpcError(INVALID_PARAMS, "'params' must be an object")
+        token, partial_token = params.get("workDoneToken"), params.get("partialResultToken")
+        for key, value in (("workDoneToken", token), ("partialResultToken", partial_token)):
+            if value is not None and not _is_token(value):
+                raise RpcError(INVALID_PARAMS, f"'{key}' must be a string or an integer")
+
+        reporter = self._reporter(name, token, len(action.handlers))
+        outcome = "cancelled"
+        try:
+            result = await self._run_handlers(name, action, action_params, reporter, partial_token)
+            outcome = "done"
+            return result
+        except ActionFailed as exc:
+            outcome = f"failed: {exc}"
+            raise RpcError(ACTION_FAILED, str(exc), exc.data) from None
+        finally:
+            reporter.close(outcome)
+
+    def _reporter(self, action: str, token: Any, handlers: int) -> ExecutionReporter:
+        if token is None:
+            return NullReporter(handlers=handlers)
+        conn = self.conn
+        assert conn is not None
+
+        def emit(value: Value) -> None:
+            conn.notify("$/progress", {"token": token, "value": value})
+
+        return ExecutionReporter(emit, title=action, handlers=handlers)
+
+    async def _run_handlers(self, name: str, action: ActionConfig, params: dict[str, Any],
+                            reporter: ExecutionReporter, partial_token: Any) -> Any:
+        assert self.root is not None and self.conn is not None
+        conn = self.conn
+        partial = None
+        if partial_token is not None:
+            def partial(value: Any) -> None:
+                conn.notify("$/progress", {"token": partial_token, "value": value})
+
+        calls = []
+        for spec in action.handlers:
+            handler = self._load(spec.source)
+            ctx = RunActionContext(project_root=self.root, config=dict(spec.config), action=name,
+                                   reporter=reporter, work=reporter.handler_work(),
+                                   partial=partial)
+            calls.append((spec.source, handler, ctx))
+
+        async def call(source: str, handler: Handler, ctx: RunActionContext) -> Any:
+            try:
+                return await handler(params, ctx)
+            except (asyncio.CancelledError, ActionFailed):
+                raise
+            except Exception as exc:
+                raise ActionFailed(
+                    f"handler '{source}' failed: {describe_failure(exc)}",
+                    {"kind": "handler", "handler": source, "type": type(exc).__name__,
+                     "traceback": traceback.format_exception(exc)[-6:]},
+                ) from exc
+            finally:
+                ctx._work.finish()
+                reporter.touch()
+
+        if action.concurrent and len(calls) > 1:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    tasks = [group.create_task(call(*c)) for c in calls]
+            except* ActionFailed as failures:
+                raise failures.exceptions[0] from None
+            results = [task.result() for task in tasks]
+        else:
+            results = [await call(*c) for c in calls]
+        return results[0] if len(results) == 1 else results
+
+    def _load(self, source: str) -> Handler:
+        handler = self._handlers.get(source)
+        if handler is None:
+            try:
+                handler = self._handlers[source] = load_handler(source)
+            except HandlerLoadError as exc:
+                raise ActionFailed(str(exc), {"kind": "import", "handler": source}) from None
+        return handler
+
+
+async def serve(stdin_fd: int, stdout_fd: int) -> int:
+    """Serve the WM on two pipe descriptors until `exit` or end of input; the exit status."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**24)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                 os.fdopen(stdin_fd, "rb", buffering=0))
+    transport, _ = await loop.connect_write_pipe(asyncio.Protocol,
+                                                 os.fdopen(stdout_fd, "wb", buffering=0))
+    runner = Runner()
+    conn = runner.conn = Connection(reader, transport, on_request=runner.on_request,
+                                    on_notification=runner.on_notification, log=_log)
+    reading = loop.create_task(conn.serve())
+    exiting = loop.create_task(runner.exit_requested.wait())
+    await asyncio.wait({reading, exiting}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (reading, exiting):
+        task.cancel()
+    # Let cancelled runs write their final progress and answers before the pipe closes.
+    await asyncio.sleep(0)
+    transport.close()
+    return 0 if runner.shutdown_requested or not exiting.done() else 1
+
+
+def main() -> None:
+    """Entry point of `python -m finecode_er`: keep fd 1 for the protocol, route the rest to 2."""
+    protocol_out = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    sys.exit(asyncio.run(serve(0, protocol_out)))

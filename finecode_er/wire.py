@@ -1,0 +1,208 @@
+"""JSON-RPC 2.0 with Content-Length framing over asyncio streams, for both ends.
+
+Standard library only: the runner is started once per project, and pygls + lsprotocol would cost
+it ~0.3 s and ~30 MB. The WM uses the same class for its side of every runner pipe, with
+notifications handed straight to a callback (no task per message) so that tens of thousands of
+`$/progress` messages a second stay cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+REQUEST_FAILED = -32803
+REQUEST_CANCELLED = -32800
+
+MAX_MESSAGE = 64 * 1024 * 1024
+
+RequestHandler = Callable[[str, Any], Awaitable[Any]]
+NotificationHandler = Callable[[str, Any], None]
+
+
+class Writer(Protocol):
+    def write(self, data: bytes) -> None: ...
+    def is_closing(self) -> bool: ...
+
+
+class RpcError(Exception):
+    """An error answer: raised by request handlers to answer with it, and by `request()`."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+    def to_json(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.data is not None:
+            error["data"] = self.data
+        return error
+
+
+class ConnectionClosed(Exception):
+    """The peer went away before answering."""
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+    return b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+async def read_message(reader: asyncio.StreamReader) -> bytes | None:
+    """The next framed body, or None at end of stream; skips header blocks it cannot use."""
+    while True:
+        length = -1
+        while True:
+            line = await reader.readline()
+            if not line:
+                return None
+            if line in (b"\r\n", b"\n"):
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                try:
+                    length = int(value.strip())
+                except ValueError:
+                    length = -1
+        if 0 <= length <= MAX_MESSAGE:
+            try:
+                return await reader.readexactly(length)
+            except asyncio.IncompleteReadError:
+                return None
+
+
+class Connection:
+    """One JSON-RPC peer: answers its requests (each in its own task), sends ours.
+
+    `$/cancelRequest` from the peer cancels the task answering that request, which then answers
+    `RequestCancelled`. Unparsable messages are logged and skipped; they never end the connection.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: Writer, *,
+                 on_request: RequestHandler | None = None,
+                 on_notification: NotificationHandler | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._on_request = on_request
+        self._on_notification = on_notification
+        self._log = log or (lambda _msg: None)
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._serving: dict[Any, asyncio.Task[None]] = {}
+        self.closed = False
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if self.closed or self._writer.is_closing():
+            return
+        self._writer.write(encode(message))
+
+    def notify(self, method: str, params: Any = None) -> None:
+        self._send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    async def request(self, method: str, params: Any = None) -> Any:
+        """Send a request and wait for its answer; cancelling the wait cancels it at the peer."""
+        if self.closed:
+            raise ConnectionClosed(method)
+        msg_id = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[msg_id] = future
+        self._send({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if future.cancelled():  # no answer arrived: tell the peer to stop working on it
+                self.notify("$/cancelRequest", {"id": msg_id})
+            raise
+        finally:
+            self._pending.pop(msg_id, None)
+
+    # -- receiving --------------------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Read until the peer closes its end; then fail every request still waiting."""
+        try:
+            while (body := await read_message(self._reader)) is not None:
+                self._dispatch(body)
+        finally:
+            self.closed = True
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionClosed("peer closed the connection"))
+            for task in self._serving.values():
+                task.cancel()
+
+    def _dispatch(self, body: bytes) -> None:
+        try:
+            message = json.loads(body)
+        except ValueError:
+            self._log(f"dropped a message that is not JSON: {body[:120]!r}")
+            return
+        if not isinstance(message, dict):
+            self._log(f"dropped a message that is not an object: {body[:120]!r}")
+            return
+        method = message.get("method")
+        if method is None:
+            self._answered(message)
+        elif "id" in message:
+            self._start_request(message["id"], method, message.get("params"))
+        elif method == "$/cancelRequest":
+            params = message.get("params")
+            task = self._serving.get(params.get("id") if isinstance(params, dict) else None)
+            if task is not None:
+                task.cancel()
+        elif self._on_notification is not None:
+            try:
+                self._on_notification(method, message.get("params"))
+            except Exception as exc:  # a bad notification must not end the connection
+                self._log(f"notification {method} failed: {exc!r}")
+
+    def _answered(self, message: dict[str, Any]) -> None:
+        future = self._pending.get(message.get("id"))  # type: ignore[arg-type]
+        if future is None or future.done():
+            self._log(f"dropped an answer to no request: {str(message)[:120]}")
+            return
+        error = message.get("error")
+        if isinstance(error, dict):
+            future.set_exception(RpcError(int(error.get("code", INTERNAL_ERROR)),
+                                          str(error.get("message", "")), error.get("data")))
+        else:
+            future.set_result(message.get("result"))
+
+    def _start_request(self, msg_id: Any, method: str, params: Any) -> None:
+        task = asyncio.get_running_loop().create_task(self._answer(msg_id, method, params))
+        self._serving[msg_id] = task
+
+    async def _answer(self, msg_id: Any, method: str, params: Any) -> None:
+        reply: dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id}
+        try:
+            if self._on_request is None:
+                raise RpcError(METHOD_NOT_FOUND, f"no requests handled here: {method}")
+            reply["result"] = await self._on_request(method, params)
+        except asyncio.CancelledError:
+            reply["error"] = {"code": REQUEST_CANCELLED, "message": f"{method} cancelled"}
+        except RpcError as exc:
+            reply["error"] = exc.to_json()
+        except Exception as exc:
+            reply["error"] = {"code": INTERNAL_ERROR, "message": f"{type(exc).__name__}: {exc}"}
+        finally:
+            self._serving.pop(msg_id, None)
+        try:
+            data = encode(reply)
+        except (TypeError, ValueError) as exc:
+            data = encode({"jsonrpc": "2.0", "id": msg_id, "error": {
+                "code": INTERNAL_ERROR, "message": f"{method}: result is not JSON: {exc}"}})
+        if not self.closed and not self._writer.is_closing():
+            self._writer.write(data)

@@ -1,0 +1,62 @@
+"""Shared fixtures: a runner subprocess on real pipes."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from finecode_er.wire import Connection
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ER_PROJECT = FIXTURES / "er_project"
+
+
+class RunnerUnderTest:
+    """A `python -m finecode_er` child and what it sent."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.progress: dict[Any, list[Any]] = defaultdict(list)
+        assert proc.stdout is not None and proc.stdin is not None
+        self.conn = Connection(proc.stdout, proc.stdin, on_notification=self._notified)
+        self.serving = asyncio.get_running_loop().create_task(self.conn.serve())
+        self.stderr = bytearray()
+        self.draining = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        while chunk := await self.proc.stderr.read(65536):
+            self.stderr += chunk
+
+    def _notified(self, method: str, params: Any) -> None:
+        if method == "$/progress":
+            self.progress[params["token"]].append(params["value"])
+
+    async def request(self, method: str, params: Any = None) -> Any:
+        return await asyncio.wait_for(self.conn.request(method, params), 20)
+
+
+async def start_runner(root: Path = ER_PROJECT, **init: Any) -> RunnerUnderTest:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "finecode_er", cwd=root, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    runner = RunnerUnderTest(proc)
+    await runner.request("initialize", {"projectRoot": str(root), **init})
+    return runner
+
+
+@pytest.fixture
+async def runner() -> AsyncIterator[RunnerUnderTest]:
+    r = await start_runner()
+    yield r
+    if r.proc.returncode is None:
+        r.proc.kill()
+    await r.proc.wait()
+    r.serving.cancel()
+    r.draining.cancel()

@@ -1,0 +1,22 @@
+"""The client-visible progress rules of DESIGN.md as one checker, used by every test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def check_stream(values: list[dict[str, Any]]) -> list[int]:
+    """Assert one begin, reports, one end, and an honest percentage; return the percentages."""
+    kinds = [v["kind"] for v in values]
+    assert kinds, "no progress at all"
+    assert kinds[0] == "begin", kinds
+    assert kinds[-1] == "end", kinds
+    assert kinds.count("begin") == 1 and kinds.count("end") == 1, kinds
+    determinate = "percentage" in values[0]
+    shown = [v["percentage"] for v in values if "percentage" in v]
+    if not determinate:
+        assert shown == [], f"percentage appeared in an indeterminate stream: {shown}"
+    for p in shown:
+        assert isinstance(p, int) and not isinstance(p, bool) and 0 <= p <= 100, p
+    assert shown == sorted(shown), f"percentage went back: {shown}"
+    return shown

@@ -1,0 +1,208 @@
+"""Property-based tests of the combining state machine (finecode_er.progress)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from finecode_er.progress import Pacer, Stream, StreamError, Work
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@dataclass
+class Sim:
+    """Drives a Work tree and a Stream the way the runner and the WM do."""
+
+    root: Work
+    stream: Stream = field(default_factory=lambda: Stream("t"))
+    values: list[dict] = field(default_factory=list)
+
+    def begin(self) -> None:
+        self.values.append(self.stream.begin(determinate=self.root.units() is not None,
+                                             fraction=self.root.fraction()))
+
+    def report(self, complete: bool = False) -> None:
+        value = self.stream.report(fraction=self.root.fraction(), complete=complete)
+        if value is not None:
+            self.values.append(value)
+
+    def end(self) -> None:
+        self.report(complete=True)
+        self.values.append(self.stream.end("done"))
+
+    def percentages(self) -> list[int]:
+        return [v["percentage"] for v in self.values if "percentage" in v]
+
+
+# An event: (part index, op, amount). Ops: open with/without total, advance, set total, finish,
+# open a nested scope / advance it / finish it.
+events = st.lists(
+    st.tuples(st.integers(0, 5),
+              st.sampled_from(["open", "open_untotalled", "advance", "total", "finish",
+                               "nest", "nest_advance", "nest_finish", "percent"]),
+              st.integers(0, 50)),
+    max_size=80)
+
+
+def drive(expected: int, script: list[tuple[int, str, int]]) -> tuple[Sim, list[Work]]:
+    sim = Sim(Work(composite=True, expected=expected))
+    parts: dict[int, Work] = {}
+    nests: dict[int, Work] = {}
+    began = False
+    for index, op, amount in script:
+        part = parts.get(index)
+        if op in ("open", "open_untotalled") and part is None and len(parts) < max(expected, 1):
+            parts[index] = sim.root.add(total=amount if op == "open" else None)
+        elif part is None or part.ended:
+            continue
+        elif op == "advance":
+            part.done += amount
+        elif op == "total":
+            part.total = amount
+        elif op == "percent":
+            part.set_fraction(amount / 50)
+        elif op == "finish":
+            part.finish()
+        elif op == "nest" and index not in nests:
+            nests[index] = part.add(total=amount)
+        elif op == "nest_advance" and index in nests:
+            nests[index].done += amount
+        elif op == "nest_finish" and index in nests:
+            nests.pop(index).finish()
+        if not began:
+            sim.begin()
+            began = True
+        else:
+            sim.report()
+    if not began:
+        sim.begin()
+    return sim, list(parts.values())
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(0, 6), events)
+def test_any_interleaving_gives_one_honest_stream(expected: int, script) -> None:  # type: ignore[no-untyped-def]
+    sim, parts = drive(expected, script)
+    assert all(p <= 99 for p in sim.percentages()), "100 before the work was complete"
+    for part in parts:
+        part.finish()
+    sim.end()
+    kinds = [v["kind"] for v in sim.values]
+    assert kinds[0] == "begin" and kinds[-1] == "end"
+    assert kinds.count("begin") == 1 and kinds.count("end") == 1
+    shown = sim.percentages()
+    assert all(isinstance(p, int) and 0 <= p <= 100 for p in shown)
+    assert shown == sorted(shown), shown
+    if sim.stream.determinate:
+        assert shown[-1] == 100
+    else:
+        assert shown == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(1, 1000), min_size=2, max_size=8), st.data())
+def test_weighting_is_proportional_to_declared_totals(totals: list[int], data) -> None:  # type: ignore[no-untyped-def]
+    root = Work(composite=True, expected=len(totals))
+    parts = [root.add(total=t) for t in totals]
+    finished = data.draw(st.sets(st.integers(0, len(totals) - 1)))
+    for i in finished:
+        parts[i].done = totals[i]
+        parts[i].finish()
+    expected = sum(totals[i] for i in finished) / sum(totals)
+    fraction = root.fraction()
+    assert fraction is not None and math.isclose(fraction, expected, rel_tol=1e-9, abs_tol=1e-12)
+    assert root.units() == sum(totals)
+
+
+def test_ten_and_thirty_moves_to_a_quarter() -> None:
+    sim = Sim(Work(composite=True, expected=2))
+    small, big = sim.root.add(total=10), sim.root.add(total=30)
+    sim.begin()
+    small.done = 10
+    small.finish()
+    sim.report()
+    assert sim.percentages()[-1] == 25
+    big.done = 30
+    big.finish()
+    sim.end()
+    assert sim.percentages()[-1] == 100
+
+
+def test_late_total_holds_the_bar_until_the_truth_passes_it() -> None:
+    sim = Sim(Work(composite=True, expected=2))
+    a = sim.root.add(total=10)
+    sim.begin()
+    a.done = 10
+    a.finish()
+    sim.report()
+    assert sim.percentages()[-1] == 50  # the other part weighs the mean of the known: 10
+    b = sim.root.add(total=None)
+    b.total = 90  # late: the truth is now 10%
+    sim.report()
+    assert sim.percentages()[-1] == 50
+    b.done = 80  # truth: 90/100
+    sim.report()
+    assert sim.percentages()[-1] == 90
+
+
+def test_count_is_the_measure_without_totals_and_single_untotalled_is_not_measurable() -> None:
+    root = Work(composite=True, expected=4)
+    assert root.units() == 4 and root.fraction() == 0
+    root.add().finish()
+    assert root.fraction() == 0.25
+    single = Work(composite=True, expected=1)
+    part = single.add()
+    assert single.units() is None and single.fraction() is None
+    part.set_fraction(0.4)
+    assert single.fraction() == 0.4  # a percentage reported directly still shows
+
+
+def test_nested_scope_moves_its_parent_within_one_step() -> None:
+    outer = Work(total=2)
+    inner = outer.add(total=4)
+    inner.done = 2
+    assert outer.fraction() == 0.25
+    inner.finish()
+    outer.done = 1
+    assert outer.fraction() == 0.5
+
+
+def test_ended_parts_are_folded_so_memory_stays_flat() -> None:
+    root = Work(composite=True)
+    for _ in range(10_000):
+        root.add(total=1).finish()
+    assert root._active == [] and root.units() == 10_000 and root.fraction() == 1.0
+
+
+def test_stream_misuse_is_a_bug() -> None:
+    stream = Stream("t")
+    with pytest.raises(StreamError):
+        stream.report(fraction=0.5)
+    stream.begin(determinate=True)
+    with pytest.raises(StreamError):
+        stream.begin(determinate=True)
+    stream.end()
+    with pytest.raises(StreamError):
+        stream.end()
+
+
+def test_unchanged_reports_are_not_resent() -> None:
+    stream = Stream("t")
+    stream.begin(determinate=True, fraction=0.1)
+    assert stream.report(fraction=0.105) is None
+    assert stream.report(fraction=0.2) == {"kind": "report", "percentage": 20}
+    assert stream.report(fraction=0.2, message="m") == {"kind": "report", "message": "m",
+                                                         "percentage": 20}
+
+
+def test_pacer() -> None:
+    pacer = Pacer(0.1)
+    assert pacer.delay(5.0) == 0
+    pacer.sent(5.0)
+    assert math.isclose(pacer.delay(5.04), 0.06)
+    assert pacer.delay(5.2) == 0
