@@ -1,0 +1,207 @@
+"""Ruff-backed ``lint`` and ``format`` handlers.
+
+Ruff runs as a subprocess on small batches of files rather than once on the whole
+project: one process per batch gives the handler a natural point to advance
+progress and to notice cancellation, at a small cost in process start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import itertools
+import json
+import re
+import shutil
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any
+
+from finecode_examples._files import python_files, relpath
+
+if TYPE_CHECKING:
+    from finecode_er.api import RunActionContext
+
+DEFAULT_BATCH_SIZE = 8
+STDERR_TAIL_CHARS = 2000
+LINT_CONFIG_KEYS = frozenset({"select", "batch_size"})
+FORMAT_CONFIG_KEYS = frozenset({"batch_size"})
+
+# Ruff reports files it cannot parse on stderr and exits with 2; that is a finding
+# about the project, not a crash of the tool, so it must not fail the action.
+_PARSE_FAILURE = re.compile(r"^error: Failed to parse (?P<file>.+?):\d+:\d+:", re.MULTILINE)
+
+
+async def lint(params: dict[str, Any], ctx: RunActionContext) -> dict[str, Any]:
+    """Run ``ruff check`` on the project's Python files and collect its diagnostics."""
+    config = ctx.config or {}
+    _reject_unknown_keys(config, LINT_CONFIG_KEYS)
+    root = ctx.project_root
+    files = python_files(root)
+    command = [*_ruff_command(), "check", "--output-format", "json", "--no-cache"]
+    command += _select_args(config.get("select"))
+    diagnostics: list[dict[str, Any]] = []
+    async with ctx.progress("Linting", total=len(files), cancellable=True) as progress:
+        for batch in _batches(files, _batch_size(config)):
+            returncode, stdout, stderr = await _run(command, batch, root)
+            if returncode not in (0, 1):
+                raise RuntimeError(_crash_message("check", returncode, stderr))
+            diagnostics.extend(_parse_check_output(stdout, stderr, root))
+            for path in batch:
+                await progress.advance(1, message=path.name)
+    return {"files": len(files), "diagnostics": diagnostics, "count": len(diagnostics)}
+
+
+async def format(params: dict[str, Any], ctx: RunActionContext) -> dict[str, Any]:
+    """Report which files ``ruff format`` would change, without touching them.
+
+    ``--diff`` is parsed instead of ``--check`` because its ``--- path`` headers have
+    kept the same shape across ruff releases, while the ``--check`` wording has not.
+    """
+    config = ctx.config or {}
+    _reject_unknown_keys(config, FORMAT_CONFIG_KEYS)
+    root = ctx.project_root
+    files = python_files(root)
+    command = [*_ruff_command(), "format", "--diff", "--no-cache"]
+    would_change: list[str] = []
+    unparsable: list[str] = []
+    async with ctx.progress("Checking formatting", total=len(files), cancellable=True) as progress:
+        for batch in _batches(files, _batch_size(config)):
+            returncode, stdout, stderr = await _run(command, batch, root)
+            names = {relpath(path, root) for path in batch}
+            failed = [_posix(match["file"]) for match in _PARSE_FAILURE.finditer(stderr)]
+            if returncode not in (0, 1) and not failed:
+                raise RuntimeError(_crash_message("format", returncode, stderr))
+            would_change.extend(_diff_targets(stdout, names))
+            unparsable.extend(failed)
+            for path in batch:
+                await progress.advance(1, message=path.name)
+    return {"files": len(files), "would_change": would_change, "unparsable": unparsable}
+
+
+def _ruff_command() -> list[str]:
+    """Locate ruff, preferring the one installed next to the running interpreter.
+
+    The ER runs on the project's interpreter, so the ruff beside it is the version the
+    project pinned; one on ``PATH`` may be a different release with different rules.
+    """
+    found = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    if found:
+        return [found]
+    if importlib.util.find_spec("ruff") is not None:
+        return [sys.executable, "-m", "ruff"]
+    raise RuntimeError(
+        f"ruff is not installed for {sys.executable}; install it with 'pip install ruff'"
+    )
+
+
+async def _run(command: Sequence[str], batch: Sequence[Path], root: Path) -> tuple[int, str, str]:
+    """Run ruff on one batch from the project root; kill it if the action is cancelled.
+
+    Without the kill, a cancelled action would leave ruff running (and holding the
+    pipes) until it finished on its own.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        *command,
+        "--",
+        *(relpath(path, root) for path in batch),
+        cwd=root,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        stdout, stderr = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+    returncode = await proc.wait()
+    return returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace")
+
+
+def _parse_check_output(stdout: str, stderr: str, root: Path) -> list[dict[str, Any]]:
+    """Turn ruff's JSON report into the handler's compact, project-relative form."""
+    try:
+        entries = json.loads(stdout)
+    except json.JSONDecodeError as error:
+        raise RuntimeError(
+            f"ruff check printed no JSON report: {_tail(stderr or stdout)}"
+        ) from error
+    return [
+        {
+            "file": relpath(Path(entry["filename"]), root),
+            "line": entry["location"]["row"],
+            "column": entry["location"]["column"],
+            "code": entry.get("code") or "invalid-syntax",
+            "message": entry["message"],
+        }
+        for entry in entries
+    ]
+
+
+def _diff_targets(diff: str, names: set[str]) -> list[str]:
+    """Return the files named by ``--- x`` / ``+++ x`` header pairs in a unified diff.
+
+    Matching against the batch's own names keeps a removed line that happens to
+    start with ``-- `` from being mistaken for a header.
+    """
+    targets: list[str] = []
+    for header, following in itertools.pairwise(diff.splitlines()):
+        if not (header.startswith("--- ") and following.startswith("+++ ")):
+            continue
+        name = _posix(header[4:].strip())
+        if name in names and name not in targets:
+            targets.append(name)
+    return targets
+
+
+def _select_args(select: object) -> list[str]:
+    """Translate ``config.select`` (a list of rule codes, or one comma-separated string)."""
+    if select is None:
+        return []
+    if isinstance(select, str):
+        return ["--select", select]
+    if isinstance(select, list) and select and all(isinstance(code, str) for code in select):
+        return ["--select", ",".join(select)]
+    raise ValueError(f"config 'select' must be a non-empty list of rule codes, got {select!r}")
+
+
+def _batch_size(config: Mapping[str, Any]) -> int:
+    """Read ``config.batch_size``: files per ruff process."""
+    size = config.get("batch_size", DEFAULT_BATCH_SIZE)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"config 'batch_size' must be a positive integer, got {size!r}")
+    return size
+
+
+def _reject_unknown_keys(config: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    """Fail loudly on a misspelt option instead of silently running with defaults."""
+    unknown = sorted(set(config) - allowed)
+    if unknown:
+        raise ValueError(f"unknown config keys {unknown}; allowed: {sorted(allowed)}")
+
+
+def _batches(files: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
+    """Split ``files`` into consecutive chunks of at most ``size``."""
+    for start in range(0, len(files), size):
+        yield files[start : start + size]
+
+
+def _crash_message(subcommand: str, returncode: int, stderr: str) -> str:
+    """Describe an unexpected ruff failure with the end of its stderr."""
+    return f"ruff {subcommand} failed with exit code {returncode}: {_tail(stderr)}"
+
+
+def _tail(text: str) -> str:
+    """Keep the end of a possibly long output, where the actual error usually is."""
+    text = text.strip()
+    return text if len(text) <= STDERR_TAIL_CHARS else "..." + text[-STDERR_TAIL_CHARS:]
+
+
+def _posix(name: str) -> str:
+    """Normalise a path printed by ruff (backslashes on Windows) to the result form."""
+    return PurePath(name).as_posix()

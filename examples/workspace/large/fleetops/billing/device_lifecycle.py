@@ -1,0 +1,45 @@
+"""Lifecycle of a device: which status changes are allowed."""
+
+from __future__ import annotations
+
+import enum
+
+
+class DeviceStatus(enum.Enum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    CLOSED = "closed"
+
+
+_ALLOWED = {
+    ("draft", "active"),
+    ("draft", "closed"),
+    ("active", "suspended"),
+    ("active", "closed"),
+    ("suspended", "active"),
+    ("suspended", "closed"),
+}
+
+
+class InvalidTransition(ValueError):
+    pass
+
+
+class DeviceLifecycle:
+    def __init__(self, status: DeviceStatus = DeviceStatus.DRAFT) -> None:
+        self.status = status
+        self.history: list[DeviceStatus] = [status]
+
+    def can_move_to(self, target: DeviceStatus) -> bool:
+        return (self.status.value, target.value) in _ALLOWED
+
+    def move_to(self, target: DeviceStatus) -> None:
+        if not self.can_move_to(target):
+            raise InvalidTransition(f"{self.status.value} -> {target.value}")
+        self.status = target
+        self.history.append(target)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status is DeviceStatus.CLOSED

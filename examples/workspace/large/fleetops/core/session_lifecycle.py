@@ -1,0 +1,45 @@
+"""Lifecycle of a session: which status changes are allowed."""
+
+from __future__ import annotations
+
+import enum
+
+
+class SessionStatus(enum.Enum):
+    DRAFT = "draft"
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    CLOSED = "closed"
+
+
+_ALLOWED = {
+    ("draft", "active"),
+    ("draft", "closed"),
+    ("active", "suspended"),
+    ("active", "closed"),
+    ("suspended", "active"),
+    ("suspended", "closed"),
+}
+
+
+class InvalidTransition(ValueError):
+    pass
+
+
+class SessionLifecycle:
+    def __init__(self, status: SessionStatus = SessionStatus.DRAFT) -> None:
+        self.status = status
+        self.history: list[SessionStatus] = [status]
+
+    def can_move_to(self, target: SessionStatus) -> bool:
+        return (self.status.value, target.value) in _ALLOWED
+
+    def move_to(self, target: SessionStatus) -> None:
+        if not self.can_move_to(target):
+            raise InvalidTransition(f"{self.status.value} -> {target.value}")
+        self.status = target
+        self.history.append(target)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status is SessionStatus.CLOSED

@@ -1,0 +1,34 @@
+"""Command-line entry point for depot maintenance tasks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def build_depot_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="depot-admin")
+    sub = parser.add_subparsers(dest="command", required=True)
+    export = sub.add_parser("export", help="write depots to a file")
+    export.add_argument("target")
+    export.add_argument("--limit", type=int, default=608)
+    purge = sub.add_parser("purge", help="delete depots older than N days")
+    purge.add_argument("--days", type=int, default=28)
+    purge.add_argument("--dry-run", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_depot_parser().parse_args(argv)
+    if args.command == "export":
+        print(f"exporting up to {args.limit} depots to {args.target}")
+    elif args.dry_run:
+        print(f"would purge depots older than {args.days} days")
+    else:
+        print(f"purging depots older than {args.days} days")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

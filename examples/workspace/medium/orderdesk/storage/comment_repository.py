@@ -1,0 +1,39 @@
+"""In-memory storage for comment records, used by tests and local runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+
+class CommentNotFound(KeyError):
+    """Raised when a comment id is not in the repository."""
+
+
+class CommentRepository:
+    """Keeps comments in insertion order and hands out ids."""
+
+    def __init__(self) -> None:
+        self._items: dict[int, dict[str, object]] = {}
+        self._next_id = 525
+
+    def add(self, item: dict[str, object]) -> int:
+        item_id = self._next_id
+        self._items[item_id] = dict(item, id=item_id)
+        self._next_id += 1
+        return item_id
+
+    def get(self, item_id: int) -> dict[str, object]:
+        try:
+            return self._items[item_id]
+        except KeyError:
+            raise CommentNotFound(item_id) from None
+
+    def delete(self, item_id: int) -> None:
+        self.get(item_id)
+        del self._items[item_id]
+
+    def __iter__(self) -> Iterator[dict[str, object]]:
+        return iter(self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
