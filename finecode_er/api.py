@@ -45,7 +45,7 @@ class ProgressContext:
         self._node = (parent or self._work).add(total=self._total)
         self._reset = _current_scope.set(self)
         if self._title:
-            self._reporter.message = self._title
+            self._reporter.narrative = self._title
         self._reporter.opened(self._title, self._cancellable)
         return self
 
@@ -63,7 +63,7 @@ class ProgressContext:
             return
         node.done += steps
         if message is not None:
-            self._reporter.message = message
+            self._reporter.narrative = message
         if self._reporter.touch():
             await asyncio.sleep(0)  # let the runner write the report and hear a cancel
 
@@ -75,7 +75,7 @@ class ProgressContext:
         if percentage is not None:
             node.set_fraction(percentage / 100)
         if message is not None:
-            self._reporter.message = message
+            self._reporter.narrative = message
         if self._reporter.touch():
             await asyncio.sleep(0)
 

@@ -1,8 +1,9 @@
-"""One progress stream per action execution, fed by every scope its handlers open.
+"""Paced progress streams: the edge between the pure `progress` module and a pipe.
 
-The edge between the pure `progress` module and the pipe: it owns the `Work` tree of one
-execution, paces reports (newest state wins, at most one per interval) and hands LSP-shaped
-values, with the work units the WM needs for weighting, to an `emit` callback.
+`PacedStream` owns a `Work` tree and a `Stream`, sends the newest state at most once per
+interval (begin and end are never delayed; the latest state is flushed before end) and hands
+LSP-shaped values to an `emit` callback. The runner's `ExecutionReporter` and the WM's batch
+progress are both built on it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
 
 from .progress import Pacer, Stream, Value, Work
 
@@ -19,55 +19,56 @@ Emit = Callable[[Value], None]
 REPORT_INTERVAL = 0.1
 
 
-class ExecutionReporter:
-    """Combines the scopes of one execution into one begin … end on its token."""
+class PacedStream:
+    """One client-visible stream over a `Work` tree, paced and coalesced."""
 
-    def __init__(self, emit: Emit, *, title: str, handlers: int,
-                 interval: float = REPORT_INTERVAL) -> None:
+    def __init__(self, emit: Emit, root: Work, *, interval: float = REPORT_INTERVAL) -> None:
         self._emit = emit
-        self._title = title
-        self.root = Work(composite=True, expected=handlers)
-        self._stream: Stream | None = None
+        self.root = root
+        self.stream: Stream | None = None
         self._pacer = Pacer(interval)
         self._dirty = False
         self._timer: asyncio.TimerHandle | None = None
-        self.message: str | None = None
         self.closed = False
 
-    def handler_work(self) -> Work:
-        """A part of the execution for one handler; its scopes go under it."""
-        return self.root.add(composite=True)
+    # hooks for subclasses ------------------------------------------------------------------
 
-    def _units(self, fraction: float | None) -> dict[str, float]:
-        units = self.root.units()
-        if units is None:
-            return {}
-        return {"total": units, "done": round((fraction or 0.0) * units, 6)}
+    def message(self) -> str | None:
+        """The narrative shown with the next value."""
+        return None
 
-    def opened(self, title: str, cancellable: bool) -> None:
-        """A scope opened: the first one begins the stream."""
-        if self._stream is not None or self.closed:
-            self.touch()
+    def extra(self, fraction: float | None) -> Value | None:
+        """Fields sent along with begin and reports (none by default)."""
+        return None
+
+    # lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def begun(self) -> bool:
+        return self.stream is not None
+
+    def begin(self, title: str, *, cancellable: bool, determinate: bool) -> None:
+        if self.stream is not None or self.closed:
             return
-        stream = self._stream = Stream(title or self._title, cancellable=cancellable)
+        stream = self.stream = Stream(title, cancellable=cancellable)
         fraction = self.root.fraction()
-        value = stream.begin(determinate=self.root.units() is not None or fraction is not None,
-                             fraction=fraction, message=self.message,
-                             extra=self._units(fraction))
+        value = stream.begin(determinate=determinate, fraction=fraction, message=self.message(),
+                             extra=self.extra(fraction))
         self._pacer.sent(time.monotonic())
         self._emit(value)
 
     def touch(self) -> bool:
-        """Note new state; returns True when a report went out now (caller should yield)."""
-        if self._stream is None or self.closed:
+        """Note new state; True when a report went out just now (the caller may yield)."""
+        if self.stream is None or self.closed:
             return False
         self._dirty = True
         now = time.monotonic()
-        if self._pacer.delay(now) == 0.0:
+        delay = self._pacer.delay(now)
+        if delay == 0.0:
             self.flush()
             return True
         if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self._pacer.delay(now), self.flush)
+            self._timer = asyncio.get_running_loop().call_later(delay, self.flush)
         return False
 
     def flush(self, *, complete: bool = False) -> None:
@@ -75,26 +76,64 @@ class ExecutionReporter:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        stream = self._stream
+        stream = self.stream
         if stream is None or stream.state != "active" or not (self._dirty or complete):
             return
         self._dirty = False
-        fraction = self.root.fraction()
-        value = stream.report(fraction=fraction, message=self.message, complete=complete,
-                              extra=self._units(1.0 if complete else fraction))
-        if value is None:
-            return
-        self._pacer.sent(time.monotonic())
-        self._emit(value)
+        fraction = 1.0 if complete else self.root.fraction()
+        value = stream.report(fraction=fraction, message=self.message(), complete=complete,
+                              extra=self.extra(fraction))
+        if value is not None:
+            self._pacer.sent(time.monotonic())
+            self._emit(value)
 
-    def close(self, outcome: str) -> None:
-        """End the stream (if it began) with the outcome; later scope activity is ignored."""
+    def close(self, outcome: str, *, complete: bool) -> None:
+        """Flush, then end the stream (if it began) with the outcome; later activity is ignored."""
         if self.closed:
             return
-        self.flush(complete=outcome == "done")
+        self.flush(complete=complete)
         self.closed = True
-        if self._stream is not None and self._stream.state == "active":
-            self._emit(self._stream.end(outcome))
+        if self.stream is not None and self.stream.state == "active":
+            self._emit(self.stream.end(outcome))
+
+
+class ExecutionReporter(PacedStream):
+    """Combines the scopes of one action execution into one begin … end on its token.
+
+    The first scope opened begins the stream; it is determinate when the execution is
+    measurable by then (several handlers, or a declared total). Begin and reports carry the
+    work units (`total`, `done`) so the WM weights executions without un-rounding percentages.
+    """
+
+    def __init__(self, emit: Emit, *, title: str, handlers: int,
+                 interval: float = REPORT_INTERVAL) -> None:
+        super().__init__(emit, Work(composite=True, expected=handlers), interval=interval)
+        self._title = title
+        self.narrative: str | None = None
+
+    def handler_work(self) -> Work:
+        """A part of the execution for one handler; its scopes go under it."""
+        return self.root.add(composite=True)
+
+    def message(self) -> str | None:
+        return self.narrative
+
+    def extra(self, fraction: float | None) -> Value | None:
+        units = self.root.units()
+        if units is None:
+            return {}
+        return {"total": units, "done": round((fraction or 0.0) * units, 6)}
+
+    def opened(self, title: str, cancellable: bool) -> None:
+        """A scope opened: the first one begins the stream."""
+        if self.begun:
+            self.touch()
+            return
+        self.begin(title or self._title, cancellable=cancellable,
+                   determinate=self.root.units() is not None or self.root.fraction() is not None)
+
+    def finish(self, outcome: str) -> None:
+        self.close(outcome, complete=outcome == "done")
 
 
 class NullReporter(ExecutionReporter):
@@ -105,5 +144,5 @@ class NullReporter(ExecutionReporter):
         self.closed = True
 
 
-def _discard(_: Any) -> None:
+def _discard(_: Value) -> None:
     return None

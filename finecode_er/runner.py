@@ -124,7 +124,7 @@ class Runner:
             outcome = f"failed: {exc}"
             raise RpcError(ACTION_FAILED, str(exc), exc.data) from None
         finally:
-            reporter.close(outcome)
+            reporter.finish(outcome)
 
     def _reporter(self, action: str, token: Any, handlers: int) -> ExecutionReporter:
         if token is None:

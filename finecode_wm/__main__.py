@@ -1,0 +1,5 @@
+"""`python -m finecode_wm` is `finecode-wm`."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,280 @@
+"""One client request fanned out over child executions, with one aggregated progress stream.
+
+Transport-agnostic: the LSP server and the terminal front end both plan a batch here, run it,
+and receive the same progress values (`emit`) and per-child results (`on_result`).
+
+Begin rule (DESIGN.md rule 4): two or more children are measurable by their count, so the
+stream begins at once and determinate. A single child is measurable only by its own declared
+total, so the stream waits for that child's begin — at most `BEGIN_WAIT_WARM` when its runner is
+warm, `BEGIN_WAIT_COLD` while it starts ("starting runners") — then begins determinate or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finecode_er.progress import Value
+from finecode_er.reporter import Emit, PacedStream
+from finecode_er.wire import REQUEST_CANCELLED, RpcError
+
+from .progress import BatchProgress, Child
+from .runners import RunnerDied, RunnerPool
+from .workspace import Project, Workspace
+
+__all__ = ["BadRequest", "Batch", "BatchOptions", "plan"]
+
+BEGIN_WAIT_WARM = 0.03
+BEGIN_WAIT_COLD = 0.2
+TOKEN_WAIT = 2.0
+Log = Callable[[str], None]
+
+
+class BadRequest(ValueError):
+    """Input a person has to fix: answered as InvalidParams."""
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    concurrent: bool = True
+    stop_on_failure: bool = False
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class Planned:
+    project: Project
+    action: str
+
+
+def plan(workspace: Workspace, actions: list[str],
+         projects: list[str] | None = None) -> list[Planned]:
+    """Every selected action in every selected project that defines it, in a stable order."""
+    if not actions:
+        raise BadRequest("'actions' must name at least one action")
+    if projects is None:
+        selected = sorted(workspace.projects.values(), key=lambda p: p.root)
+    else:
+        selected = []
+        for raw in projects:
+            path = Path(raw)
+            if not path.is_absolute():
+                raise BadRequest(f"project path must be absolute: {raw!r}")
+            path = path.resolve()
+            if not workspace.contains(path):
+                raise BadRequest(f"{path} is outside the workspace folders "
+                                 f"({', '.join(map(str, workspace.folders)) or 'none'})")
+            project = workspace.projects.get(path)
+            if project is None:
+                problem = workspace.problems.get(path)
+                raise BadRequest(f"{path} has a broken FineCode config: {problem}" if problem else
+                                 f"{path} is not a FineCode project (no [tool.finecode] table)")
+            if project not in selected:
+                selected.append(project)
+    for action in actions:
+        if not any(action in p.actions for p in selected):
+            known = sorted({a for p in selected for a in p.actions})
+            raise BadRequest(f"unknown action {action!r}: no selected project defines it "
+                             f"(defined: {', '.join(known) or 'none'})")
+    return [Planned(p, a) for p in selected for a in dict.fromkeys(actions) if a in p.actions]
+
+
+class _BatchStream(PacedStream):
+    """The editor-visible stream of one batch."""
+
+    def __init__(self, emit: Emit, progress: BatchProgress) -> None:
+        super().__init__(emit, progress.root)
+        self.progress = progress
+        self.starting = False
+
+    def message(self) -> str | None:
+        text = self.progress.narrative()
+        return f"{text} · starting runners" if self.starting else text
+
+
+class Batch:
+    """Runs planned children with a concurrency cap; cancels them all on request."""
+
+    def __init__(self, pool: RunnerPool, planned: list[Planned], *, title: str,
+                 params: dict[str, Any] | None = None, options: BatchOptions | None = None,
+                 emit: Awaitable[Emit | None] | Emit | None = None,
+                 on_result: Callable[[dict[str, Any]], None] | None = None,
+                 log: Log | None = None) -> None:
+        self._pool = pool
+        self._planned = planned
+        self._title = title
+        self._params = params or {}
+        self.options = options or BatchOptions()
+        self._emit_source = emit
+        self._on_result = on_result
+        self._log = log or (lambda _m: None)
+        self.progress = BatchProgress([(p.project.name, p.action) for p in planned])
+        self.results: list[dict[str, Any] | None] = [None] * len(planned)
+        self._started: list[float | None] = [None] * len(planned)
+        self._stream: _BatchStream | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._child_begun = asyncio.Event()
+        self.cancelled = False
+        self._halted: str | None = None
+
+    # -- public -----------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Cancel every child; `run()` then finishes normally with what was done."""
+        self.cancelled = True
+        self._halt("the batch was cancelled")
+
+    def _halt(self, reason: str) -> None:
+        if self._halted is None:
+            self._halted = reason
+        for task in self._tasks:
+            task.cancel()
+
+    async def run(self) -> dict[str, Any]:
+        """Run every child; the stream ends before this returns, whatever happens."""
+        beginning = asyncio.get_running_loop().create_task(self._begin())
+        outcome_cancelled = False
+        try:
+            await self._run_children()
+        except asyncio.CancelledError:
+            outcome_cancelled = True
+            raise
+        finally:
+            outcome_cancelled = outcome_cancelled or self.cancelled
+            await self._end(beginning, cancelled=outcome_cancelled)
+        return self.result()
+
+    def result(self) -> dict[str, Any]:
+        entries = [r for r in self.results if r is not None]
+        summary = {s: sum(e["status"] == s for e in entries) for s in ("ok", "failed", "cancelled")}
+        return {"results": entries, "summary": summary}
+
+    # -- progress ---------------------------------------------------------------------------
+
+    async def _resolve_emit(self) -> Emit | None:
+        source = self._emit_source
+        if source is None or callable(source):
+            return source
+        return await source
+
+    async def _begin(self) -> None:
+        emit = await self._resolve_emit()
+        if emit is None:
+            return
+        stream = self._stream = _BatchStream(emit, self.progress)
+        warm = all(self._pool.is_warm(p.project) for p in self._planned)
+        if len(self._planned) == 1:
+            wait = BEGIN_WAIT_WARM if warm else BEGIN_WAIT_COLD
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._child_begun.wait(), wait)
+        stream.starting = not all(self._pool.is_warm(p.project) for p in self._planned)
+        stream.begin(self._title, cancellable=True, determinate=self.progress.measurable())
+
+    async def _end(self, beginning: asyncio.Task[None], *, cancelled: bool) -> None:
+        """Make sure the stream begins (a token being created may still answer) and ends."""
+        self._child_begun.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(beginning), TOKEN_WAIT)
+        except (TimeoutError, asyncio.CancelledError):
+            beginning.cancel()
+        except Exception as exc:  # the token could not be created: run silently
+            self._log(f"progress token unavailable: {exc}")
+        if self._stream is not None:
+            self._stream.starting = False
+            complete = not cancelled and all(r is not None for r in self.results)
+            self._stream.close(self.progress.outcome(cancelled=cancelled), complete=complete)
+        if self.progress.dropped:
+            self._log(f"{self._title}: dropped {self.progress.dropped} bad progress value(s) "
+                      "from runners")
+
+    def _on_child_value(self, child: Child, value: Any) -> None:
+        problem = self.progress.fold(child, value)
+        if problem is not None:
+            if self.progress.dropped <= 10:
+                self._log(f"{child.project}/{child.action}: dropped progress: {problem}")
+            return
+        if child.state == "active" and len(self._planned) == 1:
+            self._child_begun.set()
+        if self._stream is not None:
+            self._stream.touch()
+
+    # -- children ---------------------------------------------------------------------------
+
+    async def _run_children(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.options.concurrent:
+            self._tasks = [loop.create_task(self._run_child(i)) for i in range(len(self._planned))]
+            await asyncio.gather(*self._tasks)
+            return
+        for index in range(len(self._planned)):
+            if self._halted is not None:
+                self._record(index, "cancelled", error=f"not run: {self._halted}")
+                continue
+            task = loop.create_task(self._run_child(index))
+            self._tasks = [task]
+            await task
+
+    async def _run_child(self, index: int) -> None:
+        planned = self._planned[index]
+        child = self.progress.children[index]
+        try:
+            async with self._pool.slots:
+                await self._execute(index, planned, child)
+        except asyncio.CancelledError:
+            self._record(index, "cancelled", error=self._halted or "cancelled")
+        entry = self.results[index]
+        if self.options.stop_on_failure and entry is not None and entry["status"] == "failed":
+            self._halt(f"stopped at the first failure ({planned.project.name}/{planned.action})")
+
+    async def _execute(self, index: int, planned: Planned, child: Child) -> None:
+        self._started[index] = time.monotonic()
+        try:
+            runner = await self._pool.get(planned.project)
+        except RunnerDied as exc:
+            self._record(index, "failed", error=str(exc))
+            return
+        router = self._pool.router
+        token = router.mint(lambda value: self._on_child_value(child, value))
+        timeout = self.options.timeout or planned.project.actions[planned.action].timeout
+        try:
+            request = runner.request("run", {"action": planned.action, "params": self._params,
+                                             "workDoneToken": token})
+            result = await asyncio.wait_for(request, timeout)
+        except TimeoutError:
+            self._record(index, "failed", error=f"timed out after {timeout:g} s")
+        except RunnerDied as exc:
+            self._record(index, "failed", error=str(exc))
+        except RpcError as exc:
+            status = "cancelled" if exc.code == REQUEST_CANCELLED else "failed"
+            self._record(index, status, error=exc.message, data=exc.data)
+        else:
+            self._record(index, "ok", result=result)
+        finally:
+            router.release(token)
+
+    def _record(self, index: int, status: str, *, result: Any = None, error: str | None = None,
+                data: Any = None) -> None:
+        if self.results[index] is not None:
+            return
+        planned = self._planned[index]
+        started = self._started[index]
+        seconds = time.monotonic() - started if started is not None else 0.0
+        entry: Value = {"project": str(planned.project.root), "action": planned.action,
+                        "status": status, "seconds": round(seconds, 3)}
+        if status == "ok":
+            entry["result"] = result
+        else:
+            entry["error"] = error
+            if data is not None:
+                entry["errorData"] = data
+        self.results[index] = entry
+        self.progress.finish(self.progress.children[index], status)
+        if self._stream is not None:
+            self._stream.touch()
+        if self._on_result is not None:
+            self._on_result(entry)

@@ -1,0 +1,94 @@
+"""The WM's request params (fixed by DESIGN.md), checked strictly with messages a person can act on.
+
+Checked by hand rather than by cattrs structuring: cattrs is lenient on purpose (a string becomes
+a list of characters), and every rejection here must say which field is wrong and how.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+
+from .batch import BadRequest, BatchOptions
+
+__all__ = ["RunRequest", "parse_run_action", "parse_run_batch"]
+
+Token = int | str
+_OPTION_KEYS = {"concurrent", "stopOnFailure", "timeout"}
+
+
+@attrs.frozen
+class RunRequest:
+    actions: list[str]
+    projects: list[str] | None = None
+    params: dict[str, Any] = attrs.field(factory=dict)
+    options: BatchOptions = attrs.field(factory=BatchOptions)
+    work_done_token: Token | None = None
+    partial_result_token: Token | None = None
+
+
+def _object(raw: Any, what: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise BadRequest(f"{what} must be an object, got {type(raw).__name__}")
+    return raw
+
+
+def _strings(raw: Any, field: str) -> list[str]:
+    if not isinstance(raw, list) or not all(isinstance(s, str) and s for s in raw):
+        raise BadRequest(f"'{field}' must be a list of non-empty strings, got {raw!r:.80}")
+    return raw
+
+
+def _token(raw: Any, field: str) -> Token | None:
+    if raw is None or isinstance(raw, str) or (isinstance(raw, int) and not isinstance(raw, bool)):
+        return raw
+    raise BadRequest(f"'{field}' must be a string or an integer (a ProgressToken), got {raw!r:.80}")
+
+
+def _options(raw: Any) -> BatchOptions:
+    options = _object(raw, "'options'")
+    unknown = sorted(set(options) - _OPTION_KEYS)
+    if unknown:
+        raise BadRequest(f"unknown option(s) {', '.join(unknown)} "
+                         f"(allowed: {', '.join(sorted(_OPTION_KEYS))})")
+    for key in ("concurrent", "stopOnFailure"):
+        if key in options and not isinstance(options[key], bool):
+            raise BadRequest(f"option '{key}' must be true or false")
+    timeout = options.get("timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
+                                or not math.isfinite(timeout) or timeout <= 0):
+        raise BadRequest("option 'timeout' must be a positive number of seconds")
+    return BatchOptions(concurrent=options.get("concurrent", True),
+                        stop_on_failure=options.get("stopOnFailure", False),
+                        timeout=float(timeout) if timeout is not None else None)
+
+
+def _common(raw: dict[str, Any], actions: list[str]) -> RunRequest:
+    projects = raw.get("projects")
+    return RunRequest(
+        actions=actions,
+        projects=None if projects is None else _strings(projects, "projects"),
+        params=_object(raw.get("params") or {}, "'params'"),
+        options=_options(raw.get("options") or {}),
+        work_done_token=_token(raw.get("workDoneToken"), "workDoneToken"),
+        partial_result_token=_token(raw.get("partialResultToken"), "partialResultToken"),
+    )
+
+
+def parse_run_batch(raw: Any) -> RunRequest:
+    """`{actions, projects?, params?, options?, workDoneToken?, partialResultToken?}`."""
+    raw = _object(raw, "runBatch params")
+    if "actions" not in raw:
+        raise BadRequest("runBatch needs 'actions': a list of action names, e.g. [\"lint\"]")
+    return _common(raw, _strings(raw["actions"], "actions"))
+
+
+def parse_run_action(raw: Any) -> RunRequest:
+    """`{action, projects?, params?}` of the `finecode.runAction` command."""
+    raw = _object(raw, "finecode.runAction argument")
+    action = raw.get("action")
+    if not isinstance(action, str) or not action:
+        raise BadRequest("finecode.runAction needs {\"action\": \"<name>\"}")
+    return _common(raw, [action])

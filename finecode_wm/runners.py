@@ -1,0 +1,230 @@
+"""Extension Runner processes: one per project, started on demand, restarted after they die.
+
+Each runner's `$/progress` goes straight from the pipe to the `ProgressRouter` (no generic
+dispatch, no task per message), which hands it to whoever minted the token. stderr is drained
+into the log so a chatty handler can never block on a full pipe; its last lines are kept for
+the error when a runner dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import sys
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import finecode_er
+from finecode_er.wire import Connection, ConnectionClosed
+
+from .workspace import Project
+
+__all__ = ["ProgressRouter", "RunnerDied", "RunnerPool", "RunnerProcess"]
+
+Log = Callable[[str], None]
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 2.0
+STDERR_TAIL = 20
+
+
+class RunnerDied(Exception):
+    """A runner could not start, or exited while a request was in flight."""
+
+
+class ProgressRouter:
+    """Maps the WM's internal child tokens to the code that folds their progress."""
+
+    def __init__(self, log: Log) -> None:
+        self._log = log
+        self._routes: dict[str, Callable[[Any], None]] = {}
+        self._ids = itertools.count(1)
+        self.dropped = 0
+
+    def mint(self, deliver: Callable[[Any], None]) -> str:
+        token = f"fc-{next(self._ids)}"
+        self._routes[token] = deliver
+        return token
+
+    def release(self, token: str) -> None:
+        self._routes.pop(token, None)
+
+    def deliver(self, params: Any) -> None:
+        token = params.get("token") if isinstance(params, dict) else None
+        route = self._routes.get(token) if isinstance(token, str) else None
+        if route is None:
+            self.dropped += 1
+            if self.dropped <= 10 or self.dropped % 10_000 == 0:
+                self._log(f"dropped $/progress for an unknown token ({self.dropped} so far): "
+                          f"{str(params)[:120]}")
+            return
+        route(params.get("value"))
+
+
+class RunnerProcess:
+    """One `python -m finecode_er` child for one project."""
+
+    def __init__(self, project: Project, router: ProgressRouter, log: Log) -> None:
+        self.project = project
+        self._router = router
+        self._log = log
+        self.proc: asyncio.subprocess.Process | None = None
+        self.conn: Connection | None = None
+        self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None and not (
+            self.conn is not None and self.conn.closed)
+
+    def _env(self) -> dict[str, str]:
+        """Make this distribution's runner importable for a project's own interpreter."""
+        env = dict(os.environ)
+        if self.project.python != sys.executable:
+            here = str(Path(finecode_er.__file__).parent.parent)
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
+        return env
+
+    async def start(self) -> None:
+        project = self.project
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                project.python, "-m", "finecode_er", cwd=project.root, env=self._env(),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, limit=2**24)
+        except OSError as exc:
+            raise RunnerDied(f"cannot start a runner for {project.root} with "
+                             f"{project.python}: {exc.strerror or exc}") from None
+        assert self.proc.stdout is not None and self.proc.stdin is not None
+        self.conn = Connection(self.proc.stdout, self.proc.stdin, log=self._log,
+                               on_notification=self._notified)
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self.conn.serve()), loop.create_task(self._drain())]
+        params = {"projectRoot": str(project.root), "clientName": "finecode_wm",
+                  "actions": {name: a.to_json() for name, a in project.actions.items()}}
+        try:
+            await asyncio.wait_for(self.request("initialize", params), START_TIMEOUT)
+        except TimeoutError:
+            await self.kill()
+            raise RunnerDied(f"runner for {project.root} did not start within "
+                             f"{START_TIMEOUT:.0f} s{self._tail()}") from None
+        except BaseException:
+            await self.kill()
+            raise
+
+    def _notified(self, method: str, params: Any) -> None:
+        if method == "$/progress":
+            self._router.deliver(params)
+
+    async def _drain(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        name = self.project.name
+        while line := await self.proc.stderr.readline():
+            text = line.decode(errors="replace").rstrip()
+            self.stderr_tail.append(text[:500])
+            self._log(f"[{name}] {text[:2000]}")
+
+    def _tail(self) -> str:
+        return (":\n" + "\n".join(self.stderr_tail)) if self.stderr_tail else ""
+
+    async def request(self, method: str, params: Any) -> Any:
+        """A request to the runner; a runner that dies meanwhile raises `RunnerDied`."""
+        if self.conn is None:
+            raise RunnerDied("runner not started")
+        try:
+            return await self.conn.request(method, params)
+        except ConnectionClosed:
+            code = await self._exit_code()
+            raise RunnerDied(f"runner for {self.project.name} exited (code {code})"
+                             f"{self._tail()}") from None
+
+    async def _exit_code(self) -> int | None:
+        assert self.proc is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.proc.wait(), 1.0)
+            # let the drain read the last stderr lines
+            await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), 0.5)
+        return self.proc.returncode
+
+    async def stop(self) -> None:
+        """`shutdown` + `exit`, then close stdin; kill if it does not go within the timeout."""
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            await self.kill()
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.request("shutdown", None), STOP_TIMEOUT)
+            assert self.conn is not None
+            self.conn.notify("exit")
+        await self.kill(grace=STOP_TIMEOUT)
+
+    async def kill(self, grace: float = 0.0) -> None:
+        """Make sure the process is gone and its pipes are closed."""
+        proc = self.proc
+        if proc is not None:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            if proc.returncode is None and grace:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proc.wait(), grace)
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+            await proc.wait()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class RunnerPool:
+    """The runners of a workspace: one per project, started when first needed."""
+
+    def __init__(self, log: Log, *, max_parallel: int | None = None) -> None:
+        self._log = log
+        self.router = ProgressRouter(log)
+        self._runners: dict[Path, RunnerProcess] = {}
+        self._locks: dict[Path, asyncio.Lock] = {}
+        self.max_parallel = max_parallel or os.cpu_count() or 2
+        self.slots = asyncio.Semaphore(self.max_parallel)
+
+    def set_max_parallel(self, max_parallel: int) -> None:
+        """Change the cap before work starts (from the editor's initializationOptions)."""
+        self.max_parallel = max_parallel
+        self.slots = asyncio.Semaphore(max_parallel)
+
+    def is_warm(self, project: Project) -> bool:
+        runner = self._runners.get(project.root)
+        return runner is not None and runner.alive and runner.project == project
+
+    async def get(self, project: Project) -> RunnerProcess:
+        """The project's running runner, (re)started if needed or if its config changed."""
+        lock = self._locks.setdefault(project.root, asyncio.Lock())
+        async with lock:
+            runner = self._runners.get(project.root)
+            if runner is not None and runner.alive and runner.project == project:
+                return runner
+            if runner is not None:
+                self._log(f"restarting the runner of {project.name}")
+                await runner.kill()
+            runner = RunnerProcess(project, self.router, self._log)
+            await runner.start()
+            self._runners[project.root] = runner
+            return runner
+
+    async def warm(self, projects: list[Project]) -> None:
+        """Start runners ahead of the first request; failures surface on first use."""
+        results = await asyncio.gather(*(self.get(p) for p in projects), return_exceptions=True)
+        for project, result in zip(projects, results, strict=True):
+            if isinstance(result, BaseException):
+                self._log(f"could not warm the runner of {project.name}: {result}")
+
+    def pids(self) -> list[int]:
+        return [r.proc.pid for r in self._runners.values() if r.proc is not None and r.alive]
+
+    async def stop_all(self) -> None:
+        runners, self._runners = list(self._runners.values()), {}
+        await asyncio.gather(*(r.stop() for r in runners), return_exceptions=True)

@@ -1,0 +1,264 @@
+"""The LSP surface (fixed by DESIGN.md), wired to the WM's services.
+
+Protocol subclass, because stock pygls 2.1 `workspace/executeCommand` hides the request's
+`workDoneToken` and does not cancel the command on `$/cancelRequest`. Progress values are sent as
+plain dicts (`$/progress` mapped to an untyped notification): they come out of the shared state
+machine already shaped as LSP values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import signal
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import attrs
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams, JsonRpcRequestCancelled
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import JsonRPCNotification, LanguageServerProtocol, lsp_method
+
+from finecode_er.progress import Value
+from finecode_er.reporter import Emit
+
+from . import __version__
+from .batch import BadRequest, Batch
+from .requests import RunRequest, parse_run_action, parse_run_batch
+from .service import FineCode
+
+__all__ = ["build_server", "serve_stdio"]
+
+RUN_BATCH = "runBatch"
+CMD_RUN_ACTION = "finecode.runAction"
+CMD_RUN_BATCH = "finecode.runBatch"
+CMD_LIST_PROJECTS = "finecode.listProjects"
+
+
+@attrs.define
+class RunBatchRequest:
+    """`runBatch` as pygls reads it: params stay raw JSON so we can reject them helpfully."""
+
+    id: int | str
+    params: Any
+    method: str = RUN_BATCH
+    jsonrpc: str = "2.0"
+
+
+class FineCodeProtocol(LanguageServerProtocol):
+    def get_message_type(self, method: str) -> Any:  # type: ignore[override]
+        if method == RUN_BATCH:
+            return RunBatchRequest
+        if method == types.PROGRESS:
+            return JsonRPCNotification
+        return super().get_message_type(method)
+
+    @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
+    async def lsp_workspace__execute_command(  # type: ignore[override]  # async on purpose
+            self, params: types.ExecuteCommandParams) -> Any:
+        server = self._server
+        assert isinstance(server, FineCodeServer)
+        return await server.execute_command(params)
+
+
+def _uri_path(uri: str) -> Path:
+    return Path(unquote(urlparse(uri).path))
+
+
+class FineCodeServer(LanguageServer):
+    """pygls server holding the WM's services and the batches in flight."""
+
+    def __init__(self, *, max_parallel: int | None = None) -> None:
+        super().__init__("finecode-wm", __version__, protocol_cls=FineCodeProtocol)
+        self.fine = FineCode(self.log, max_parallel=max_parallel)
+        self.by_token: dict[Any, Batch] = {}
+        self.options: dict[str, Any] = {}
+        self.warming: asyncio.Task[None] | None = None
+        self._token_ids = itertools.count(1)
+
+    # -- editor-facing helpers --------------------------------------------------------------
+
+    def log(self, message: str) -> None:
+        """Runner stderr and diagnostics: `window/logMessage` at Log level (hidden by default)."""
+        self.window_log_message(types.LogMessageParams(type=types.MessageType.Log,
+                                                       message=message))
+
+    def show_problems(self, problems: list[str]) -> None:
+        for problem in problems:
+            self.window_show_message(types.ShowMessageParams(
+                type=types.MessageType.Error, message=f"FineCode: {problem}"))
+
+    def _emit_to(self, token: Any) -> Emit:
+        notify = self.protocol.notify
+
+        def emit(value: Value) -> None:
+            notify(types.PROGRESS, {"token": token, "value": value})
+
+        return emit
+
+    async def _created_token(self) -> Emit | None:
+        """A server-created token; None when the client refuses it (then nothing is sent)."""
+        token = f"finecode-{os.getpid()}-{next(self._token_ids)}"
+        try:
+            await self.window_work_done_progress_create_async(
+                types.WorkDoneProgressCreateParams(token=token))
+        except Exception as exc:
+            self.log(f"client refused progress token {token}: {exc}")
+            return None
+        return self._emit_to(token)
+
+    # -- folders ----------------------------------------------------------------------------
+
+    def rescan(self) -> None:
+        folders = [_uri_path(f.uri) for f in self.workspace.folders.values()]
+        if not folders and self.workspace.root_uri:
+            folders = [_uri_path(self.workspace.root_uri)]
+        self.show_problems(self.fine.set_folders(folders))
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def run(self, request: RunRequest) -> dict[str, Any]:
+        """Run a request to completion: one stream, results kept on cancel and failure."""
+        token = request.work_done_token
+        if token is not None and token in self.by_token:
+            raise JsonRpcInvalidParams(f"workDoneToken {token!r} is already in use by a "
+                                       "running request; use a fresh token per request")
+        emit: Awaitable[Emit | None] | Emit | None
+        if token is not None:
+            emit = self._emit_to(token)
+        elif self.client_capabilities.window and self.client_capabilities.window.work_done_progress:
+            emit = asyncio.ensure_future(self._created_token())
+        else:
+            emit = None
+        on_result = None
+        partial_token = request.partial_result_token
+        if partial_token is not None:
+            notify = self.protocol.notify
+
+            def on_result(entry: dict[str, Any]) -> None:
+                notify(types.PROGRESS, {"token": partial_token, "value": {"results": [entry]}})
+
+        try:
+            batch = self.fine.batch(request, emit=emit, on_result=on_result)
+        except BadRequest as exc:
+            if isinstance(emit, asyncio.Future):
+                emit.cancel()
+            raise JsonRpcInvalidParams(str(exc)) from None
+        key = token if token is not None else object()
+        self.by_token[key] = batch
+        try:
+            result = await batch.run()
+        except asyncio.CancelledError:
+            raise JsonRpcRequestCancelled("request cancelled; finished results are in data",
+                                          data=self._shape(batch.result(), partial_token)) from None
+        finally:
+            self.by_token.pop(key, None)
+        return self._shape(result, partial_token)
+
+    @staticmethod
+    def _shape(result: dict[str, Any], partial_token: Any) -> dict[str, Any]:
+        """With partial results the entries were streamed: the response carries the summary."""
+        return {"summary": result["summary"]} if partial_token is not None else result
+
+    def cancel_token(self, token: Any) -> None:
+        batch = self.by_token.get(token)
+        if batch is not None:
+            batch.cancel()
+
+    async def execute_command(self, params: types.ExecuteCommandParams) -> Any:
+        args = params.arguments or []
+        command = params.command
+        if command == CMD_LIST_PROJECTS:
+            return self.fine.list_projects()
+        if command not in (CMD_RUN_ACTION, CMD_RUN_BATCH):
+            raise JsonRpcInvalidParams(f"unknown command {command!r} (known: {CMD_RUN_ACTION}, "
+                                       f"{CMD_RUN_BATCH}, {CMD_LIST_PROJECTS})")
+        if len(args) != 1:
+            raise JsonRpcInvalidParams(f"{command} takes exactly one argument object")
+        try:
+            if command == CMD_RUN_ACTION:
+                request = parse_run_action(args[0])
+            else:
+                if isinstance(args[0], dict) and (
+                        {"workDoneToken", "partialResultToken"} & set(args[0])):
+                    raise BadRequest(f"{command}: pass tokens on the executeCommand request, "
+                                     "not in its argument")
+                request = parse_run_batch(args[0])
+        except BadRequest as exc:
+            raise JsonRpcInvalidParams(str(exc)) from None
+        return await self.run(attrs.evolve(request, work_done_token=params.work_done_token))
+
+
+def build_server(*, max_parallel: int | None = None) -> FineCodeServer:
+    server = FineCodeServer(max_parallel=max_parallel)
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: FineCodeServer, params: types.InitializeParams) -> None:
+        options = params.initialization_options
+        ls.options = options if isinstance(options, dict) else {}
+        parallel = ls.options.get("maxParallel")
+        if isinstance(parallel, int) and not isinstance(parallel, bool) and parallel > 0:
+            ls.fine.pool.set_max_parallel(parallel)
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: FineCodeServer, params: types.InitializedParams) -> None:
+        ls.rescan()
+        if ls.options.get("warmRunners", True) is not False:
+            ls.warming = asyncio.get_running_loop().create_task(ls.fine.warm())
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
+    def folders_changed(ls: FineCodeServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
+        ls.rescan()
+
+    @server.feature(RUN_BATCH)
+    async def run_batch(ls: FineCodeServer, params: Any) -> dict[str, Any]:
+        try:
+            request = parse_run_batch(params)
+        except BadRequest as exc:
+            raise JsonRpcInvalidParams(str(exc)) from None
+        return await ls.run(request)
+
+    @server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)
+    def progress_cancelled(ls: FineCodeServer, params: types.WorkDoneProgressCancelParams) -> None:
+        ls.cancel_token(params.token)
+
+    @server.feature(types.SHUTDOWN)
+    async def shutdown(ls: FineCodeServer, params: Any) -> None:
+        for batch in list(ls.by_token.values()):
+            batch.cancel()
+        await ls.fine.close()
+
+    for name in (CMD_RUN_ACTION, CMD_RUN_BATCH, CMD_LIST_PROJECTS):
+        # Registered so that initialize advertises them; FineCodeProtocol runs them.
+        server.command(name)(_advertised_only)
+
+    return server
+
+
+async def _advertised_only(*_args: Any) -> None:
+    raise RuntimeError("commands are dispatched by FineCodeProtocol.execute_command")
+
+
+def _kill_runners(pids: list[int]) -> None:
+    """After the editor went away without `shutdown`: no runner may outlive the WM."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+
+def serve_stdio(*, max_parallel: int | None = None) -> int:
+    """`finecode-wm lsp`: serve the editor on stdio; exit code per LSP (0 after shutdown)."""
+    logging.getLogger("pygls").setLevel(logging.WARNING)
+    server = build_server(max_parallel=max_parallel)
+    server.start_io()
+    _kill_runners(server.fine.pool.pids())
+    return 0 if getattr(server.protocol, "_shutdown", False) else 1
+
