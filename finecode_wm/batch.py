@@ -132,8 +132,10 @@ class Batch:
     def _halt(self, reason: str) -> None:
         if self._halted is None:
             self._halted = reason
+        current = asyncio.current_task()
         for task in self._tasks:
-            task.cancel()
+            if task is not current:  # a child halting the batch finishes its own record
+                task.cancel()
 
     async def run(self) -> dict[str, Any]:
         """Run every child; the stream ends before this returns, whatever happens."""

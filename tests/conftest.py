@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from finecode_er.wire import Connection
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ER_PROJECT = FIXTURES / "er_project"
+WORKSPACE = FIXTURES / "workspace"
 
 
 class RunnerUnderTest:
@@ -42,9 +44,17 @@ class RunnerUnderTest:
         return await asyncio.wait_for(self.conn.request(method, params), 20)
 
 
+def probe_env() -> dict[str, str]:
+    """The environment for servers and runners under test: probe handlers importable."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(FIXTURES), env.get("PYTHONPATH")) if p)
+    return env
+
+
 async def start_runner(root: Path = ER_PROJECT, **init: Any) -> RunnerUnderTest:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "finecode_er", cwd=root, stdin=asyncio.subprocess.PIPE,
+        sys.executable, "-m", "finecode_er", cwd=root, env=probe_env(),
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     runner = RunnerUnderTest(proc)
     await runner.request("initialize", {"projectRoot": str(root), **init})
