@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Quick start, whole test suite: set up .venv, then ruff, mypy and pytest (every test has a
+# timeout; the suite is bounded as a whole too).
+set -euo pipefail
+FINECODE_EXTRAS=examples,test source "$(dirname "$0")/../.ci/venv.sh"
+cd "$repo"
+echo "== ruff"; ruff check .
+echo "== mypy"; mypy
+echo "== pytest"; timeout 600 python -m pytest -q -p no:cacheprovider "$@"
