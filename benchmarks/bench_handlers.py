@@ -1,0 +1,41 @@
+"""Handlers the benchmarks run; copied into every generated project as `fcbench.py`.
+
+Standard library only (they run inside the runner). `flood` writes raw `$/progress` values
+behind the API's back (bypassing coalescing) to measure how fast the WM absorbs a child stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+PAYLOAD = b"x" * 1024  # blake2b of 1 KiB: ~1.2 µs on the reference machine
+
+
+async def trivial(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    async with ctx.progress("Trivial", total=1) as progress:
+        await progress.advance()
+    return {"ok": True}
+
+
+async def steps(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    n = int(params.get("n", 100_000))
+    digest = b""
+    async with ctx.progress("Hashing", total=n) as progress:
+        for _ in range(n):
+            digest = hashlib.blake2b(PAYLOAD).digest()
+            await progress.advance()
+    return {"steps": n, "digest": digest.hex()[:8]}
+
+
+async def flood(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    n = int(params.get("n", 100_000))
+    chunk = int(params.get("chunk", 256))
+    async with ctx.progress("Flood", total=n):
+        emit = ctx._reporter._emit
+        for i in range(n):
+            emit({"kind": "report", "total": n, "done": i + 1})
+            if i % chunk == 0:
+                await asyncio.sleep(0)  # let the pipe drain
+    return {"sent": n}
