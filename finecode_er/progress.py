@@ -34,8 +34,10 @@ class Work:
     __slots__ = (
         "_active",
         "_ended_known",
+        "_ended_known_done",
         "_ended_known_units",
         "_ended_unknown",
+        "_ended_unknown_done",
         "composite",
         "done",
         "ended",
@@ -65,7 +67,9 @@ class Work:
         # per item keeps memory flat.
         self._ended_known = 0
         self._ended_known_units = 0.0
+        self._ended_known_done = 0.0
         self._ended_unknown = 0
+        self._ended_unknown_done = 0.0  # in parts: fractions of the mean weight
 
     def add(self, *, total: float | None = None, composite: bool = False,
             expected: int = 0) -> Work:
@@ -74,10 +78,15 @@ class Work:
         self._active.append(child)
         return child
 
-    def finish(self) -> None:
-        """End this work; a composite parent keeps its weight, a scope parent drops it."""
+    def finish(self, *, abandoned: bool = False) -> None:
+        """End this work; a composite parent keeps its weight, a scope parent drops it.
+
+        Abandoned work (cancelled) keeps only the progress it made: stopping is not finishing,
+        and the bar must not leap forward when a run is cancelled.
+        """
         if self.ended:
             return
+        done = (self.fraction() or 0.0) if abandoned else 1.0
         self.ended = True
         parent = self.parent
         if parent is None:
@@ -87,9 +96,11 @@ class Work:
             units = self.units()
             if units is None:
                 parent._ended_unknown += 1
+                parent._ended_unknown_done += done
             else:
                 parent._ended_known += 1
                 parent._ended_known_units += units
+                parent._ended_known_done += units * done
 
     def set_fraction(self, fraction: float) -> None:
         """Record progress given as a fraction (an explicit percentage)."""
@@ -117,7 +128,7 @@ class Work:
         count += placeholders
         mean = known_units / known if known else 1.0
         weight = self._ended_known_units + (self._ended_unknown + placeholders) * mean
-        done = self._ended_known_units + self._ended_unknown * mean
+        done = self._ended_known_done + self._ended_unknown_done * mean
         for units, fraction in measured:
             w = mean if units is None else units
             weight += w

@@ -100,6 +100,8 @@ class Connection:
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._serving: dict[Any, asyncio.Task[None]] = {}
+        # Requests we cancelled, by id, with when: the peer still owes an answer.
+        self.cancelling: dict[int, float] = {}
         self.closed = False
 
     # -- sending ----------------------------------------------------------------------------
@@ -124,6 +126,7 @@ class Connection:
             return await future
         except asyncio.CancelledError:
             if future.cancelled():  # no answer arrived: tell the peer to stop working on it
+                self.cancelling[msg_id] = asyncio.get_running_loop().time()
                 self.notify("$/cancelRequest", {"id": msg_id})
             raise
         finally:
@@ -170,7 +173,10 @@ class Connection:
                 self._log(f"notification {method} failed: {exc!r}")
 
     def _answered(self, message: dict[str, Any]) -> None:
-        future = self._pending.get(message.get("id"))  # type: ignore[arg-type]
+        msg_id = message.get("id")
+        if self.cancelling.pop(msg_id, None) is not None:  # type: ignore[arg-type]
+            return  # the late answer to a request we cancelled
+        future = self._pending.get(msg_id)  # type: ignore[arg-type]
         if future is None or future.done():
             self._log(f"dropped an answer to no request: {str(message)[:120]}")
             return

@@ -87,14 +87,14 @@ def plan(workspace: Workspace, actions: list[str],
 class _BatchStream(PacedStream):
     """The editor-visible stream of one batch."""
 
-    def __init__(self, emit: Emit, progress: BatchProgress) -> None:
+    def __init__(self, emit: Emit, progress: BatchProgress, starting: Callable[[], bool]) -> None:
         super().__init__(emit, progress.root)
         self.progress = progress
-        self.starting = False
+        self.starting = starting
 
     def message(self) -> str | None:
         text = self.progress.narrative()
-        return f"{text} · starting runners" if self.starting else text
+        return f"{text} · starting runners" if self.starting() else text
 
 
 class Batch:
@@ -168,14 +168,17 @@ class Batch:
         emit = await self._resolve_emit()
         if emit is None:
             return
-        stream = self._stream = _BatchStream(emit, self.progress)
-        warm = all(self._pool.is_warm(p.project) for p in self._planned)
+        stream = self._stream = _BatchStream(emit, self.progress, self._starting)
         if len(self._planned) == 1:
-            wait = BEGIN_WAIT_WARM if warm else BEGIN_WAIT_COLD
+            wait = BEGIN_WAIT_COLD if self._starting() else BEGIN_WAIT_WARM
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._child_begun.wait(), wait)
-        stream.starting = not all(self._pool.is_warm(p.project) for p in self._planned)
         stream.begin(self._title, cancellable=True, determinate=self.progress.measurable())
+
+    def _starting(self) -> bool:
+        """Some child still waits for its runner to come up (said in the narrative)."""
+        return any(result is None and not self._pool.is_warm(planned.project)
+                   for planned, result in zip(self._planned, self.results, strict=True))
 
     async def _end(self, beginning: asyncio.Task[None], *, cancelled: bool) -> None:
         """Make sure the stream begins (a token being created may still answer) and ends."""
@@ -187,7 +190,6 @@ class Batch:
         except Exception as exc:  # the token could not be created: run silently
             self._log(f"progress token unavailable: {exc}")
         if self._stream is not None:
-            self._stream.starting = False
             complete = not cancelled and all(r is not None for r in self.results)
             self._stream.close(self.progress.outcome(cancelled=cancelled), complete=complete)
         if self.progress.dropped:

@@ -119,7 +119,7 @@ class BatchProgress:
         if child.status is not None:
             return
         child.status = status
-        child.work.finish()
+        child.work.finish(abandoned=status == "cancelled")
         self.finished += 1
 
     # -- words ------------------------------------------------------------------------------

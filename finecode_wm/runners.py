@@ -29,6 +29,9 @@ Log = Callable[[str], None]
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 2.0
 STDERR_TAIL = 20
+CANCEL_GRACE = 2.0  # a handler that ignores a cancel this long gets its runner killed
+STDERR_LINES_PER_SECOND = 200  # forwarded to the editor's log; the rest are counted
+RETIRED_TOKENS = 1024
 
 
 class RunnerDied(Exception):
@@ -41,6 +44,8 @@ class ProgressRouter:
     def __init__(self, log: Log) -> None:
         self._log = log
         self._routes: dict[str, Callable[[Any], None]] = {}
+        # Released tokens: a cancelled child's runner may still send its last values there.
+        self._retired: dict[str, None] = {}
         self._ids = itertools.count(1)
         self.dropped = 0
 
@@ -50,12 +55,17 @@ class ProgressRouter:
         return token
 
     def release(self, token: str) -> None:
-        self._routes.pop(token, None)
+        if self._routes.pop(token, None) is not None:
+            self._retired[token] = None
+            if len(self._retired) > RETIRED_TOKENS:
+                del self._retired[next(iter(self._retired))]
 
     def deliver(self, params: Any) -> None:
         token = params.get("token") if isinstance(params, dict) else None
         route = self._routes.get(token) if isinstance(token, str) else None
         if route is None:
+            if token in self._retired:
+                return
             self.dropped += 1
             if self.dropped <= 10 or self.dropped % 10_000 == 0:
                 self._log(f"dropped $/progress for an unknown token ({self.dropped} so far): "
@@ -75,6 +85,8 @@ class RunnerProcess:
         self.conn: Connection | None = None
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
         self._tasks: list[asyncio.Task[None]] = []
+        self.killed_because: str | None = None
+        self._watchers: set[asyncio.Task[None]] = set()
 
     @property
     def alive(self) -> bool:
@@ -121,12 +133,24 @@ class RunnerProcess:
             self._router.deliver(params)
 
     async def _drain(self) -> None:
+        """Keep the pipe empty; forward at most a bounded number of lines a second."""
         assert self.proc is not None and self.proc.stderr is not None
+        loop = asyncio.get_running_loop()
         name = self.project.name
+        window, sent, skipped = loop.time(), 0, 0
         while line := await self.proc.stderr.readline():
             text = line.decode(errors="replace").rstrip()
             self.stderr_tail.append(text[:500])
-            self._log(f"[{name}] {text[:2000]}")
+            now = loop.time()
+            if now - window >= 1.0:
+                if skipped:
+                    self._log(f"[{name}] ({skipped} stderr lines not forwarded)")
+                window, sent, skipped = now, 0, 0
+            if sent < STDERR_LINES_PER_SECOND:
+                sent += 1
+                self._log(f"[{name}] {text[:2000]}")
+            else:
+                skipped += 1
 
     def _tail(self) -> str:
         return (":\n" + "\n".join(self.stderr_tail)) if self.stderr_tail else ""
@@ -139,8 +163,26 @@ class RunnerProcess:
             return await self.conn.request(method, params)
         except ConnectionClosed:
             code = await self._exit_code()
-            raise RunnerDied(f"runner for {self.project.name} exited (code {code})"
-                             f"{self._tail()}") from None
+            why = f": {self.killed_because}" if self.killed_because else self._tail()
+            raise RunnerDied(f"runner for {self.project.name} exited (code {code}){why}") from None
+        except asyncio.CancelledError:
+            watcher = asyncio.get_running_loop().create_task(self._watch_cancel())
+            self._watchers.add(watcher)
+            watcher.add_done_callback(self._watchers.discard)
+            raise
+
+    async def _watch_cancel(self) -> None:
+        """Kill the runner if a cancelled request is still unanswered after the grace period."""
+        await asyncio.sleep(CANCEL_GRACE)
+        conn = self.conn
+        if conn is None or not self.alive:
+            return
+        deadline = asyncio.get_running_loop().time() - CANCEL_GRACE
+        if any(since <= deadline for since in conn.cancelling.values()):
+            self.killed_because = (f"a handler ignored cancellation for {CANCEL_GRACE:g} s; "
+                                   "the runner was killed and restarts on next use")
+            self._log(f"[{self.project.name}] {self.killed_because}")
+            await self.kill()
 
     async def _exit_code(self) -> int | None:
         assert self.proc is not None

@@ -101,9 +101,8 @@ class FineCodeServer(LanguageServer):
 
         return emit
 
-    async def _created_token(self) -> Emit | None:
-        """A server-created token; None when the client refuses it (then nothing is sent)."""
-        token = f"finecode-{os.getpid()}-{next(self._token_ids)}"
+    async def _created_token(self, token: str) -> Emit | None:
+        """Ask the client to accept `token`; None when it refuses (then nothing is sent)."""
         try:
             await self.window_work_done_progress_create_async(
                 types.WorkDoneProgressCreateParams(token=token))
@@ -129,12 +128,14 @@ class FineCodeServer(LanguageServer):
             raise JsonRpcInvalidParams(f"workDoneToken {token!r} is already in use by a "
                                        "running request; use a fresh token per request")
         emit: Awaitable[Emit | None] | Emit | None
+        key: Any = token
         if token is not None:
             emit = self._emit_to(token)
         elif self.client_capabilities.window and self.client_capabilities.window.work_done_progress:
-            emit = asyncio.ensure_future(self._created_token())
+            key = f"finecode-{os.getpid()}-{next(self._token_ids)}"
+            emit = asyncio.ensure_future(self._created_token(key))
         else:
-            emit = None
+            key, emit = object(), None
         on_result = None
         partial_token = request.partial_result_token
         if partial_token is not None:
@@ -149,7 +150,6 @@ class FineCodeServer(LanguageServer):
             if isinstance(emit, asyncio.Future):
                 emit.cancel()
             raise JsonRpcInvalidParams(str(exc)) from None
-        key = token if token is not None else object()
         self.by_token[key] = batch
         try:
             result = await batch.run()

@@ -277,6 +277,21 @@ async def test_progress_cancel_answers_normally_with_statuses(client: RecordingC
     assert client.values["pc"][-1]["message"] == "cancelled: 2 cancelled"
 
 
+async def test_progress_cancel_on_a_server_created_token(client: RecordingClient) -> None:
+    """What VS Code and Neovim do: no token on the command, Cancel on the created one."""
+    task = asyncio.create_task(client.workspace_execute_command_async(types.ExecuteCommandParams(
+        command="finecode.runAction", arguments=[{"action": "slow"}])))
+    while not client.created or len(client.values[client.created[0]]) < 3:
+        await asyncio.sleep(0.01)
+    token = client.created[0]
+    client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token=token))
+    result = plain(await task)
+    assert result["summary"] == {"ok": 0, "failed": 0, "cancelled": 2}
+    shown = check_stream(client.values[token])
+    assert shown[-1] < 50, f"cancelling must not make the bar leap forward: {shown}"
+    assert client.values[token][-1]["message"] == "cancelled: 2 cancelled"
+
+
 async def test_misbehaving_child_cannot_break_the_stream(client: RecordingClient) -> None:
     result = await run_batch(client, actions=["flood", "quiet"], projects=[ALPHA],
                              params={"n": 5000}, workDoneToken="m")

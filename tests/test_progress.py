@@ -44,7 +44,7 @@ class Sim:
 events = st.lists(
     st.tuples(st.integers(0, 5),
               st.sampled_from(["open", "open_untotalled", "advance", "total", "finish",
-                               "nest", "nest_advance", "nest_finish", "percent"]),
+                               "abandon", "nest", "nest_advance", "nest_finish", "percent"]),
               st.integers(0, 50)),
     max_size=80)
 
@@ -68,6 +68,8 @@ def drive(expected: int, script: list[tuple[int, str, int]]) -> tuple[Sim, list[
             part.set_fraction(amount / 50)
         elif op == "finish":
             part.finish()
+        elif op == "abandon":
+            part.finish(abandoned=True)
         elif op == "nest" and index not in nests:
             nests[index] = part.add(total=amount)
         elif op == "nest_advance" and index in nests:
@@ -160,6 +162,19 @@ def test_count_is_the_measure_without_totals_and_single_untotalled_is_not_measur
     assert single.units() is None and single.fraction() is None
     part.set_fraction(0.4)
     assert single.fraction() == 0.4  # a percentage reported directly still shows
+
+
+def test_abandoned_part_keeps_only_the_progress_it_made() -> None:
+    root = Work(composite=True, expected=2)
+    cancelled, other = root.add(total=10), root.add(total=30)
+    cancelled.done = 2
+    cancelled.finish(abandoned=True)
+    assert root.fraction() == 2 / 40 and root.units() == 40
+    untotalled = Work(composite=True, expected=2)
+    untotalled.add().finish(abandoned=True)
+    assert untotalled.fraction() == 0.0
+    other.finish()
+    assert root.fraction() == 32 / 40
 
 
 def test_nested_scope_moves_its_parent_within_one_step() -> None:
