@@ -40,6 +40,8 @@ class ProgressContext:
         self._reset: Any = None
 
     async def __aenter__(self) -> ProgressContext:
+        if self._reporter.closed:
+            return self  # no token (or the execution is over): every call is a no-op
         outer = _current_scope.get()
         parent = outer._node if outer is not None and outer._reporter is self._reporter else None
         self._node = (parent or self._work).add(total=self._total)
@@ -51,7 +53,8 @@ class ProgressContext:
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:
-        _current_scope.reset(self._reset)
+        if self._reset is not None:
+            _current_scope.reset(self._reset)
         if self._node is not None:
             self._node.finish()
             self._reporter.touch()
@@ -62,9 +65,12 @@ class ProgressContext:
         if node is None or node.ended:
             return
         node.done += steps
+        reporter = self._reporter
         if message is not None:
-            self._reporter.narrative = message
-        if self._reporter.touch():
+            reporter.narrative = message
+        if reporter.pending():
+            return  # a report is already scheduled and the clock is not due for a read
+        if reporter.touch():
             await asyncio.sleep(0)  # let the runner write the report and hear a cancel
 
     async def report(self, message: str | None = None, percentage: float | None = None) -> None:

@@ -17,6 +17,8 @@ from .progress import Pacer, Stream, Value, Work
 Emit = Callable[[Value], None]
 
 REPORT_INTERVAL = 0.1
+CLOCK_EVERY = 0.002  # read the clock about this often, however fast `touch()` is called
+MAX_STRIDE = 256
 
 
 class PacedStream:
@@ -30,6 +32,9 @@ class PacedStream:
         self._dirty = False
         self._timer: asyncio.TimerHandle | None = None
         self.closed = False
+        self._stride = 1
+        self._countdown = 1
+        self._clock_read = 0.0
 
     # hooks for subclasses ------------------------------------------------------------------
 
@@ -58,17 +63,37 @@ class PacedStream:
         self._emit(value)
 
     def touch(self) -> bool:
-        """Note new state; True when a report went out just now (the caller may yield)."""
+        """Note new state; True when a report went out just now (the caller may yield).
+
+        Hot path of `advance()`: while a report is already scheduled, the clock is read only
+        every `_stride` calls (adapted so that is about every `CLOCK_EVERY` seconds). The timer
+        sends the newest state when the loop is free; the clock read covers handlers that keep
+        the loop busy.
+        """
         if self.stream is None or self.closed:
             return False
         self._dirty = True
         now = time.monotonic()
+        if now - self._clock_read < CLOCK_EVERY:
+            self._stride = min(self._stride * 2, MAX_STRIDE)
+        else:
+            self._stride = max(self._stride // 2, 1)
+        self._clock_read = now
+        self._countdown = self._stride
         delay = self._pacer.delay(now)
         if delay == 0.0:
             self.flush()
             return True
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(delay, self.flush)
+        return False
+
+    def pending(self) -> bool:
+        """Cheapest check of the hot path: state noted, a report scheduled, no clock read due."""
+        self._countdown -= 1
+        if self._countdown > 0 and self._timer is not None:
+            self._dirty = True
+            return True
         return False
 
     def flush(self, *, complete: bool = False) -> None:
