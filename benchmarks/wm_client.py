@@ -142,9 +142,12 @@ class WMClient:
 
     async def run_batch(self, actions: list[str], *, token: str | None = None,
                         params: dict[str, Any] | None = None,
-                        projects: list[str] | None = None) -> BatchRun:
+                        projects: list[str] | None = None,
+                        options: dict[str, Any] | None = None) -> BatchRun:
         assert self.conn is not None
         request: dict[str, Any] = {"actions": actions}
+        if options is not None:
+            request["options"] = options
         if params is not None:
             request["params"] = params
         if projects is not None:

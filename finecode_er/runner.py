@@ -212,8 +212,29 @@ async def serve(stdin_fd: int, stdout_fd: int) -> int:
     return 0 if runner.shutdown_requested or not exiting.done() else 1
 
 
+def _die_with_parent() -> None:
+    """Linux: if the WM is killed outright, the kernel kills this runner too.
+
+    End of stdin already stops an idle runner; this also covers a handler that blocks the loop.
+    """
+    if sys.platform != "linux":
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 def main() -> None:
     """Entry point of `python -m finecode_er`: keep fd 1 for the protocol, route the rest to 2."""
+    import stat
+
+    if not all(stat.S_ISFIFO(os.fstat(fd).st_mode) or stat.S_ISSOCK(os.fstat(fd).st_mode)
+               for fd in (0, 1)):
+        sys.exit("finecode_er speaks JSON-RPC on stdin/stdout pipes and is started by "
+                 "finecode-wm; see docs/protocol.md to drive it yourself")
+    _die_with_parent()
     protocol_out = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr

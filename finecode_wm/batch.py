@@ -237,18 +237,14 @@ class Batch:
 
     async def _execute(self, index: int, planned: Planned, child: Child) -> None:
         self._started[index] = time.monotonic()
-        try:
-            runner = await self._pool.get(planned.project)
-        except RunnerDied as exc:
-            self._record(index, "failed", error=str(exc))
-            return
         router = self._pool.router
         token = router.mint(lambda value: self._on_child_value(child, value))
         timeout = self.options.timeout or planned.project.actions[planned.action].timeout
         try:
-            request = runner.request("run", {"action": planned.action, "params": self._params,
-                                             "workDoneToken": token})
-            result = await asyncio.wait_for(request, timeout)
+            async with self._pool.lease(planned.project) as runner:
+                request = runner.request("run", {"action": planned.action,
+                                                 "params": self._params, "workDoneToken": token})
+                result = await asyncio.wait_for(request, timeout)
         except TimeoutError:
             self._record(index, "failed", error=f"timed out after {timeout:g} s")
         except RunnerDied as exc:

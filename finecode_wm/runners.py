@@ -14,7 +14,7 @@ import itertools
 import os
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ STDERR_TAIL = 20
 CANCEL_GRACE = 2.0  # a handler that ignores a cancel this long gets its runner killed
 STDERR_LINES_PER_SECOND = 200  # forwarded to the editor's log; the rest are counted
 RETIRED_TOKENS = 1024
+MIN_RUNNERS = 8  # default cap on live runners: max(this, max_parallel)
 
 
 class RunnerDied(Exception):
@@ -87,6 +88,9 @@ class RunnerProcess:
         self._tasks: list[asyncio.Task[None]] = []
         self.killed_because: str | None = None
         self._watchers: set[asyncio.Task[None]] = set()
+        self.busy = 0  # requests in flight or about to be sent: never evicted while > 0
+        self.ready = False  # initialize answered
+        self.last_used = 0.0
 
     @property
     def alive(self) -> bool:
@@ -120,6 +124,7 @@ class RunnerProcess:
                   "actions": {name: a.to_json() for name, a in project.actions.items()}}
         try:
             await asyncio.wait_for(self.request("initialize", params), START_TIMEOUT)
+            self.ready = True
         except TimeoutError:
             await self.kill()
             raise RunnerDied(f"runner for {project.root} did not start within "
@@ -223,43 +228,93 @@ class RunnerProcess:
 
 
 class RunnerPool:
-    """The runners of a workspace: one per project, started when first needed."""
+    """The runners of a workspace: one per project, started when first needed.
 
-    def __init__(self, log: Log, *, max_parallel: int | None = None) -> None:
+    Two settings bound the cost, whatever the workspace size: `max_parallel` child executions
+    at once (callers hold `slots`), and `max_runners` live processes — starting one more stops
+    the least recently used idle runner.
+    """
+
+    def __init__(self, log: Log, *, max_parallel: int | None = None,
+                 max_runners: int | None = None) -> None:
         self._log = log
         self.router = ProgressRouter(log)
         self._runners: dict[Path, RunnerProcess] = {}
         self._locks: dict[Path, asyncio.Lock] = {}
+        self._room = asyncio.Lock()
         self.max_parallel = max_parallel or os.cpu_count() or 2
         self.slots = asyncio.Semaphore(self.max_parallel)
+        self._max_runners = max_runners
 
-    def set_max_parallel(self, max_parallel: int) -> None:
-        """Change the cap before work starts (from the editor's initializationOptions)."""
-        self.max_parallel = max_parallel
-        self.slots = asyncio.Semaphore(max_parallel)
+    @property
+    def max_runners(self) -> int:
+        return self._max_runners or max(MIN_RUNNERS, self.max_parallel)
 
-    def is_warm(self, project: Project) -> bool:
-        runner = self._runners.get(project.root)
-        return runner is not None and runner.alive and runner.project == project
+    def set_limits(self, *, max_parallel: int | None = None,
+                   max_runners: int | None = None) -> None:
+        """Change the caps before work starts (from the editor's initializationOptions)."""
+        if max_parallel:
+            self.max_parallel = max_parallel
+            self.slots = asyncio.Semaphore(max_parallel)
+        if max_runners:
+            self._max_runners = max_runners
 
-    async def get(self, project: Project) -> RunnerProcess:
-        """The project's running runner, (re)started if needed or if its config changed."""
+    @contextlib.asynccontextmanager
+    async def lease(self, project: Project) -> AsyncIterator[RunnerProcess]:
+        """The project's runner, (re)started as needed, never evicted while leased."""
+        runner = await self._acquire(project)
+        try:
+            yield runner
+        finally:
+            runner.busy -= 1
+            runner.last_used = asyncio.get_running_loop().time()
+
+    async def _acquire(self, project: Project) -> RunnerProcess:
         lock = self._locks.setdefault(project.root, asyncio.Lock())
         async with lock:
             runner = self._runners.get(project.root)
-            if runner is not None and runner.alive and runner.project == project:
-                return runner
-            if runner is not None:
-                self._log(f"restarting the runner of {project.name}")
-                await runner.kill()
-            runner = RunnerProcess(project, self.router, self._log)
-            await runner.start()
-            self._runners[project.root] = runner
+            if runner is None or not runner.alive or runner.project != project:
+                runner = await self._start(project, runner)
+            runner.busy += 1
             return runner
 
+    async def _start(self, project: Project, old: RunnerProcess | None) -> RunnerProcess:
+        if old is not None:
+            self._log(f"restarting the runner of {project.name}")
+            self._runners.pop(project.root, None)
+            await old.kill()
+        async with self._room:
+            await self._evict_idle(keep=self.max_runners - 1)
+            runner = RunnerProcess(project, self.router, self._log)
+            self._runners[project.root] = runner
+        try:
+            await runner.start()
+        except BaseException:
+            self._runners.pop(project.root, None)
+            raise
+        return runner
+
+    async def _evict_idle(self, keep: int) -> None:
+        live = [r for r in self._runners.values() if r.alive or r.proc is None]
+        idle = sorted((r for r in live if r.busy == 0 and r.proc is not None),
+                      key=lambda r: r.last_used)
+        for runner in idle[:max(0, len(live) - keep)]:
+            self._runners.pop(runner.project.root, None)
+            await runner.stop()
+
+    def is_warm(self, project: Project) -> bool:
+        runner = self._runners.get(project.root)
+        return runner is not None and runner.ready and runner.alive and runner.project == project
+
     async def warm(self, projects: list[Project]) -> None:
-        """Start runners ahead of the first request; failures surface on first use."""
-        results = await asyncio.gather(*(self.get(p) for p in projects), return_exceptions=True)
+        """Start runners ahead of the first request (as many as the cap allows)."""
+        projects = projects[:self.max_runners]
+
+        async def one(project: Project) -> None:
+            async with self.slots, self.lease(project):
+                pass
+
+        results = await asyncio.gather(*(one(p) for p in projects), return_exceptions=True)
         for project, result in zip(projects, results, strict=True):
             if isinstance(result, BaseException):
                 self._log(f"could not warm the runner of {project.name}: {result}")

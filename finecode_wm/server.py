@@ -201,9 +201,11 @@ def build_server(*, max_parallel: int | None = None) -> FineCodeServer:
     def initialize(ls: FineCodeServer, params: types.InitializeParams) -> None:
         options = params.initialization_options
         ls.options = options if isinstance(options, dict) else {}
-        parallel = ls.options.get("maxParallel")
-        if isinstance(parallel, int) and not isinstance(parallel, bool) and parallel > 0:
-            ls.fine.pool.set_max_parallel(parallel)
+        limits = {key: ls.options.get(option) for key, option in
+                  (("max_parallel", "maxParallel"), ("max_runners", "maxRunners"))}
+        ls.fine.pool.set_limits(**{key: value for key, value in limits.items()
+                                   if isinstance(value, int) and not isinstance(value, bool)
+                                   and value > 0})
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: FineCodeServer, params: types.InitializedParams) -> None:

@@ -63,10 +63,10 @@ CONFIG = ClientServerConfig(server_command=[sys.executable, "-m", "finecode_wm",
                             server_env=probe_env(), client_factory=make_client)
 
 
-def init_params(*, progress: bool = True, warm: bool = True,
-                root: Any = WORKSPACE) -> types.InitializeParams:
+def init_params(*, progress: bool = True, warm: bool = True, root: Any = WORKSPACE,
+                **options: Any) -> types.InitializeParams:
     return types.InitializeParams(
         capabilities=types.ClientCapabilities(
             window=types.WindowClientCapabilities(work_done_progress=progress)),
         workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)],
-        initialization_options={"warmRunners": warm})
+        initialization_options={"warmRunners": warm, **options})

@@ -325,3 +325,20 @@ async def test_runners_stop_on_shutdown(client: RecordingClient) -> None:
         await asyncio.sleep(0.05)
     assert all(gone(p) for p in pids), "runner processes outlived the WM"
     assert client._server.returncode == 0
+
+
+@pytest_lsp.fixture(config=CONFIG)
+async def capped_client(lsp_client: RecordingClient) -> AsyncIterator[None]:
+    """One child at a time and at most one live runner."""
+    await lsp_client.initialize_session(init_params(warm=False, maxParallel=1, maxRunners=1))
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_runner_cap_bounds_processes_not_the_workspace(
+        capped_client: RecordingClient) -> None:
+    for _ in range(2):
+        result = await run_batch(capped_client, actions=["count", "quiet"], workDoneToken=None)
+        assert result["summary"] == {"ok": 4, "failed": 0, "cancelled": 0}
+    live = [p for p in runner_pids(capped_client) if not gone(p)]
+    assert len(live) <= 1, live
