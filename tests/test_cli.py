@@ -1,0 +1,109 @@
+"""The terminal front end as a user runs it: `finecode-wm run` / `list`, exit codes, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from .conftest import WORKSPACE, probe_env
+
+pytestmark = pytest.mark.timeout(60)
+
+EXAMPLES = Path(__file__).parent.parent / "examples" / "workspace"
+
+
+def cli(*args: str, cwd: Path = WORKSPACE) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "finecode_wm", *args], cwd=cwd,
+                          env=probe_env(), capture_output=True, text=True, timeout=50)
+
+
+@pytest.fixture
+def examples(tmp_path: Path) -> Path:
+    """A copy of the example workspace, so runs never write into the repository."""
+    return Path(shutil.copytree(EXAMPLES, tmp_path / "workspace"))
+
+
+def test_run_examples_plain_output_and_table(examples: Path) -> None:
+    done = cli("run", "lint", "stats", cwd=examples)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert "FineCode: lint, stats" in lines[0] and "0%" in lines[0]
+    assert any("100%" in line for line in lines), done.stderr
+    assert any(line.strip().endswith("6 ok") for line in lines), done.stderr
+    assert "FineCode results" in done.stderr and "count=5" in done.stderr
+
+
+def test_run_json_is_the_lsp_result_shape(examples: Path) -> None:
+    done = cli("run", "lint", "--json", "--project", str(examples / "small"), cwd=examples)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["summary"] == {"ok": 1, "failed": 0, "cancelled": 0}
+    (entry,) = result["results"]
+    assert entry["action"] == "lint" and entry["result"]["count"] == 2
+
+
+def test_failures_exit_1_and_bad_input_exits_2() -> None:
+    failed = cli("run", "boom")
+    assert failed.returncode == 1
+    assert "ValueError: the widget is broken" in failed.stderr
+    unknown = cli("run", "nope")
+    assert unknown.returncode == 2 and "unknown action 'nope'" in unknown.stderr
+    assert "config error:" in unknown.stderr and "broken" in unknown.stderr
+
+
+def test_list(examples: Path) -> None:
+    done = cli("list", "--json", cwd=examples)
+    assert done.returncode == 0
+    assert [p["name"] for p in json.loads(done.stdout)] == ["large", "medium", "small"]
+    assert cli("list").returncode == 1, "a broken config is an error for `list`"
+
+
+def test_ctrl_c_cancels_children_and_exits_130() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "finecode_wm", "run", "slow", "quiet"],
+                            cwd=WORKSPACE, env=probe_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    runners: list[int] = []
+    deadline = time.monotonic() + 20
+    while len(runners) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        runners = [p.pid for p in psutil.Process(proc.pid).children()]
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert "cancelled" in err and "quiet" in err
+    for pid in runners:
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+
+
+def test_tty_renders_a_live_bar(examples: Path) -> None:
+    """Run under a pseudo-terminal, as a person would."""
+    import pty
+
+    env = probe_env() | {"COLUMNS": "120", "TERM": "xterm"}
+    pid, fd = pty.fork()
+    if pid == 0:  # child
+        os.chdir(examples)
+        os.execvpe(sys.executable, [sys.executable, "-m", "finecode_wm", "run", "stats"], env)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    text = output.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "FineCode: stats" in text and "100%" in text and "3 ok" in text
