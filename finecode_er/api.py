@@ -68,7 +68,9 @@ class ProgressContext:
         reporter = self._reporter
         if message is not None:
             reporter.narrative = message
-        if reporter.pending():
+        reporter.dirty = True
+        reporter.countdown -= 1
+        if reporter.countdown > 0:
             return  # a report is already scheduled and the clock is not due for a read
         if reporter.touch():
             await asyncio.sleep(0)  # let the runner write the report and hear a cancel

@@ -29,11 +29,13 @@ class PacedStream:
         self.root = root
         self.stream: Stream | None = None
         self._pacer = Pacer(interval)
-        self._dirty = False
+        self.dirty = False
         self._timer: asyncio.TimerHandle | None = None
         self.closed = False
+        # Hot-path protocol for `advance()`: set `dirty`, decrement `countdown`, and call
+        # `touch()` only when it reaches 0. It is > 1 only while a report is scheduled.
+        self.countdown = 1
         self._stride = 1
-        self._countdown = 1
         self._clock_read = 0.0
 
     # hooks for subclasses ------------------------------------------------------------------
@@ -65,14 +67,15 @@ class PacedStream:
     def touch(self) -> bool:
         """Note new state; True when a report went out just now (the caller may yield).
 
-        Hot path of `advance()`: while a report is already scheduled, the clock is read only
-        every `_stride` calls (adapted so that is about every `CLOCK_EVERY` seconds). The timer
-        sends the newest state when the loop is free; the clock read covers handlers that keep
-        the loop busy.
+        While a report is scheduled, `advance()` calls this only every `countdown` steps (the
+        stride adapts so the clock is read about every `CLOCK_EVERY` seconds). The timer sends
+        the newest state when the loop is free; the clock read covers handlers that keep the
+        loop busy.
         """
         if self.stream is None or self.closed:
             return False
-        self._dirty = True
+        self.dirty = True
+        self.countdown = 1
         now = time.monotonic()
         if now - self._clock_read < CLOCK_EVERY:
             self._stride = min(self._stride * 2, MAX_STRIDE)
@@ -86,14 +89,7 @@ class PacedStream:
             return True
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(delay, self.flush)
-        return False
-
-    def pending(self) -> bool:
-        """Cheapest check of the hot path: state noted, a report scheduled, no clock read due."""
-        self._countdown -= 1
-        if self._countdown > 0 and self._timer is not None:
-            self._dirty = True
-            return True
+        self.countdown = self._stride
         return False
 
     def flush(self, *, complete: bool = False) -> None:
@@ -101,10 +97,11 @@ class PacedStream:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self.countdown = 1
         stream = self.stream
-        if stream is None or stream.state != "active" or not (self._dirty or complete):
+        if stream is None or stream.state != "active" or not (self.dirty or complete):
             return
-        self._dirty = False
+        self.dirty = False
         fraction = 1.0 if complete else self.root.fraction()
         value = stream.report(fraction=fraction, message=self.message(), complete=complete,
                               extra=self.extra(fraction))
