@@ -56,7 +56,7 @@ class ProgressContext:
         if self._reset is not None:
             _current_scope.reset(self._reset)
         if self._node is not None:
-            self._node.finish()
+            self._node.finish(abandoned=exc_type is not None)
             self._reporter.touch()
 
     async def advance(self, steps: float = 1, message: str | None = None) -> None:

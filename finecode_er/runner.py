@@ -92,7 +92,18 @@ class Runner:
         if str(root) not in sys.path:
             sys.path.insert(0, str(root))
         return {"name": "finecode_er", "version": __version__, "pid": os.getpid(),
-                "actions": sorted(actions)}
+                "actions": sorted(actions), "problems": self._preload()}
+
+    def _preload(self) -> list[str]:
+        """Import every handler now, so a broken one is reported at start, not at first run."""
+        problems = []
+        for name, action in sorted(self.actions.items()):
+            for spec in action.handlers:
+                try:
+                    self._handlers[spec.source] = load_handler(spec.source)
+                except HandlerLoadError as exc:
+                    problems.append(f"{self.root} action '{name}': {exc}")
+        return problems
 
     # -- run --------------------------------------------------------------------------------
 
@@ -155,8 +166,11 @@ class Runner:
             calls.append((spec.source, handler, ctx))
 
         async def call(source: str, handler: Handler, ctx: RunActionContext) -> Any:
+            finished = False
             try:
-                return await handler(params, ctx)
+                result = await handler(params, ctx)
+                finished = True
+                return result
             except (asyncio.CancelledError, ActionFailed):
                 raise
             except Exception as exc:
@@ -166,7 +180,7 @@ class Runner:
                      "traceback": traceback.format_exception(exc)[-6:]},
                 ) from exc
             finally:
-                ctx._work.finish()
+                ctx._work.finish(abandoned=not finished)
                 reporter.touch()
 
         if action.concurrent and len(calls) > 1:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from .batch import BadRequest, BatchOptions
 from .requests import RunRequest
@@ -48,9 +49,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _service(workspace: str, console: Console, max_parallel: int | None = None) -> FineCode:
-    fine = FineCode(lambda _message: None, max_parallel=max_parallel)
+    def report(problem: str) -> None:
+        console.print(f"[bold red]config error:[/] {escape(problem)}", highlight=False)
+
+    fine = FineCode(lambda _message: None, max_parallel=max_parallel, report=report)
     for problem in fine.set_folders([Path(workspace)]):
-        console.print(f"[bold red]config error:[/] {problem}", highlight=False)
+        report(problem)
     return fine
 
 
@@ -70,7 +74,7 @@ async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, ou
     try:
         batch = fine.batch(request, emit=renderer)
     except BadRequest as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_USAGE
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, batch.cancel)
@@ -90,7 +94,7 @@ async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, ou
         for entry in entries:
             if entry["status"] == "failed":
                 err.print(f"[bold red]{names.get(entry['project'])} / {entry['action']}:[/] "
-                          f"{entry.get('error')}", highlight=False)
+                          f"{escape(str(entry.get('error')))}", highlight=False)
     if batch.cancelled:
         return EXIT_INTERRUPTED
     return 0 if all(e["status"] == "ok" for e in entries) else EXIT_FAILED
@@ -104,7 +108,8 @@ def _list(args: argparse.Namespace, out: Console, err: Console) -> int:
     else:
         for project in projects:
             actions = ", ".join(project["actions"]) or "-"  # type: ignore[arg-type]
-            out.print(f"{project['name']}  {project['path']}  [{actions}]", highlight=False)
+            out.print(f"{project['name']}  {project['path']}  [{actions}]", highlight=False,
+                      markup=False, soft_wrap=True)
     return 0 if not fine.workspace.problems else EXIT_FAILED
 
 

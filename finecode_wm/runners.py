@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import os
 import sys
@@ -33,6 +34,23 @@ CANCEL_GRACE = 2.0  # a handler that ignores a cancel this long gets its runner 
 STDERR_LINES_PER_SECOND = 200  # forwarded to the editor's log; the rest are counted
 RETIRED_TOKENS = 1024
 MIN_RUNNERS = 8  # default cap on live runners: max(this, max_parallel)
+
+
+def runner_path() -> str:
+    """A directory holding only `finecode_er` (a link), for a project interpreter's PYTHONPATH.
+
+    Adding the WM's own site-packages instead would shadow the project's packages.
+    """
+    package = Path(finecode_er.__file__).resolve().parent
+    digest = hashlib.sha1(str(package).encode()).hexdigest()[:12]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    base = cache / "finecode" / f"runner-{finecode_er.__version__}-{digest}"
+    link = base / "finecode_er"
+    if not link.exists():
+        base.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            link.symlink_to(package, target_is_directory=True)
+    return str(base)
 
 
 class RunnerDied(Exception):
@@ -80,6 +98,7 @@ class RunnerProcess:
 
     def __init__(self, project: Project, router: ProgressRouter, log: Log) -> None:
         self.project = project
+        self.problems: list[str] = []  # handlers that did not import, from initialize
         self._router = router
         self._log = log
         self.proc: asyncio.subprocess.Process | None = None
@@ -101,7 +120,7 @@ class RunnerProcess:
         """Make this distribution's runner importable for a project's own interpreter."""
         env = dict(os.environ)
         if self.project.python != sys.executable:
-            here = str(Path(finecode_er.__file__).parent.parent)
+            here = runner_path()
             env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
         return env
 
@@ -123,7 +142,9 @@ class RunnerProcess:
         params = {"projectRoot": str(project.root), "clientName": "finecode_wm",
                   "actions": {name: a.to_json() for name, a in project.actions.items()}}
         try:
-            await asyncio.wait_for(self.request("initialize", params), START_TIMEOUT)
+            info = await asyncio.wait_for(self.request("initialize", params), START_TIMEOUT)
+            self.problems = [str(p) for p in info.get("problems", [])] if isinstance(
+                info, dict) else []
             self.ready = True
         except TimeoutError:
             await self.kill()
@@ -236,8 +257,10 @@ class RunnerPool:
     """
 
     def __init__(self, log: Log, *, max_parallel: int | None = None,
-                 max_runners: int | None = None) -> None:
+                 max_runners: int | None = None, report: Log | None = None) -> None:
         self._log = log
+        self._report = report or log  # config problems a person must see
+        self._reported: set[str] = set()
         self.router = ProgressRouter(log)
         self._runners: dict[Path, RunnerProcess] = {}
         self._locks: dict[Path, asyncio.Lock] = {}
@@ -292,6 +315,10 @@ class RunnerPool:
         except BaseException:
             self._runners.pop(project.root, None)
             raise
+        for problem in runner.problems:
+            if problem not in self._reported:
+                self._reported.add(problem)
+                self._report(problem)
         return runner
 
     async def _evict_idle(self, keep: int) -> None:

@@ -75,7 +75,8 @@ class FineCodeServer(LanguageServer):
 
     def __init__(self, *, max_parallel: int | None = None) -> None:
         super().__init__("finecode-wm", __version__, protocol_cls=FineCodeProtocol)
-        self.fine = FineCode(self.log, max_parallel=max_parallel)
+        self.fine = FineCode(self.log, max_parallel=max_parallel,
+                             report=lambda problem: self.show_problems([problem]))
         self.by_token: dict[Any, Batch] = {}
         self.options: dict[str, Any] = {}
         self.warming: asyncio.Task[None] | None = None

@@ -23,10 +23,12 @@ Log = Callable[[str], None]
 
 
 class FineCode:
-    def __init__(self, log: Log, *, max_parallel: int | None = None) -> None:
+    def __init__(self, log: Log, *, max_parallel: int | None = None,
+                 report: Log | None = None) -> None:
+        """`log` takes diagnostics; `report` takes config problems a person must see."""
         self.log = log
         self.workspace = Workspace()
-        self.pool = RunnerPool(log, max_parallel=max_parallel)
+        self.pool = RunnerPool(log, max_parallel=max_parallel, report=report)
 
     def set_folders(self, folders: list[Path]) -> list[str]:
         """Discover projects; returns config problems to show the user."""

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -35,9 +36,10 @@ class Renderer:
 class TtyRenderer(Renderer):
     def __init__(self, console: Console) -> None:
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(),
+            TextColumn("{task.description}", style="bold", markup=False), BarColumn(),
             TextColumn("{task.fields[percent]}"), TimeElapsedColumn(),
-            TextColumn("{task.fields[message]}"), console=console, transient=False)
+            TextColumn("{task.fields[message]}", markup=False), console=console,
+            transient=False)
         self._task: TaskID | None = None
 
     def __call__(self, value: Value) -> None:
@@ -92,10 +94,10 @@ class PlainRenderer(Renderer):
             self._pending = line
             return
         if value["kind"] == "end" and self._pending:
-            self._console.print(self._pending, highlight=False)
+            self._console.print(self._pending, highlight=False, markup=False)
         self._pending = None
         self._next = now + self._interval
-        self._console.print(line, highlight=False)
+        self._console.print(line, highlight=False, markup=False)
 
 
 def summary_table(results: list[dict[str, Any]], names: dict[str, str]) -> Table:
@@ -105,9 +107,9 @@ def summary_table(results: list[dict[str, Any]], names: dict[str, str]) -> Table
         table.add_column(column)
     for entry in results:
         status = entry["status"]
-        table.add_row(names.get(entry["project"], entry["project"]), entry["action"],
-                      f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
-                      f"{entry.get('seconds', 0):.2f}s", _brief(entry))
+        table.add_row(escape(names.get(entry["project"], entry["project"])),
+                      escape(entry["action"]), f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
+                      f"{entry.get('seconds', 0):.2f}s", escape(_brief(entry)))
     return table
 
 

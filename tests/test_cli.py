@@ -58,12 +58,16 @@ def test_failures_exit_1_and_bad_input_exits_2() -> None:
     unknown = cli("run", "nope")
     assert unknown.returncode == 2 and "unknown action 'nope'" in unknown.stderr
     assert "config error:" in unknown.stderr and "broken" in unknown.stderr
+    assert "[tool.finecode.actions.lint.handlers" in unknown.stderr.replace("]", ""), \
+        "brackets in messages are printed, not read as markup"
 
 
 def test_list(examples: Path) -> None:
     done = cli("list", "--json", cwd=examples)
     assert done.returncode == 0
     assert [p["name"] for p in json.loads(done.stdout)] == ["large", "medium", "small"]
+    plain = cli("list", cwd=examples)
+    assert "small" in plain.stdout and "[format, lint, stats]" in plain.stdout, plain.stdout
     assert cli("list").returncode == 1, "a broken config is an error for `list`"
 
 
@@ -107,3 +111,24 @@ def test_tty_renders_a_live_bar(examples: Path) -> None:
     text = output.decode(errors="replace")
     assert os.waitstatus_to_exitcode(status) == 0, text
     assert "FineCode: stats" in text and "100%" in text and "3 ok" in text
+
+
+def test_project_with_its_own_interpreter_and_an_unimportable_handler(tmp_path: Path) -> None:
+    """The runner runs on the project's interpreter, which need not have FineCode installed."""
+    bare = tmp_path / "bin" / "python3"
+    bare.parent.mkdir()
+    bare.symlink_to(Path(sys.base_prefix) / "bin" / Path(sys.executable).name)  # no venv
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "own.py").write_text(
+        "import sys\n\nasync def where(params, ctx):\n    return sys.prefix\n")
+    (project / "pyproject.toml").write_text(
+        f'[tool.finecode]\npython = "{bare}"\n'
+        '[tool.finecode.actions.where]\nhandlers = [{ source = "own:where" }]\n'
+        '[tool.finecode.actions.broken]\nhandlers = [{ source = "own_missing:run" }]\n')
+    done = cli("run", "where", "--json", "--workspace", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    (entry,) = json.loads(done.stdout)["results"]
+    assert entry["result"] == sys.base_prefix, "ran on the project's interpreter"
+    assert "config error:" in done.stderr and "own_missing" in done.stderr, \
+        "a handler that does not import is reported at start, like a config error"

@@ -188,3 +188,10 @@ def test_fuzzed_run_batch_params_never_break_the_server(
         assert set(result) <= {"results", "summary"} and "summary" in result
     assert client.proc is not None and client.proc.returncode is None
     assert len(client.runner_processes()) <= 2
+
+
+async def test_per_action_timeout_from_config(wm: WMClient) -> None:
+    run = await wm.run_batch(["hog_limited"], token="cfg", params={"seconds": 30})
+    (entry,) = run.result["results"]
+    assert entry["status"] == "failed" and entry["error"] == "timed out after 0.5 s"
+    check_stream([v for _, v in run.progress])
