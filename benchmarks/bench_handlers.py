@@ -39,3 +39,21 @@ async def flood(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
             if i % chunk == 0:
                 await asyncio.sleep(0)  # let the pipe drain
     return {"sent": n}
+
+
+async def wait(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    """Cooperative: sleeps in small awaits, so a cancel lands at once."""
+    async with ctx.progress("Waiting", total=600, cancellable=True) as progress:
+        for _ in range(600):
+            await asyncio.sleep(0.05)
+            await progress.advance()
+    return {"waited": True}
+
+
+async def block(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    """Uncooperative: blocks the runner's event loop, so only killing the runner stops it."""
+    import time
+
+    async with ctx.progress("Blocking", total=1):
+        time.sleep(float(params.get("seconds", 30)))
+    return {"blocked": True}

@@ -20,7 +20,8 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(HERE.parent))
 
-BENCHMARKS = ["cold_start", "advance", "full_path", "latency", "ingest", "scale", "memory"]
+BENCHMARKS = ["cold_start", "advance", "full_path", "latency", "ingest", "scale", "memory",
+              "cancel"]
 
 
 def _fmt(value: float) -> str:

@@ -23,7 +23,8 @@ from finecode_er.wire import Connection
 from .common import REPO, now
 
 HANDLERS_SRC = Path(__file__).with_name("bench_handlers.py")
-ACTIONS = {"trivial": "fcbench:trivial", "steps": "fcbench:steps", "flood": "fcbench:flood"}
+ACTIONS = {"trivial": "fcbench:trivial", "steps": "fcbench:steps", "flood": "fcbench:flood",
+           "wait": "fcbench:wait", "block": "fcbench:block"}
 
 
 def make_workspace(n_projects: int, *, prefix: str = "fcbench-") -> Path:
