@@ -44,7 +44,7 @@ async def run(quick: bool) -> list[Figure]:
                         f"{runner_rss / max(runners_now, 1):.1f} MB each"
                    if size == SIZES[-1] else ""),
             figure(NAME, f"{label}: peak runner processes", "procs", sampler.peak_runners,
-                   note="runners are one per project and stay up while idle"
+                   note="bounded by maxRunners (default max(8, maxParallel)): LRU idle eviction"
                    if size == SIZES[-1] else ""),
         ]
     return figures
