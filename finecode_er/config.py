@@ -6,17 +6,29 @@ problem becomes a `ConfigError` whose message names the file and the key, so a p
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 __all__ = ["ActionConfig", "ConfigError", "HandlerConfig", "ProjectConfig", "load_project",
-           "parse_actions"]
+           "parse_actions", "positive_seconds"]
 
 _PROJECT_KEYS = {"python", "actions"}
 _ACTION_KEYS = {"handlers", "concurrent", "timeout"}
 _HANDLER_KEYS = {"source", "config"}
+
+
+def positive_seconds(value: Any) -> float | None:
+    """`value` as a positive, finite number of seconds, else None (JSON ints may not fit)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
 class ConfigError(ValueError):
@@ -72,8 +84,7 @@ def parse_actions(actions: Any, where: str) -> dict[str, ActionConfig]:
         if not isinstance(concurrent, bool):
             raise ConfigError(f"{at}: 'concurrent' must be true or false")
         timeout = action.get("timeout")
-        if timeout is not None and (isinstance(timeout, bool)
-                                    or not isinstance(timeout, int | float) or timeout <= 0):
+        if timeout is not None and positive_seconds(timeout) is None:
             raise ConfigError(f"{at}: 'timeout' must be a positive number of seconds")
         items = []
         for i, handler in enumerate(handlers):
@@ -88,8 +99,7 @@ def parse_actions(actions: Any, where: str) -> dict[str, ActionConfig]:
             if not isinstance(config, dict):
                 raise ConfigError(f"{hat}: 'config' must be a table")
             items.append(HandlerConfig(source, config))
-        parsed[name] = ActionConfig(tuple(items), concurrent,
-                                    float(timeout) if timeout is not None else None)
+        parsed[name] = ActionConfig(tuple(items), concurrent, positive_seconds(timeout))
     return parsed
 
 
@@ -102,7 +112,8 @@ def load_project(root: Path) -> ProjectConfig | None:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    finecode = data.get("tool", {}).get("finecode")
+    tool = data.get("tool")
+    finecode = tool.get("finecode") if isinstance(tool, dict) else None
     if finecode is None:
         return None
     where = f"{path} [tool.finecode]"
@@ -114,5 +125,6 @@ def load_project(root: Path) -> ProjectConfig | None:
         raise ConfigError(f"{where}: 'python' must be a path string")
     if python is not None and not Path(python).is_absolute():
         python = str(root / python)
-    name = data.get("project", {}).get("name") or root.name
+    project = data.get("project")
+    name = (project.get("name") if isinstance(project, dict) else None) or root.name
     return ProjectConfig(root, str(name), python, parse_actions(finecode.get("actions", {}), where))

@@ -132,6 +132,7 @@ class ExecutionReporter(PacedStream):
         super().__init__(emit, Work(composite=True, expected=handlers), interval=interval)
         self._title = title
         self.narrative: str | None = None
+        self._done = 0.0  # units reported so far: they only grow
 
     def handler_work(self) -> Work:
         """A part of the execution for one handler; its scopes go under it."""
@@ -144,7 +145,10 @@ class ExecutionReporter(PacedStream):
         units = self.root.units()
         if units is None:
             return {}
-        return {"total": units, "done": round((fraction or 0.0) * units, 6)}
+        # A nested scope's share leaves its parent when it ends, until the parent advances:
+        # the fraction dips for a moment, but work done is never undone.
+        self._done = min(units, max(self._done, round((fraction or 0.0) * units, 6)))
+        return {"total": units, "done": self._done}
 
     def opened(self, title: str, cancellable: bool) -> None:
         """A scope opened: the first one begins the stream."""

@@ -153,9 +153,15 @@ class Connection:
         except ValueError:
             self._log(f"dropped a message that is not JSON: {body[:120]!r}")
             return
-        if not isinstance(message, dict):
-            self._log(f"dropped a message that is not an object: {body[:120]!r}")
+        if not isinstance(message, dict) or not isinstance(message.get("id"), int | str | None):
+            self._log(f"dropped a message that is not a JSON-RPC object: {body[:120]!r}")
             return
+        try:
+            self._route(message)
+        except Exception as exc:  # a malformed message never ends the connection
+            self._log(f"dropped a malformed message ({exc!r}): {body[:120]!r}")
+
+    def _route(self, message: dict[str, Any]) -> None:
         method = message.get("method")
         if method is None:
             self._answered(message)
@@ -163,7 +169,8 @@ class Connection:
             self._start_request(message["id"], method, message.get("params"))
         elif method == "$/cancelRequest":
             params = message.get("params")
-            task = self._serving.get(params.get("id") if isinstance(params, dict) else None)
+            cancel_id = params.get("id") if isinstance(params, dict) else None
+            task = self._serving.get(cancel_id) if isinstance(cancel_id, int | str) else None
             if task is not None:
                 task.cancel()
         elif self._on_notification is not None:

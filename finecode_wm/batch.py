@@ -65,7 +65,10 @@ def plan(workspace: Workspace, actions: list[str],
             path = Path(raw)
             if not path.is_absolute():
                 raise BadRequest(f"project path must be absolute: {raw!r}")
-            path = path.resolve()
+            try:
+                path = path.resolve()
+            except (OSError, ValueError) as exc:
+                raise BadRequest(f"project path {raw!r:.80} cannot be used: {exc}") from None
             if not workspace.contains(path):
                 raise BadRequest(f"{path} is outside the workspace folders "
                                  f"({', '.join(map(str, workspace.folders)) or 'none'})")
@@ -121,6 +124,8 @@ class Batch:
         self._child_begun = asyncio.Event()
         self.cancelled = False
         self._halted: str | None = None
+        self._ended = False
+        self._beginning: asyncio.Task[None] | None = None
 
     # -- public -----------------------------------------------------------------------------
 
@@ -139,7 +144,7 @@ class Batch:
 
     async def run(self) -> dict[str, Any]:
         """Run every child; the stream ends before this returns, whatever happens."""
-        beginning = asyncio.get_running_loop().create_task(self._begin())
+        self._beginning = asyncio.get_running_loop().create_task(self._begin())
         outcome_cancelled = False
         try:
             await self._run_children()
@@ -147,8 +152,7 @@ class Batch:
             outcome_cancelled = True
             raise
         finally:
-            outcome_cancelled = outcome_cancelled or self.cancelled
-            await self._end(beginning, cancelled=outcome_cancelled)
+            await self._end(cancelled=outcome_cancelled or self.cancelled)
         return self.result()
 
     def result(self) -> dict[str, Any]:
@@ -166,7 +170,7 @@ class Batch:
 
     async def _begin(self) -> None:
         emit = await self._resolve_emit()
-        if emit is None:
+        if emit is None or self._ended:
             return
         stream = self._stream = _BatchStream(emit, self.progress, self._starting)
         if len(self._planned) == 1:
@@ -180,21 +184,34 @@ class Batch:
         return any(result is None and not self._pool.is_warm(planned.project)
                    for planned, result in zip(self._planned, self.results, strict=True))
 
-    async def _end(self, beginning: asyncio.Task[None], *, cancelled: bool) -> None:
-        """Make sure the stream begins (a token being created may still answer) and ends."""
+    async def _end(self, *, cancelled: bool) -> None:
+        """Make sure the stream begins (a token being created may still answer) and ends.
+
+        A token request the client has not answered within `TOKEN_WAIT` is left to finish on
+        its own (cancelling it inside pygls would show the user an error); it begins nothing.
+        """
         self._child_begun.set()
+        assert self._beginning is not None
+        interrupted: asyncio.CancelledError | None = None
         try:
-            await asyncio.wait_for(asyncio.shield(beginning), TOKEN_WAIT)
-        except (TimeoutError, asyncio.CancelledError):
-            beginning.cancel()
+            await asyncio.wait_for(asyncio.shield(self._beginning), TOKEN_WAIT)
+        except TimeoutError:
+            pass
+        except asyncio.CancelledError as exc:  # the request itself was cancelled meanwhile
+            interrupted = exc
         except Exception as exc:  # the token could not be created: run silently
             self._log(f"progress token unavailable: {exc}")
+        self._ended = True
+        cancelled = cancelled or interrupted is not None
         if self._stream is not None:
-            complete = not cancelled and all(r is not None for r in self.results)
+            complete = not cancelled and all(r is not None and r["status"] != "cancelled"
+                                             for r in self.results)
             self._stream.close(self.progress.outcome(cancelled=cancelled), complete=complete)
         if self.progress.dropped:
             self._log(f"{self._title}: dropped {self.progress.dropped} bad progress value(s) "
                       "from runners")
+        if interrupted is not None:
+            raise interrupted
 
     def _on_child_value(self, child: Child, value: Any) -> None:
         problem = self.progress.fold(child, value)
@@ -215,13 +232,18 @@ class Batch:
             self._tasks = [loop.create_task(self._run_child(i)) for i in range(len(self._planned))]
             await asyncio.gather(*self._tasks)
             return
+        current = asyncio.current_task()
         for index in range(len(self._planned)):
+            if current is not None and current.cancelling() and self._halted is None:
+                self._halt("the request was cancelled")  # it reached the child, not us
             if self._halted is not None:
                 self._record(index, "cancelled", error=f"not run: {self._halted}")
                 continue
             task = loop.create_task(self._run_child(index))
             self._tasks = [task]
             await task
+        if current is not None and current.cancelling():
+            raise asyncio.CancelledError
 
     async def _run_child(self, index: int) -> None:
         planned = self._planned[index]

@@ -6,10 +6,11 @@ a list of characters), and every rejection here must say which field is wrong an
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import attrs
+
+from finecode_er.config import positive_seconds
 
 from .batch import BadRequest, BatchOptions
 
@@ -17,6 +18,8 @@ __all__ = ["RunRequest", "parse_run_action", "parse_run_batch"]
 
 Token = int | str
 _OPTION_KEYS = {"concurrent", "stopOnFailure", "timeout"}
+_BATCH_KEYS = {"actions", "projects", "params", "options", "workDoneToken", "partialResultToken"}
+_ACTION_KEYS = {"action", "projects", "params"}
 
 
 @attrs.frozen
@@ -57,12 +60,28 @@ def _options(raw: Any) -> BatchOptions:
         if key in options and not isinstance(options[key], bool):
             raise BadRequest(f"option '{key}' must be true or false")
     timeout = options.get("timeout")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float)
-                                or not math.isfinite(timeout) or timeout <= 0):
-        raise BadRequest("option 'timeout' must be a positive number of seconds")
     return BatchOptions(concurrent=options.get("concurrent", True),
                         stop_on_failure=options.get("stopOnFailure", False),
-                        timeout=float(timeout) if timeout is not None else None)
+                        timeout=None if timeout is None else _seconds(timeout))
+
+
+def _seconds(value: Any) -> float:
+    seconds = positive_seconds(value)
+    if seconds is None:
+        raise BadRequest("option 'timeout' must be a positive number of seconds")
+    return seconds
+
+
+def _known_keys(raw: dict[str, Any], allowed: set[str], what: str) -> None:
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise BadRequest(f"{what}: unknown field(s) {', '.join(unknown)} "
+                         f"(allowed: {', '.join(sorted(allowed))})")
+
+
+def _optional_object(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    value = raw.get(key)
+    return {} if value is None else _object(value, f"'{key}'")
 
 
 def _common(raw: dict[str, Any], actions: list[str]) -> RunRequest:
@@ -70,8 +89,8 @@ def _common(raw: dict[str, Any], actions: list[str]) -> RunRequest:
     return RunRequest(
         actions=actions,
         projects=None if projects is None else _strings(projects, "projects"),
-        params=_object(raw.get("params") or {}, "'params'"),
-        options=_options(raw.get("options") or {}),
+        params=_optional_object(raw, "params"),
+        options=_options(_optional_object(raw, "options")),
         work_done_token=_token(raw.get("workDoneToken"), "workDoneToken"),
         partial_result_token=_token(raw.get("partialResultToken"), "partialResultToken"),
     )
@@ -80,6 +99,7 @@ def _common(raw: dict[str, Any], actions: list[str]) -> RunRequest:
 def parse_run_batch(raw: Any) -> RunRequest:
     """`{actions, projects?, params?, options?, workDoneToken?, partialResultToken?}`."""
     raw = _object(raw, "runBatch params")
+    _known_keys(raw, _BATCH_KEYS, "runBatch")
     if "actions" not in raw:
         raise BadRequest("runBatch needs 'actions': a list of action names, e.g. [\"lint\"]")
     return _common(raw, _strings(raw["actions"], "actions"))
@@ -88,6 +108,7 @@ def parse_run_batch(raw: Any) -> RunRequest:
 def parse_run_action(raw: Any) -> RunRequest:
     """`{action, projects?, params?}` of the `finecode.runAction` command."""
     raw = _object(raw, "finecode.runAction argument")
+    _known_keys(raw, _ACTION_KEYS, "finecode.runAction")
     action = raw.get("action")
     if not isinstance(action, str) or not action:
         raise BadRequest("finecode.runAction needs {\"action\": \"<name>\"}")

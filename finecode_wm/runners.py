@@ -108,6 +108,7 @@ class RunnerProcess:
         self.killed_because: str | None = None
         self._watchers: set[asyncio.Task[None]] = set()
         self.busy = 0  # requests in flight or about to be sent: never evicted while > 0
+        self.retired = False  # replaced (config changed): stops when its last lease ends
         self.ready = False  # initialize answered
         self.last_used = 0.0
 
@@ -265,6 +266,7 @@ class RunnerPool:
         self._runners: dict[Path, RunnerProcess] = {}
         self._locks: dict[Path, asyncio.Lock] = {}
         self._room = asyncio.Lock()
+        self._retired: set[RunnerProcess] = set()
         self.max_parallel = max_parallel or os.cpu_count() or 2
         self.slots = asyncio.Semaphore(self.max_parallel)
         self._max_runners = max_runners
@@ -291,6 +293,9 @@ class RunnerPool:
         finally:
             runner.busy -= 1
             runner.last_used = asyncio.get_running_loop().time()
+            if runner.retired and runner.busy == 0:
+                self._retired.discard(runner)
+                await runner.stop()
 
     async def _acquire(self, project: Project) -> RunnerProcess:
         lock = self._locks.setdefault(project.root, asyncio.Lock())
@@ -305,7 +310,11 @@ class RunnerPool:
         if old is not None:
             self._log(f"restarting the runner of {project.name}")
             self._runners.pop(project.root, None)
-            await old.kill()
+            if old.busy and old.alive:
+                old.retired = True  # other requests still use it: stop it after them
+                self._retired.add(old)
+            else:
+                await old.kill()
         async with self._room:
             await self._evict_idle(keep=self.max_runners - 1)
             runner = RunnerProcess(project, self.router, self._log)
@@ -347,8 +356,10 @@ class RunnerPool:
                 self._log(f"could not warm the runner of {project.name}: {result}")
 
     def pids(self) -> list[int]:
-        return [r.proc.pid for r in self._runners.values() if r.proc is not None and r.alive]
+        runners = [*self._runners.values(), *self._retired]
+        return [r.proc.pid for r in runners if r.proc is not None and r.alive]
 
     async def stop_all(self) -> None:
-        runners, self._runners = list(self._runners.values()), {}
+        runners = [*self._runners.values(), *self._retired]
+        self._runners, self._retired = {}, set()
         await asyncio.gather(*(r.stop() for r in runners), return_exceptions=True)

@@ -196,7 +196,34 @@ async def test_stop_on_failure_sequential(client: RecordingClient) -> None:
                              workDoneToken="s")
     assert [r["status"] for r in result["results"]] == ["failed", "cancelled"]
     assert "first failure" in result["results"][1]["error"]
-    check_stream(client.values["s"])
+    assert 100 not in check_stream(client.values["s"]), "stopping is not completing"
+
+
+async def test_stop_on_failure_concurrent_never_shows_100(client: RecordingClient) -> None:
+    result = await run_batch(client, actions=["slow", "boom"], projects=[ALPHA],
+                             options={"stopOnFailure": True}, workDoneToken="sc")
+    assert sorted(r["status"] for r in result["results"]) == ["cancelled", "failed"]
+    shown = check_stream(client.values["sc"])
+    assert max(shown) < 50, f"a stopped run must not leap to the end: {shown}"
+
+
+async def test_cancel_request_on_a_sequential_batch(client: RecordingClient) -> None:
+    client.values.setdefault("seq", [])
+    task = asyncio.create_task(client.protocol.send_request_async(
+        "runBatch", {"actions": ["slow"], "options": {"concurrent": False},
+                     "workDoneToken": "seq"}, msg_id="seq-cancel"))
+    while len(client.values["seq"]) < 2:
+        await asyncio.sleep(0.01)
+    client.protocol.notify("$/cancelRequest", types.CancelParams(id="seq-cancel"))
+    with pytest.raises(JsonRpcException) as info:
+        await asyncio.wait_for(task, 5)
+    assert info.value.code == -32800
+    entries = plain(info.value.data)["results"]
+    assert [(r["project"], r["status"]) for r in entries] == [(ALPHA, "cancelled"),
+                                                               (BETA, "cancelled")]
+    assert entries[1]["error"].startswith("not run")
+    check_stream(client.values["seq"])
+    assert client.values["seq"][-1]["message"].startswith("cancelled")
 
 
 @pytest.mark.parametrize(("params", "fragment"), [
@@ -211,6 +238,11 @@ async def test_stop_on_failure_sequential(client: RecordingClient) -> None:
     ({"actions": ["count"], "options": {"timeout": -1}}, "positive number"),
     ({"actions": ["count"], "workDoneToken": 1.5}, "ProgressToken"),
     ({"actions": ["count"], "params": [1, 2]}, "'params' must be an object"),
+    ({"actions": ["count"], "params": 0}, "'params' must be an object"),
+    ({"actions": ["count"], "options": []}, "'options' must be an object"),
+    ({"actions": ["count"], "project": [ALPHA]}, "unknown field(s) project"),
+    ({"actions": ["count"], "projects": ["/tmp/nul\x00byte"]}, "cannot be used"),
+    ({"actions": ["count"], "options": {"timeout": 10**400}}, "positive number"),
 ])
 async def test_bad_input_is_invalid_params(client: RecordingClient, params: dict[str, Any],
                                            fragment: str) -> None:
@@ -222,6 +254,8 @@ async def test_bad_input_is_invalid_params(client: RecordingClient, params: dict
 
 async def test_bad_command_arguments_are_invalid_params(client: RecordingClient) -> None:
     for command, arguments in (("finecode.runAction", [{}]), ("finecode.runAction", []),
+                               ("finecode.runAction", [{"action": "count",
+                                                        "partialResultToken": "p"}]),
                                ("finecode.runBatch", [{"actions": ["count"],
                                                        "workDoneToken": "x"}]),
                                ("finecode.nothing", [])):

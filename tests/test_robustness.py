@@ -195,3 +195,34 @@ async def test_per_action_timeout_from_config(wm: WMClient) -> None:
     (entry,) = run.result["results"]
     assert entry["status"] == "failed" and entry["error"] == "timed out after 0.5 s"
     check_stream([v for _, v in run.progress])
+
+
+async def test_a_slow_token_create_answer_is_never_an_error() -> None:
+    """The client answers window/workDoneProgress/create after the WM stopped waiting."""
+    client = WMClient()
+    shown: list[Any] = []
+    plain_notified = client._on_notification
+
+    async def slow_create(method: str, params: Any) -> None:
+        await asyncio.sleep(3)
+
+    def notified(method: str, params: Any) -> None:
+        if method == "window/showMessage":
+            shown.append(params)
+        plain_notified(method, params)
+
+    client._on_request = slow_create  # type: ignore[method-assign]
+    client._on_notification = notified  # type: ignore[method-assign]
+    await client.start(WORKSPACE, options={"warmRunners": False}, work_done_progress=True)
+    try:
+        assert client.conn is not None
+        await asyncio.sleep(0.3)
+        shown.clear()  # the broken fixture project's config error
+        result = await client.conn.request("workspace/executeCommand", {
+            "command": "finecode.runAction", "arguments": [{"action": "quiet"}]})
+        assert result["summary"]["ok"] == 2
+        await asyncio.sleep(3.5)  # the late answer arrives
+        assert shown == [], shown
+        assert list(client.progress) == [], "a token answered too late begins nothing"
+    finally:
+        await client.stop()

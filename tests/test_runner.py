@@ -65,6 +65,8 @@ async def test_nested_scopes_subdivide_steps(runner: RunnerUnderTest) -> None:
     assert await runner.request("run", {"action": "nested", "workDoneToken": "n"}) == "nested"
     shown = check_stream(runner.progress["n"])
     assert len(set(shown)) >= 3, f"inner scopes move the bar within a step: {shown}"
+    done = [v["done"] for v in runner.progress["n"] if "done" in v]
+    assert done == sorted(done), f"work units never go back: {done}"
     assert runner.progress["n"][0]["total"] == 2
 
 
@@ -187,6 +189,10 @@ async def test_garbage_on_stdin_is_skipped(runner: RunnerUnderTest) -> None:
     assert runner.proc.stdin is not None
     runner.proc.stdin.write(b"Content-Length: 5\r\n\r\nnot j")
     runner.proc.stdin.write(b"Content-Length: 2\r\n\r\n[]")
+    for odd in (b'{"jsonrpc":"2.0","id":[1],"result":1}',
+                b'{"jsonrpc":"2.0","id":7,"error":{"code":"x","message":"m"}}',
+                b'{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":{"a":1}}}'):
+        runner.proc.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(odd), odd))
     assert await runner.request("run", {"action": "quiet"}) == {"ok": True}
 
 
