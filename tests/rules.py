@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import psutil
+
+
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie waiting for its reaper counts as gone)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
 
 def check_stream(values: list[dict[str, Any]]) -> list[int]:
     """Assert one begin, reports, one end, and an honest percentage; return the percentages."""

@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from .conftest import WORKSPACE, probe_env
+from .rules import gone
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -86,7 +87,7 @@ def test_ctrl_c_cancels_children_and_exits_130() -> None:
     assert proc.returncode == 130, err
     assert "cancelled" in err and "quiet" in err
     for pid in runners:
-        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+        assert gone(pid)
 
 
 def test_tty_renders_a_live_bar(examples: Path) -> None:

@@ -15,7 +15,7 @@ from pygls.exceptions import JsonRpcException
 
 from .conftest import WORKSPACE
 from .lsp_client import CONFIG, RecordingClient, init_params
-from .rules import check_stream
+from .rules import check_stream, gone
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -45,13 +45,6 @@ async def run_batch(client: RecordingClient, **params: Any) -> dict[str, Any]:
 
 def runner_pids(client: RecordingClient) -> list[int]:
     return [p.pid for p in psutil.Process(client._server.pid).children(recursive=True)]
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 @pytest_lsp.fixture(config=CONFIG)

@@ -8,7 +8,6 @@ import signal
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import psutil
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,7 +16,7 @@ from benchmarks.wm_client import WMClient
 from finecode_er.wire import RpcError
 
 from .conftest import FIXTURES, WORKSPACE
-from .rules import check_stream
+from .rules import check_stream, gone
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -41,19 +40,12 @@ def values(client: WMClient, token: str) -> list[dict[str, Any]]:
     return [v for _, v in client.progress.get(token, [])]
 
 
-async def wait_gone(pids: list[int], seconds: float = 10) -> bool:
+async def waitgone(pids: list[int], seconds: float = 10) -> bool:
     for _ in range(int(seconds / 0.05)):
-        if all(_gone(p) for p in pids):
+        if all(gone(p) for p in pids):
             return True
         await asyncio.sleep(0.05)
     return False
-
-
-def _gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 async def test_uncooperative_handler_times_out_and_its_runner_is_replaced(wm: WMClient) -> None:
@@ -68,7 +60,7 @@ async def test_uncooperative_handler_times_out_and_its_runner_is_replaced(wm: WM
         "children on other runners are not held hostage"
     check_stream([v for _, v in run.progress])
     for _ in range(200):
-        after = {p.pid for p in wm.runner_processes() if not _gone(p.pid)}
+        after = {p.pid for p in wm.runner_processes() if not gone(p.pid)}
         if len(before - after) == 1:
             break
         await asyncio.sleep(0.05)
@@ -131,7 +123,7 @@ async def test_no_runner_outlives_the_wm(how: str) -> None:
     else:
         os.kill(wm.proc.pid, signal.SIGKILL)
     await asyncio.wait_for(wm.proc.wait(), 10)
-    assert await wait_gone(pids), f"runner left behind after {how}"
+    assert await waitgone(pids), f"runner left behind after {how}"
     if pending is not None:
         pending.cancel()
 
