@@ -15,7 +15,7 @@ from typing import Any
 __all__ = ["ActionConfig", "ConfigError", "HandlerConfig", "ProjectConfig", "load_project",
            "parse_actions", "positive_seconds"]
 
-_PROJECT_KEYS = {"python", "actions"}
+_PROJECT_KEYS = {"python", "isolated", "actions"}
 _ACTION_KEYS = {"handlers", "concurrent", "timeout"}
 _HANDLER_KEYS = {"source", "config"}
 
@@ -58,6 +58,7 @@ class ProjectConfig:
     name: str
     python: str | None
     actions: dict[str, ActionConfig]
+    isolated: bool = False
 
 
 def _unknown(where: str, table: dict[str, Any], known: set[str]) -> None:
@@ -125,6 +126,10 @@ def load_project(root: Path) -> ProjectConfig | None:
         raise ConfigError(f"{where}: 'python' must be a path string")
     if python is not None and not Path(python).is_absolute():
         python = str(root / python)
+    isolated = finecode.get("isolated", False)
+    if not isinstance(isolated, bool):
+        raise ConfigError(f"{where}: 'isolated' must be true or false")
     project = data.get("project")
     name = (project.get("name") if isinstance(project, dict) else None) or root.name
-    return ProjectConfig(root, str(name), python, parse_actions(finecode.get("actions", {}), where))
+    return ProjectConfig(root, str(name), python, parse_actions(finecode.get("actions", {}), where),
+                         isolated)

@@ -1,4 +1,4 @@
-"""The Extension Runner process: runs one project's action handlers for the WM.
+"""The Extension Runner process: runs action handlers for the projects of one environment.
 
 Protocol (see docs/protocol.md): `initialize`, `run`, `shutdown` requests, `exit` notification,
 `$/cancelRequest` both ways, and `$/progress` notifications from the runner on the tokens the
@@ -18,7 +18,7 @@ from typing import Any
 from . import __version__
 from .api import RunActionContext
 from .config import ActionConfig, ConfigError, load_project, parse_actions
-from .handlers import Handler, HandlerLoadError, describe_failure, load_handler
+from .handlers import Handler, HandlerLoadError, ProjectHandlers, describe_failure
 from .progress import Value
 from .reporter import ExecutionReporter, NullReporter
 from .wire import INVALID_PARAMS, Connection, RpcError
@@ -44,13 +44,19 @@ class ActionFailed(Exception):
 
 
 class Runner:
-    """Answers the WM's requests for one project."""
+    """Answers the WM's requests for the projects of one environment.
+
+    Every `run` names its project (`projectRoot`, and the action's config as the WM read it), so
+    one runner serves any number of projects. A runner initialized with a `projectRoot` runs that
+    project when a `run` names none (the minimal protocol of a runner started for one project).
+    """
 
     def __init__(self) -> None:
         self.conn: Connection | None = None
-        self.root: Path | None = None
-        self.actions: dict[str, ActionConfig] = {}
-        self._handlers: dict[str, Handler] = {}
+        self.initialized = False
+        self.default_root: Path | None = None
+        self.default_actions: dict[str, ActionConfig] = {}
+        self._projects: dict[Path, ProjectHandlers] = {}
         self.shutdown_requested = False
         self.exit_requested = asyncio.Event()
 
@@ -59,7 +65,7 @@ class Runner:
     async def on_request(self, method: str, params: Any) -> Any:
         if method == "initialize":
             return self._initialize(params)
-        if self.root is None:
+        if not self.initialized:
             raise RpcError(NOT_INITIALIZED, "the runner needs 'initialize' first")
         if method == "run":
             return await self._run(params)
@@ -75,48 +81,62 @@ class Runner:
     # -- initialize -------------------------------------------------------------------------
 
     def _initialize(self, params: Any) -> dict[str, Any]:
-        if not isinstance(params, dict) or not isinstance(params.get("projectRoot"), str):
-            raise RpcError(INVALID_PARAMS, "initialize needs {projectRoot: str}")
-        root = Path(params["projectRoot"]).resolve()
-        if not root.is_dir():
-            raise RpcError(INVALID_PARAMS, f"projectRoot {root} is not a directory")
+        """Nothing of a project is imported here: a runner may start before anyone asked to run."""
+        if not isinstance(params, dict):
+            raise RpcError(INVALID_PARAMS, "initialize needs an object {projectRoot?: str}")
+        root, actions = None, {}
+        if params.get("projectRoot") is not None:
+            root = _project_dir(params["projectRoot"], "projectRoot")
+            actions = self._actions_of(root, params.get("actions"))
+        self.default_root, self.default_actions = root, actions
+        self.initialized = True
+        return {"name": "finecode_er", "version": __version__, "pid": os.getpid(),
+                "actions": sorted(actions), "problems": []}
+
+    @staticmethod
+    def _actions_of(root: Path, raw: Any) -> dict[str, ActionConfig]:
+        """The WM's parsed `actions` when it sent them, else the project's own pyproject.toml."""
         try:
-            if "actions" in params:
-                actions = parse_actions(params["actions"], f"{root} (from the WM)")
-            else:
-                project = load_project(root)
-                actions = project.actions if project is not None else {}
+            if raw is not None:
+                return parse_actions(raw, f"{root} (from the WM)")
+            project = load_project(root)
         except ConfigError as exc:
             raise RpcError(INVALID_PARAMS, str(exc)) from None
-        self.root, self.actions = root, actions
-        if str(root) not in sys.path:
-            sys.path.insert(0, str(root))
-        return {"name": "finecode_er", "version": __version__, "pid": os.getpid(),
-                "actions": sorted(actions), "problems": self._preload()}
-
-    def _preload(self) -> list[str]:
-        """Import every handler now, so a broken one is reported at start, not at first run."""
-        problems = []
-        for name, action in sorted(self.actions.items()):
-            for spec in action.handlers:
-                try:
-                    self._handlers[spec.source] = load_handler(spec.source)
-                except HandlerLoadError as exc:
-                    problems.append(f"{self.root} action '{name}': {exc}")
-        return problems
+        return project.actions if project is not None else {}
 
     # -- run --------------------------------------------------------------------------------
 
+    def _target(self, params: dict[str, Any], name: str) -> tuple[Path, ActionConfig]:
+        """Which project runs, and the action's config (sent along, or read from the project)."""
+        raw_root = params.get("projectRoot")
+        if raw_root is None:
+            if self.default_root is None:
+                raise RpcError(INVALID_PARAMS, "run needs 'projectRoot': this runner was "
+                                               "initialized without one")
+            root, actions = self.default_root, self.default_actions
+        else:
+            root = _project_dir(raw_root, "projectRoot")
+            raw_config = params.get("actionConfig")
+            if raw_config is not None:
+                actions = self._actions_of(root, {name: raw_config})
+            elif root == self.default_root:
+                actions = self.default_actions
+            else:
+                actions = self._actions_of(root, None)
+        action = actions.get(name)
+        if action is None:
+            known = ", ".join(sorted(actions)) or "none"
+            raise RpcError(INVALID_PARAMS,
+                           f"action {name!r} is not defined in {root} (defined: {known})")
+        return root, action
+
     async def _run(self, params: Any) -> Any:
         if not isinstance(params, dict) or not isinstance(params.get("action"), str):
-            raise RpcError(INVALID_PARAMS, "run needs {action: str, params?: object, "
+            raise RpcError(INVALID_PARAMS, "run needs {action: str, projectRoot?: str, "
+                                           "actionConfig?: object, params?: object, "
                                            "workDoneToken?: str|int, partialResultToken?: str|int}")
         name = params["action"]
-        action = self.actions.get(name)
-        if action is None:
-            known = ", ".join(sorted(self.actions)) or "none"
-            raise RpcError(INVALID_PARAMS,
-                           f"action {name!r} is not defined in {self.root} (defined: {known})")
+        root, action = self._target(params, name)
         action_params = params.get("params") or {}
         if not isinstance(action_params, dict):
             raise RpcError(INVALID_PARAMS, "'params' must be an object")
@@ -124,11 +144,17 @@ class Runner:
         for key, value in (("workDoneToken", token), ("partialResultToken", partial_token)):
             if value is not None and not _is_token(value):
                 raise RpcError(INVALID_PARAMS, f"'{key}' must be a string or an integer")
+        version = params.get("codeVersion")
+        handlers = self._projects.get(root)
+        if handlers is None:
+            handlers = self._projects[root] = ProjectHandlers(root)
+        handlers.refresh(str(version) if version is not None else None)
 
         reporter = self._reporter(name, token, len(action.handlers))
         outcome = "cancelled"
         try:
-            result = await self._run_handlers(name, action, action_params, reporter, partial_token)
+            result = await self._run_handlers(name, root, action, handlers, action_params,
+                                              reporter, partial_token)
             outcome = "done"
             return result
         except ActionFailed as exc:
@@ -148,9 +174,10 @@ class Runner:
 
         return ExecutionReporter(emit, title=action, handlers=handlers)
 
-    async def _run_handlers(self, name: str, action: ActionConfig, params: dict[str, Any],
+    async def _run_handlers(self, name: str, root: Path, action: ActionConfig,
+                            handlers: ProjectHandlers, params: dict[str, Any],
                             reporter: ExecutionReporter, partial_token: Any) -> Any:
-        assert self.root is not None and self.conn is not None
+        assert self.conn is not None
         conn = self.conn
         partial = None
         if partial_token is not None:
@@ -159,8 +186,11 @@ class Runner:
 
         calls = []
         for spec in action.handlers:
-            handler = self._load(spec.source)
-            ctx = RunActionContext(project_root=self.root, config=dict(spec.config), action=name,
+            try:
+                handler = handlers.load(spec.source)
+            except HandlerLoadError as exc:
+                raise ActionFailed(str(exc), {"kind": "import", "handler": spec.source}) from None
+            ctx = RunActionContext(project_root=root, config=dict(spec.config), action=name,
                                    reporter=reporter, work=reporter.handler_work(),
                                    partial=partial)
             calls.append((spec.source, handler, ctx))
@@ -194,14 +224,14 @@ class Runner:
             results = [await call(*c) for c in calls]
         return results[0] if len(results) == 1 else results
 
-    def _load(self, source: str) -> Handler:
-        handler = self._handlers.get(source)
-        if handler is None:
-            try:
-                handler = self._handlers[source] = load_handler(source)
-            except HandlerLoadError as exc:
-                raise ActionFailed(str(exc), {"kind": "import", "handler": source}) from None
-        return handler
+
+def _project_dir(raw: Any, field: str) -> Path:
+    if not isinstance(raw, str):
+        raise RpcError(INVALID_PARAMS, f"'{field}' must be a path string")
+    root = Path(raw).resolve()
+    if not root.is_dir():
+        raise RpcError(INVALID_PARAMS, f"{field} {root} is not a directory")
+    return root
 
 
 async def serve(stdin_fd: int, stdout_fd: int) -> int:

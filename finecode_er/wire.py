@@ -91,12 +91,16 @@ class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: Writer, *,
                  on_request: RequestHandler | None = None,
                  on_notification: NotificationHandler | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None,
+                 on_cancel_sent: Callable[[int], None] | None = None,
+                 on_cancel_answered: Callable[[int], None] | None = None) -> None:
         self._reader = reader
         self._writer = writer
         self._on_request = on_request
         self._on_notification = on_notification
         self._log = log or (lambda _msg: None)
+        self._on_cancel_sent = on_cancel_sent
+        self._on_cancel_answered = on_cancel_answered
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._serving: dict[Any, asyncio.Task[None]] = {}
@@ -128,6 +132,8 @@ class Connection:
             if future.cancelled():  # no answer arrived: tell the peer to stop working on it
                 self.cancelling[msg_id] = asyncio.get_running_loop().time()
                 self.notify("$/cancelRequest", {"id": msg_id})
+                if self._on_cancel_sent is not None:
+                    self._on_cancel_sent(msg_id)
             raise
         finally:
             self._pending.pop(msg_id, None)
@@ -182,7 +188,9 @@ class Connection:
     def _answered(self, message: dict[str, Any]) -> None:
         msg_id = message.get("id")
         if self.cancelling.pop(msg_id, None) is not None:  # type: ignore[arg-type]
-            return  # the late answer to a request we cancelled
+            if self._on_cancel_answered is not None:  # the late answer to a request we cancelled
+                self._on_cancel_answered(msg_id)  # type: ignore[arg-type]
+            return
         future = self._pending.get(msg_id)  # type: ignore[arg-type]
         if future is None or future.done():
             self._log(f"dropped an answer to no request: {str(message)[:120]}")

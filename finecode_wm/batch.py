@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from finecode_er.reporter import Emit, PacedStream
 from finecode_er.wire import REQUEST_CANCELLED, RpcError
 
 from .progress import BatchProgress, Child
-from .runners import RunnerDied, RunnerPool
+from .runners import RunnerDied, RunnerPool, RunnerProcess
 from .workspace import Project, Workspace
 
 __all__ = ["BadRequest", "Batch", "BatchOptions", "plan"]
@@ -104,11 +104,14 @@ class Batch:
     """Runs planned children with a concurrency cap; cancels them all on request."""
 
     def __init__(self, pool: RunnerPool, planned: list[Planned], *, title: str,
-                 params: dict[str, Any] | None = None, options: BatchOptions | None = None,
+                 slots: asyncio.Semaphore, params: dict[str, Any] | None = None,
+                 options: BatchOptions | None = None,
                  emit: Awaitable[Emit | None] | Emit | None = None,
                  on_result: Callable[[dict[str, Any]], None] | None = None,
-                 log: Log | None = None) -> None:
+                 on_problem: Log | None = None, log: Log | None = None) -> None:
         self._pool = pool
+        self._slots = slots
+        self._on_problem = on_problem
         self._planned = planned
         self._title = title
         self._params = params or {}
@@ -119,6 +122,7 @@ class Batch:
         self.progress = BatchProgress([(p.project.name, p.action) for p in planned])
         self.results: list[dict[str, Any] | None] = [None] * len(planned)
         self._started: list[float | None] = [None] * len(planned)
+        self._awaiting_runner: set[int] = set()  # children whose runner is still starting
         self._stream: _BatchStream | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._child_begun = asyncio.Event()
@@ -174,15 +178,15 @@ class Batch:
             return
         stream = self._stream = _BatchStream(emit, self.progress, self._starting)
         if len(self._planned) == 1:
-            wait = BEGIN_WAIT_COLD if self._starting() else BEGIN_WAIT_WARM
+            ready = self._pool.has_ready(self._planned[0].project.environment)
+            wait = BEGIN_WAIT_WARM if ready else BEGIN_WAIT_COLD
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._child_begun.wait(), wait)
         stream.begin(self._title, cancellable=True, determinate=self.progress.measurable())
 
     def _starting(self) -> bool:
-        """Some child still waits for its runner to come up (said in the narrative)."""
-        return any(result is None and not self._pool.is_warm(planned.project)
-                   for planned, result in zip(self._planned, self.results, strict=True))
+        """Some child waits for its runner to come up (said in the narrative)."""
+        return bool(self._awaiting_runner)
 
     async def _end(self, *, cancelled: bool) -> None:
         """Make sure the stream begins (a token being created may still answer) and ends.
@@ -249,7 +253,7 @@ class Batch:
         planned = self._planned[index]
         child = self.progress.children[index]
         try:
-            async with self._pool.slots:
+            async with self._slots:
                 await self._execute(index, planned, child)
         except asyncio.CancelledError:
             self._record(index, "cancelled", error=self._halted or "cancelled")
@@ -258,26 +262,49 @@ class Batch:
             self._halt(f"stopped at the first failure ({planned.project.name}/{planned.action})")
 
     async def _execute(self, index: int, planned: Planned, child: Child) -> None:
+        """One child on a leased runner; its result is recorded before the lease ends."""
         self._started[index] = time.monotonic()
         router = self._pool.router
         token = router.mint(lambda value: self._on_child_value(child, value))
-        timeout = self.options.timeout or planned.project.actions[planned.action].timeout
+        project = planned.project
+        action = project.actions[planned.action]
+        timeout = self.options.timeout or action.timeout
+        params = {"action": planned.action, "projectRoot": str(project.root),
+                  "actionConfig": action.to_json(), "codeVersion": project.code_version(),
+                  "params": self._params, "workDoneToken": token}
         try:
-            async with self._pool.lease(planned.project) as runner:
-                request = runner.request("run", {"action": planned.action,
-                                                 "params": self._params, "workDoneToken": token})
-                result = await asyncio.wait_for(request, timeout)
-        except TimeoutError:
-            self._record(index, "failed", error=f"timed out after {timeout:g} s")
+            async with self._leased(index, project) as runner:
+                try:
+                    result = await asyncio.wait_for(runner.request("run", params), timeout)
+                except TimeoutError:
+                    self._record(index, "failed", error=f"timed out after {timeout:g} s")
+                except RpcError as exc:
+                    self._record_error(index, exc)
+                else:
+                    self._record(index, "ok", result=result)
         except RunnerDied as exc:
             self._record(index, "failed", error=str(exc))
-        except RpcError as exc:
-            status = "cancelled" if exc.code == REQUEST_CANCELLED else "failed"
-            self._record(index, status, error=exc.message, data=exc.data)
-        else:
-            self._record(index, "ok", result=result)
         finally:
             router.release(token)
+
+    @contextlib.asynccontextmanager
+    async def _leased(self, index: int, project: Project) -> AsyncIterator[RunnerProcess]:
+        """A runner for `project`; meanwhile the child counts as waiting for a runner."""
+        self._awaiting_runner.add(index)
+        try:
+            async with self._pool.lease(project.environment) as runner:
+                self._awaiting_runner.discard(index)
+                yield runner
+        finally:
+            self._awaiting_runner.discard(index)
+
+    def _record_error(self, index: int, exc: RpcError) -> None:
+        self._record(index, "cancelled" if exc.code == REQUEST_CANCELLED else "failed",
+                     error=exc.message, data=exc.data)
+        planned = self._planned[index]
+        if isinstance(exc.data, dict) and exc.data.get("kind") == "import" and \
+                self._on_problem is not None:
+            self._on_problem(f"{planned.project.root} action '{planned.action}': {exc.message}")
 
     def _record(self, index: int, status: str, *, result: Any = None, error: str | None = None,
                 data: Any = None) -> None:

@@ -54,7 +54,7 @@ def _service(workspace: str, console: Console, max_parallel: int | None = None) 
 
     fine = FineCode(lambda _message: None, max_parallel=max_parallel, report=report)
     for problem in fine.set_folders([Path(workspace)]):
-        report(problem)
+        fine.report(problem)
     return fine
 
 

@@ -1,4 +1,10 @@
-"""Extension Runner processes: one per project, started on demand, restarted after they die.
+"""Extension Runner processes: owned per environment, started on demand, replaced when they die.
+
+Projects on the same interpreter share their environment's runners (a project with
+`isolated = true` is an environment of its own). `RunnerPool` keeps only the runners' lifecycle
+(`lifecycle.RunnerState`): which runner takes the next execution, starting one when every ready
+runner is busy (up to `per_environment`), evicting idle ones over the `max_runners` cap, stopping
+them in the background — never while holding a decision across an await.
 
 Each runner's `$/progress` goes straight from the pipe to the `ProgressRouter` (no generic
 dispatch, no task per message), which hands it to whoever minted the token. stderr is drained
@@ -15,25 +21,27 @@ import itertools
 import os
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import finecode_er
 from finecode_er.wire import Connection, ConnectionClosed
 
-from .workspace import Project
+from .lifecycle import RunnerState
+from .workspace import Environment
 
 __all__ = ["ProgressRouter", "RunnerDied", "RunnerPool", "RunnerProcess"]
 
 Log = Callable[[str], None]
+RequestHandler = Callable[["RunnerProcess", str, Any], Awaitable[Any]]
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 2.0
 STDERR_TAIL = 20
 CANCEL_GRACE = 2.0  # a handler that ignores a cancel this long gets its runner killed
 STDERR_LINES_PER_SECOND = 200  # forwarded to the editor's log; the rest are counted
 RETIRED_TOKENS = 1024
-MIN_RUNNERS = 8  # default cap on live runners: max(this, max_parallel)
+MIN_RUNNERS = 4  # default cap on live runners of all environments: max(this, per_environment)
 
 
 def runner_path() -> str:
@@ -94,23 +102,32 @@ class ProgressRouter:
 
 
 class RunnerProcess:
-    """One `python -m finecode_er` child for one project."""
+    """One `python -m finecode_er` child serving the projects of one environment.
 
-    def __init__(self, project: Project, router: ProgressRouter, log: Log) -> None:
-        self.project = project
-        self.problems: list[str] = []  # handlers that did not import, from initialize
+    Its state changes only through `self.state` (see `lifecycle`); the pool decides, this class
+    does the I/O. The child is killed whatever happens to the task stopping it.
+    """
+
+    def __init__(self, environment: Environment, router: ProgressRouter, log: Log, *,
+                 on_request: RequestHandler | None = None,
+                 on_change: Callable[[RunnerProcess], None] | None = None) -> None:
+        self.environment = environment
+        self.state = RunnerState()
         self._router = router
         self._log = log
+        self._on_request = on_request
+        self._on_change = on_change or (lambda _r: None)
         self.proc: asyncio.subprocess.Process | None = None
         self.conn: Connection | None = None
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
         self._tasks: list[asyncio.Task[None]] = []
         self.killed_because: str | None = None
         self._watchers: set[asyncio.Task[None]] = set()
-        self.busy = 0  # requests in flight or about to be sent: never evicted while > 0
-        self.retired = False  # replaced (config changed): stops when its last lease ends
-        self.ready = False  # initialize answered
-        self.last_used = 0.0
+        self.starting: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.environment.label
 
     @property
     def alive(self) -> bool:
@@ -120,50 +137,77 @@ class RunnerProcess:
     def _env(self) -> dict[str, str]:
         """Make this distribution's runner importable for a project's own interpreter."""
         env = dict(os.environ)
-        if self.project.python != sys.executable:
+        if self.environment.python != sys.executable:
             here = runner_path()
             env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
         return env
 
     async def start(self) -> None:
-        project = self.project
+        """Spawn and `initialize`; on any failure (or cancel) the process is gone."""
+        python = self.environment.python
+        cwd = self.environment.isolated  # a shared runner's cwd is no project's
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                project.python, "-m", "finecode_er", cwd=project.root, env=self._env(),
+                python, "-m", "finecode_er", cwd=cwd, env=self._env(),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, limit=2**24)
         except OSError as exc:
-            raise RunnerDied(f"cannot start a runner for {project.root} with "
-                             f"{project.python}: {exc.strerror or exc}") from None
+            self._ended()
+            raise RunnerDied(f"cannot start a runner with {python}: "
+                             f"{exc.strerror or exc}") from None
         assert self.proc.stdout is not None and self.proc.stdin is not None
         self.conn = Connection(self.proc.stdout, self.proc.stdin, log=self._log,
-                               on_notification=self._notified)
+                               on_notification=self._notified,
+                               on_request=self._requested if self._on_request else None,
+                               on_cancel_sent=self._cancel_sent,
+                               on_cancel_answered=self._cancel_answered)
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self.conn.serve()), loop.create_task(self._drain())]
-        params = {"projectRoot": str(project.root), "clientName": "finecode_wm",
-                  "actions": {name: a.to_json() for name, a in project.actions.items()}}
+        self._tasks = [loop.create_task(self.conn.serve()), loop.create_task(self._drain()),
+                       loop.create_task(self._watch_exit())]
+        params = {"clientName": "finecode_wm"}
         try:
-            info = await asyncio.wait_for(self.request("initialize", params), START_TIMEOUT)
-            self.problems = [str(p) for p in info.get("problems", [])] if isinstance(
-                info, dict) else []
-            self.ready = True
+            await asyncio.wait_for(self.conn.request("initialize", params), START_TIMEOUT)
         except TimeoutError:
-            await self.kill()
-            raise RunnerDied(f"runner for {project.root} did not start within "
-                             f"{START_TIMEOUT:.0f} s{self._tail()}") from None
+            failure = RunnerDied(f"runner ({self.name}) did not start within "
+                                 f"{START_TIMEOUT:.0f} s{self._tail()}")
+        except ConnectionClosed:
+            code = await self._exit_code()
+            failure = RunnerDied(f"runner ({self.name}) exited while starting (code {code})"
+                                 f"{self._tail()}")
         except BaseException:
             await self.kill()
             raise
+        else:
+            if self.state.state == "starting":
+                self.state.started()
+                self._on_change(self)
+            return
+        await self.kill()
+        raise failure
+
+    def _ended(self) -> None:
+        if self.state.live:
+            self.state.stopped()
+            self._on_change(self)
+
+    async def _watch_exit(self) -> None:
+        assert self.proc is not None
+        await self.proc.wait()
+        self._ended()
 
     def _notified(self, method: str, params: Any) -> None:
         if method == "$/progress":
             self._router.deliver(params)
 
+    async def _requested(self, method: str, params: Any) -> Any:
+        assert self._on_request is not None
+        return await self._on_request(self, method, params)
+
     async def _drain(self) -> None:
         """Keep the pipe empty; forward at most a bounded number of lines a second."""
         assert self.proc is not None and self.proc.stderr is not None
         loop = asyncio.get_running_loop()
-        name = self.project.name
+        name = os.path.basename(self.environment.python)
         window, sent, skipped = loop.time(), 0, 0
         while line := await self.proc.stderr.readline():
             text = line.decode(errors="replace").rstrip()
@@ -171,19 +215,28 @@ class RunnerProcess:
             now = loop.time()
             if now - window >= 1.0:
                 if skipped:
-                    self._log(f"[{name}] ({skipped} stderr lines not forwarded)")
+                    self._log(f"[runner {self.pid} {name}] ({skipped} stderr lines not "
+                              "forwarded)")
                 window, sent, skipped = now, 0, 0
             if sent < STDERR_LINES_PER_SECOND:
                 sent += 1
-                self._log(f"[{name}] {text[:2000]}")
+                self._log(f"[runner {self.pid} {name}] {text[:2000]}")
             else:
                 skipped += 1
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
 
     def _tail(self) -> str:
         return (":\n" + "\n".join(self.stderr_tail)) if self.stderr_tail else ""
 
     async def request(self, method: str, params: Any) -> Any:
-        """A request to the runner; a runner that dies meanwhile raises `RunnerDied`."""
+        """A request to the runner; a runner that dies meanwhile raises `RunnerDied`.
+
+        Cancelling the wait sends `$/cancelRequest`; until the runner answers, it is draining
+        (no new work), and if it has not answered after the grace period it is killed.
+        """
         if self.conn is None:
             raise RunnerDied("runner not started")
         try:
@@ -191,24 +244,27 @@ class RunnerProcess:
         except ConnectionClosed:
             code = await self._exit_code()
             why = f": {self.killed_because}" if self.killed_because else self._tail()
-            raise RunnerDied(f"runner for {self.project.name} exited (code {code}){why}") from None
-        except asyncio.CancelledError:
-            watcher = asyncio.get_running_loop().create_task(self._watch_cancel())
-            self._watchers.add(watcher)
-            watcher.add_done_callback(self._watchers.discard)
-            raise
+            raise RunnerDied(f"runner ({self.name}) exited (code {code}){why}") from None
 
-    async def _watch_cancel(self) -> None:
+    def _cancel_sent(self, msg_id: int) -> None:
+        self.state.cancel_sent()
+        self._on_change(self)
+        watcher = asyncio.get_running_loop().create_task(self._watch_cancel(msg_id))
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
+
+    def _cancel_answered(self, _msg_id: int) -> None:
+        self.state.cancel_answered()
+        self._on_change(self)
+
+    async def _watch_cancel(self, msg_id: int) -> None:
         """Kill the runner if a cancelled request is still unanswered after the grace period."""
         await asyncio.sleep(CANCEL_GRACE)
         conn = self.conn
-        if conn is None or not self.alive:
-            return
-        deadline = asyncio.get_running_loop().time() - CANCEL_GRACE
-        if any(since <= deadline for since in conn.cancelling.values()):
+        if conn is not None and self.alive and msg_id in conn.cancelling:
             self.killed_because = (f"a handler ignored cancellation for {CANCEL_GRACE:g} s; "
-                                   "the runner was killed and restarts on next use")
-            self._log(f"[{self.project.name}] {self.killed_because}")
+                                   "the runner was killed and is replaced on next use")
+            self._log(f"[runner {self.pid}] {self.killed_because}")
             await self.kill()
 
     async def _exit_code(self) -> int | None:
@@ -220,146 +276,218 @@ class RunnerProcess:
         return self.proc.returncode
 
     async def stop(self) -> None:
-        """`shutdown` + `exit`, then close stdin; kill if it does not go within the timeout."""
-        proc = self.proc
-        if proc is None or proc.returncode is not None:
-            await self.kill()
-            return
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.request("shutdown", None), STOP_TIMEOUT)
-            assert self.conn is not None
-            self.conn.notify("exit")
-        await self.kill(grace=STOP_TIMEOUT)
+        """`shutdown` + `exit`, then close stdin; killed if it does not go within the timeout.
 
-    async def kill(self, grace: float = 0.0) -> None:
-        """Make sure the process is gone and its pipes are closed."""
-        proc = self.proc
-        if proc is not None:
-            if proc.stdin is not None:
-                proc.stdin.close()
-            if proc.returncode is None and grace:
+        The kill is in `finally`: cancelling the task that stops a runner never leaves the
+        process behind.
+        """
+        try:
+            proc = self.proc
+            if proc is not None and proc.returncode is None and self.conn is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.conn.request("shutdown", None), STOP_TIMEOUT)
+                    self.conn.notify("exit")
+                if proc.stdin is not None:
+                    proc.stdin.close()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(proc.wait(), grace)
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-            await proc.wait()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+                    await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+        finally:
+            await self.kill()
+
+    def terminate(self) -> None:
+        """Synchronously: close stdin and SIGKILL the process if it still runs."""
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            proc.stdin.close()
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+
+    async def kill(self) -> None:
+        """Make sure the process is gone and its pipes are closed."""
+        self.terminate()
+        self._ended()
+        try:
+            if self.proc is not None:
+                await self.proc.wait()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 class RunnerPool:
-    """The runners of a workspace: one per project, started when first needed.
+    """The runners of every environment of a workspace: started when needed, shared, bounded.
 
-    Two settings bound the cost, whatever the workspace size: `max_parallel` child executions
-    at once (callers hold `slots`), and `max_runners` live processes — starting one more stops
-    the least recently used idle runner.
+    - `per_environment` runners at most per environment (default: `maxParallel`): one runner
+      serves many executions at once (each in its own task), so extra runners only buy
+      parallelism for CPU-bound handlers; the next execution goes to the least loaded ready
+      runner, and a new runner starts only when every ready one is busy.
+    - `max_runners` live processes in all (default max(4, per_environment)): over it, the least
+      recently used idle runners are stopped. Nothing idle means the cap is exceeded for a
+      moment rather than a request being made to wait (which could deadlock a delegating parent).
     """
 
-    def __init__(self, log: Log, *, max_parallel: int | None = None,
-                 max_runners: int | None = None, report: Log | None = None) -> None:
+    def __init__(self, log: Log, *, per_environment: int | None = None,
+                 max_runners: int | None = None) -> None:
         self._log = log
-        self._report = report or log  # config problems a person must see
-        self._reported: set[str] = set()
         self.router = ProgressRouter(log)
-        self._runners: dict[Path, RunnerProcess] = {}
-        self._locks: dict[Path, asyncio.Lock] = {}
-        self._room = asyncio.Lock()
-        self._retired: set[RunnerProcess] = set()
-        self.max_parallel = max_parallel or os.cpu_count() or 2
-        self.slots = asyncio.Semaphore(self.max_parallel)
+        self._envs: dict[Environment, list[RunnerProcess]] = {}
+        self._owned: set[RunnerProcess] = set()  # every process not yet known to be gone
+        self._stopping: set[asyncio.Task[None]] = set()
+        self.per_environment = per_environment or os.cpu_count() or 2
         self._max_runners = max_runners
+        self.on_request: RequestHandler | None = None  # requests from runners (delegation)
 
     @property
     def max_runners(self) -> int:
-        return self._max_runners or max(MIN_RUNNERS, self.max_parallel)
+        return self._max_runners or max(MIN_RUNNERS, self.per_environment)
 
-    def set_limits(self, *, max_parallel: int | None = None,
+    def set_limits(self, *, per_environment: int | None = None,
                    max_runners: int | None = None) -> None:
-        """Change the caps before work starts (from the editor's initializationOptions)."""
-        if max_parallel:
-            self.max_parallel = max_parallel
-            self.slots = asyncio.Semaphore(max_parallel)
+        if per_environment:
+            self.per_environment = per_environment
         if max_runners:
             self._max_runners = max_runners
 
+    # -- leasing ----------------------------------------------------------------------------
+
     @contextlib.asynccontextmanager
-    async def lease(self, project: Project) -> AsyncIterator[RunnerProcess]:
-        """The project's runner, (re)started as needed, never evicted while leased."""
-        runner = await self._acquire(project)
+    async def lease(self, environment: Environment) -> AsyncIterator[RunnerProcess]:
+        """A ready runner of `environment` for one execution; never stopped while leased."""
+        runner = await self._acquire(environment)
         try:
             yield runner
         finally:
-            runner.busy -= 1
-            runner.last_used = asyncio.get_running_loop().time()
-            if runner.retired and runner.busy == 0:
-                self._retired.discard(runner)
-                await runner.stop()
+            self._release(runner)
 
-    async def _acquire(self, project: Project) -> RunnerProcess:
-        lock = self._locks.setdefault(project.root, asyncio.Lock())
-        async with lock:
-            runner = self._runners.get(project.root)
-            if runner is None or not runner.alive or runner.project != project:
-                runner = await self._start(project, runner)
-            runner.busy += 1
-            return runner
+    async def _acquire(self, environment: Environment) -> RunnerProcess:
+        while True:
+            runner = self._choose(environment)  # decided and leased with no await in between
+            try:
+                if runner.starting is not None:
+                    await asyncio.shield(runner.starting)
+            except BaseException:
+                self._release(runner)
+                raise
+            if runner.state.state == "ready":
+                return runner
+            self._release(runner)  # it died or began draining while we waited: choose again
 
-    async def _start(self, project: Project, old: RunnerProcess | None) -> RunnerProcess:
-        if old is not None:
-            self._log(f"restarting the runner of {project.name}")
-            self._runners.pop(project.root, None)
-            if old.busy and old.alive:
-                old.retired = True  # other requests still use it: stop it after them
-                self._retired.add(old)
-            else:
-                await old.kill()
-        async with self._room:
-            await self._evict_idle(keep=self.max_runners - 1)
-            runner = RunnerProcess(project, self.router, self._log)
-            self._runners[project.root] = runner
-        try:
-            await runner.start()
-        except BaseException:
-            self._runners.pop(project.root, None)
-            raise
-        for problem in runner.problems:
-            if problem not in self._reported:
-                self._reported.add(problem)
-                self._report(problem)
+    def _choose(self, environment: Environment) -> RunnerProcess:
+        runners = [r for r in self._envs.get(environment, []) if r.state.accepts_work]
+        # the least loaded, a ready one before a starting one (which the lease waits for)
+        best = min(runners, key=lambda r: (r.state.leases, r.state.state != "ready"),
+                   default=None)
+        if (best is None or best.state.leases > 0) and len(runners) < self.per_environment:
+            best = self._spawn(environment)
+        assert best is not None
+        best.state.lease()
+        return best
+
+    def _release(self, runner: RunnerProcess) -> None:
+        runner.state.release(asyncio.get_running_loop().time())
+        self._changed(runner)
+
+    def _spawn(self, environment: Environment) -> RunnerProcess:
+        runner = RunnerProcess(environment, self.router, self._log,
+                               on_request=self._delegate, on_change=self._changed)
+        self._envs.setdefault(environment, []).append(runner)
+        self._owned.add(runner)
+        runner.starting = self._background(runner.start(), log_failure=False)
+        self._evict_over_cap()
         return runner
 
-    async def _evict_idle(self, keep: int) -> None:
-        live = [r for r in self._runners.values() if r.alive or r.proc is None]
-        idle = sorted((r for r in live if r.busy == 0 and r.proc is not None),
-                      key=lambda r: r.last_used)
-        for runner in idle[:max(0, len(live) - keep)]:
-            self._runners.pop(runner.project.root, None)
-            await runner.stop()
+    async def _delegate(self, runner: RunnerProcess, method: str, params: Any) -> Any:
+        if self.on_request is None:
+            raise RuntimeError(f"the WM does not answer {method}")
+        return await self.on_request(runner, method, params)
 
-    def is_warm(self, project: Project) -> bool:
-        runner = self._runners.get(project.root)
-        return runner is not None and runner.ready and runner.alive and runner.project == project
+    # -- lifecycle bookkeeping (synchronous: decisions never span an await) -----------------
 
-    async def warm(self, projects: list[Project]) -> None:
-        """Start runners ahead of the first request (as many as the cap allows)."""
-        projects = projects[:self.max_runners]
+    def _changed(self, runner: RunnerProcess) -> None:
+        """React to a state change: forget stopped runners, stop drained retired ones."""
+        state = runner.state
+        if not state.live:
+            self._forget(runner)
+            self._owned.discard(runner)
+        elif state.stop_due:
+            self._forget(runner)
+            self._background(runner.stop())
+        elif state.evictable:
+            self._evict_over_cap()
 
-        async def one(project: Project) -> None:
-            async with self.slots, self.lease(project):
-                pass
+    def _forget(self, runner: RunnerProcess) -> None:
+        runners = self._envs.get(runner.environment, [])
+        if runner in runners:
+            runners.remove(runner)
+            if not runners:
+                del self._envs[runner.environment]
 
-        results = await asyncio.gather(*(one(p) for p in projects), return_exceptions=True)
-        for project, result in zip(projects, results, strict=True):
-            if isinstance(result, BaseException):
-                self._log(f"could not warm the runner of {project.name}: {result}")
+    def _evict_over_cap(self) -> None:
+        live = [r for runners in self._envs.values() for r in runners]
+        excess = len(live) - self.max_runners
+        if excess <= 0:
+            return
+        idle = sorted((r for r in live if r.state.evictable), key=lambda r: r.state.last_used)
+        for runner in idle[:excess]:
+            runner.state.retire()  # draining and idle: stop_due
+            self._forget(runner)
+            self._background(runner.stop())
+
+    def _background(self, work: Awaitable[None], *, log_failure: bool = True
+                    ) -> asyncio.Task[None]:
+        async def run() -> None:
+            await work
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._stopping.add(task)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._stopping.discard(t)
+            if not t.cancelled() and t.exception() is not None and log_failure:
+                self._log(f"runner stop failed: {t.exception()!r}")
+
+        task.add_done_callback(done)
+        return task
+
+    # -- warm-up and shutdown ---------------------------------------------------------------
+
+    async def warm(self, environments: list[Environment]) -> None:
+        """Start one runner per environment ahead of the first request (up to the cap).
+
+        A warming runner holds no lease: the first execution of its environment takes it.
+        """
+        starting = []
+        for environment in list(dict.fromkeys(environments))[:self.max_runners]:
+            if not self._envs.get(environment):
+                starting.append((environment, self._spawn(environment)))
+        for environment, runner in starting:
+            assert runner.starting is not None
+            try:
+                await asyncio.shield(runner.starting)
+            except Exception as exc:
+                self._log(f"could not warm a runner for {environment.label}: {exc}")
+
+    def has_ready(self, environment: Environment) -> bool:
+        return any(r.state.state == "ready" for r in self._envs.get(environment, []))
+
+    def runners(self) -> list[RunnerProcess]:
+        return [r for runners in self._envs.values() for r in runners]
 
     def pids(self) -> list[int]:
-        runners = [*self._runners.values(), *self._retired]
-        return [r.proc.pid for r in runners if r.proc is not None and r.alive]
+        """Every runner process this pool may still own (live, starting or being stopped)."""
+        return [r.proc.pid for r in self._owned if r.proc is not None and r.proc.returncode
+                is None]
 
     async def stop_all(self) -> None:
-        runners = [*self._runners.values(), *self._retired]
-        self._runners, self._retired = {}, set()
+        runners = list(self._owned)
+        self._envs = {}
+        for runner in runners:
+            if runner.starting is not None and not runner.starting.done():
+                runner.starting.cancel()
         await asyncio.gather(*(r.stop() for r in runners), return_exceptions=True)
+        while self._stopping:
+            await asyncio.gather(*list(self._stopping), return_exceptions=True)

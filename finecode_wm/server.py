@@ -204,7 +204,7 @@ def build_server(*, max_parallel: int | None = None) -> FineCodeServer:
         ls.options = options if isinstance(options, dict) else {}
         limits = {key: ls.options.get(option) for key, option in
                   (("max_parallel", "maxParallel"), ("max_runners", "maxRunners"))}
-        ls.fine.pool.set_limits(**{key: value for key, value in limits.items()
+        ls.fine.set_limits(**{key: value for key, value in limits.items()
                                    if isinstance(value, int) and not isinstance(value, bool)
                                    and value > 0})
 

@@ -6,6 +6,8 @@ runner pool, the same `Batch` and its aggregated stream.
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -23,12 +25,37 @@ Log = Callable[[str], None]
 
 
 class FineCode:
+    """Workspace, runners and the batch factory, with the policies around them.
+
+    Owns what is not the runners' lifecycle: the concurrency limit (`max_parallel` child
+    executions at once, across all requests), config problems shown once each, and which
+    runners to warm.
+    """
+
     def __init__(self, log: Log, *, max_parallel: int | None = None,
                  report: Log | None = None) -> None:
         """`log` takes diagnostics; `report` takes config problems a person must see."""
         self.log = log
+        self._report = report or log
+        self._reported: set[str] = set()
         self.workspace = Workspace()
-        self.pool = RunnerPool(log, max_parallel=max_parallel, report=report)
+        self.max_parallel = max_parallel or os.cpu_count() or 2
+        self.slots = asyncio.Semaphore(self.max_parallel)
+        self.pool = RunnerPool(log, per_environment=self.max_parallel)
+
+    def set_limits(self, *, max_parallel: int | None = None,
+                   max_runners: int | None = None) -> None:
+        """Change the caps before work starts (from the editor's initializationOptions)."""
+        if max_parallel:
+            self.max_parallel = max_parallel
+            self.slots = asyncio.Semaphore(max_parallel)
+        self.pool.set_limits(per_environment=max_parallel, max_runners=max_runners)
+
+    def report(self, problem: str) -> None:
+        """Tell the person about a config problem, once per process."""
+        if problem not in self._reported:
+            self._reported.add(problem)
+            self._report(problem)
 
     def set_folders(self, folders: list[Path]) -> list[str]:
         """Discover projects; returns config problems to show the user."""
@@ -39,14 +66,22 @@ class FineCode:
 
     def batch(self, request: RunRequest, *, emit: Awaitable[Emit | None] | Emit | None,
               on_result: Callable[[dict[str, Any]], None] | None = None) -> Batch:
-        """Plan a request (raises `BadRequest` on bad input) into a runnable batch."""
+        """Plan a request (raises `BadRequest` on bad input) into a runnable batch.
+
+        Configs edited since they were read are read again first: an edit takes effect on the
+        next run (work in flight keeps the config it started with).
+        """
+        for problem in self.workspace.refresh(list(self.workspace.projects)):
+            self.report(problem)
         planned = plan(self.workspace, request.actions, request.projects)
         title = "FineCode: " + ", ".join(request.actions)
-        return Batch(self.pool, planned, title=title, params=request.params,
-                     options=request.options, emit=emit, on_result=on_result, log=self.log)
+        return Batch(self.pool, planned, title=title, slots=self.slots, params=request.params,
+                     options=request.options, emit=emit, on_result=on_result,
+                     on_problem=self.report, log=self.log)
 
     async def warm(self) -> None:
-        await self.pool.warm(list(self.workspace.projects.values()))
+        """One runner per environment, ahead of the first request (starts no project code)."""
+        await self.pool.warm([p.environment for p in self.workspace.projects.values()])
 
     async def close(self) -> None:
         await self.pool.stop_all()

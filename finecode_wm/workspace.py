@@ -2,16 +2,60 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from finecode_er.config import ActionConfig, ConfigError, load_project
+from finecode_er.config import ActionConfig, ConfigError, ProjectConfig, load_project
+from finecode_er.handlers import split_source
 
-__all__ = ["Project", "Workspace"]
+__all__ = ["Environment", "Project", "Workspace"]
 
 SKIPPED_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__"}
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What runners are shared by: an interpreter (and, for `isolated = true`, one project)."""
+
+    python: str
+    isolated: Path | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.python} ({self.isolated.name})" if self.isolated else self.python
+
+
+def _signature(paths: list[Path]) -> str:
+    """Sizes and mtimes of files: changes when any of them is edited, added or removed."""
+    parts = []
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            parts.append(f"{path}:-")
+            continue
+        parts.append(f"{path}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
+def local_handler_files(root: Path, actions: dict[str, ActionConfig]) -> list[Path]:
+    """The project-local files behind its handlers (a `source` whose module is under `root`)."""
+    files: list[Path] = []
+    tops = sorted({split_source(h.source)[0].partition(".")[0]
+                   for action in actions.values() for h in action.handlers})
+    for top in tops:
+        spec = importlib.machinery.PathFinder.find_spec(top, [str(root)])
+        if spec is None:
+            continue
+        if spec.submodule_search_locations:
+            for location in spec.submodule_search_locations:
+                files += sorted(Path(location).rglob("*.py"))
+        elif spec.origin:
+            files.append(Path(spec.origin))
+    return files
 
 
 @dataclass(frozen=True)
@@ -20,6 +64,27 @@ class Project:
     name: str
     python: str
     actions: dict[str, ActionConfig]
+    isolated: bool = False
+    local_files: tuple[Path, ...] = field(default=(), compare=False)
+    config_signature: str = field(default="", compare=False)
+
+    @classmethod
+    def from_config(cls, config: ProjectConfig) -> Project:
+        root = config.root
+        return cls(root, config.name, config.python or sys.executable, config.actions,
+                   config.isolated, tuple(local_handler_files(root, config.actions)),
+                   _signature([root / "pyproject.toml"]))
+
+    @property
+    def environment(self) -> Environment:
+        return Environment(self.python, self.root if self.isolated else None)
+
+    def code_version(self) -> str:
+        """Changes when a project-local handler file changes: the runner then re-imports it."""
+        return _signature(list(self.local_files))
+
+    def config_changed(self) -> bool:
+        return _signature([self.root / "pyproject.toml"]) != self.config_signature
 
     def to_json(self) -> dict[str, object]:
         return {"path": str(self.root), "name": self.name, "actions": sorted(self.actions)}
@@ -61,10 +126,33 @@ class Workspace:
                     problems[root] = str(exc)
                     continue
                 if config is not None:
-                    projects[root] = Project(root, config.name, config.python or sys.executable,
-                                             config.actions)
+                    projects[root] = Project.from_config(config)
         self.projects, self.problems = projects, problems
         return list(problems.values())
+
+    def refresh(self, roots: list[Path]) -> list[str]:
+        """Re-read the configs of these projects whose pyproject.toml changed on disk.
+
+        Called before every run, so an edit takes effect on the next run whether or not the
+        editor reports file changes. Returns new config problems.
+        """
+        problems = []
+        for root in roots:
+            project = self.projects.get(root)
+            if project is None or not project.config_changed():
+                continue
+            try:
+                config = load_project(root)
+            except ConfigError as exc:
+                del self.projects[root]
+                self.problems[root] = str(exc)
+                problems.append(str(exc))
+                continue
+            if config is None:
+                del self.projects[root]
+            else:
+                self.projects[root] = Project.from_config(config)
+        return problems
 
     def contains(self, path: Path) -> bool:
         return any(path == f or path.is_relative_to(f) for f in self.folders)

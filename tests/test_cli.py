@@ -131,5 +131,11 @@ def test_project_with_its_own_interpreter_and_an_unimportable_handler(tmp_path: 
     assert done.returncode == 0, done.stderr
     (entry,) = json.loads(done.stdout)["results"]
     assert entry["result"] == sys.base_prefix, "ran on the project's interpreter"
-    assert "config error:" in done.stderr and "own_missing" in done.stderr, \
-        "a handler that does not import is reported at start, like a config error"
+    assert "own_missing" not in done.stderr, "starting a runner imports no handler"
+    both = cli("run", "where", "broken", "--json", "--workspace", str(tmp_path))
+    assert both.returncode == 1
+    where, broken = json.loads(both.stdout)["results"]
+    assert where["status"] == "ok" and broken["status"] == "failed"
+    assert broken["errorData"]["kind"] == "import"
+    assert both.stderr.count("config error:") == 1 and "own_missing" in both.stderr, \
+        "a handler that does not import is reported once, like a config error"
