@@ -294,6 +294,13 @@ class RunnerProcess:
         finally:
             await self.kill()
 
+    def stop_soon(self) -> asyncio.Task[None]:
+        """`stop()` in its own task; the process is killed even if that task is cancelled
+        before it ever ran (a done-callback runs whatever happens)."""
+        task = asyncio.get_running_loop().create_task(self.stop())
+        task.add_done_callback(lambda _t: self.terminate())
+        return task
+
     def terminate(self) -> None:
         """Synchronously: close stdin and SIGKILL the process if it still runs."""
         proc = self.proc
@@ -396,7 +403,8 @@ class RunnerPool:
                                on_request=self._delegate, on_change=self._changed)
         self._envs.setdefault(environment, []).append(runner)
         self._owned.add(runner)
-        runner.starting = self._background(runner.start(), log_failure=False)
+        runner.starting = self._track(asyncio.get_running_loop().create_task(runner.start()),
+                                      log_failure=False)
         self._evict_over_cap()
         return runner
 
@@ -415,7 +423,7 @@ class RunnerPool:
             self._owned.discard(runner)
         elif state.stop_due:
             self._forget(runner)
-            self._background(runner.stop())
+            self._track(runner.stop_soon())
         elif state.evictable:
             self._evict_over_cap()
 
@@ -435,14 +443,11 @@ class RunnerPool:
         for runner in idle[:excess]:
             runner.state.retire()  # draining and idle: stop_due
             self._forget(runner)
-            self._background(runner.stop())
+            self._track(runner.stop_soon())
 
-    def _background(self, work: Awaitable[None], *, log_failure: bool = True
-                    ) -> asyncio.Task[None]:
-        async def run() -> None:
-            await work
-
-        task = asyncio.get_running_loop().create_task(run())
+    def _track(self, task: asyncio.Task[None], *, log_failure: bool = True
+               ) -> asyncio.Task[None]:
+        """Keep a runner's start or stop task until it ends (`stop_all` waits for them)."""
         self._stopping.add(task)
 
         def done(t: asyncio.Task[None]) -> None:
