@@ -29,7 +29,7 @@ from .workspace import Project, Workspace
 
 __all__ = ["BadRequest", "Batch", "BatchOptions", "plan"]
 
-BEGIN_WAIT_WARM = 0.03
+BEGIN_WAIT_WARM = 0.1
 BEGIN_WAIT_COLD = 0.2
 TOKEN_WAIT = 2.0
 Log = Callable[[str], None]

@@ -118,7 +118,33 @@ class FineCodeServer(LanguageServer):
         folders = [_uri_path(f.uri) for f in self.workspace.folders.values()]
         if not folders and self.workspace.root_uri:
             folders = [_uri_path(self.workspace.root_uri)]
-        self.show_problems(self.fine.set_folders(folders))
+        for problem in self.fine.set_folders(folders):
+            self.fine.report(problem)
+
+    async def watch_configs(self) -> None:
+        """Ask the client to report `pyproject.toml` changes (when it can register watchers).
+
+        A run re-reads edited configs and re-imports edited project-local handlers anyway (they
+        are compared by size and mtime); the watch adds projects that appear or disappear.
+        """
+        watched = self.client_capabilities.workspace and \
+            self.client_capabilities.workspace.did_change_watched_files
+        if not (watched and watched.dynamic_registration):
+            return
+        options = types.DidChangeWatchedFilesRegistrationOptions(
+            watchers=[types.FileSystemWatcher(glob_pattern="**/pyproject.toml")])
+        try:
+            await self.client_register_capability_async(types.RegistrationParams(registrations=[
+                types.Registration(id="finecode-configs",
+                                   method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                                   register_options=options)]))
+        except Exception as exc:
+            self.log(f"could not register file watchers: {exc}")
+
+    def configs_changed(self, paths: list[Path]) -> None:
+        """A project config appeared, changed or went away: discover again."""
+        if any(p.name == "pyproject.toml" for p in paths):
+            self.rescan()
 
     # -- running ----------------------------------------------------------------------------
 
@@ -211,8 +237,14 @@ def build_server(*, max_parallel: int | None = None) -> FineCodeServer:
     @server.feature(types.INITIALIZED)
     async def initialized(ls: FineCodeServer, params: types.InitializedParams) -> None:
         ls.rescan()
+        await ls.watch_configs()
         if ls.options.get("warmRunners", True) is not False:
             ls.warming = asyncio.get_running_loop().create_task(ls.fine.warm())
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def watched_files_changed(ls: FineCodeServer,
+                              params: types.DidChangeWatchedFilesParams) -> None:
+        ls.configs_changed([_uri_path(change.uri) for change in params.changes])
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
     def folders_changed(ls: FineCodeServer, params: types.DidChangeWorkspaceFoldersParams) -> None:

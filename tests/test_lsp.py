@@ -92,6 +92,7 @@ async def test_client_token_one_stream_results_and_summary(client: RecordingClie
 
 
 async def test_server_created_token_for_execute_command(client: RecordingClient) -> None:
+    await run_batch(client, actions=["count"], projects=[ALPHA])  # the handler is imported
     result = plain(await client.workspace_execute_command_async(types.ExecuteCommandParams(
         command="finecode.runAction", arguments=[{"action": "count", "projects": [ALPHA]}])))
     assert result["summary"]["ok"] == 1

@@ -249,6 +249,17 @@ async def test_config_and_handler_edits_take_effect_on_the_next_run(
     assert third.result["results"][0]["result"] == {"ok": True}
 
 
+async def test_a_project_that_appears_is_found_after_a_watched_file_event(
+        wm: tuple[WMClient, list[Path]], tmp_path: Path) -> None:
+    client, projects = wm
+    assert client.conn is not None
+    fresh = make_projects(tmp_path / "ws" / "later", 1)[0]
+    client.conn.notify("workspace/didChangeWatchedFiles", {"changes": [
+        {"uri": (fresh / "pyproject.toml").as_uri(), "type": 1}]})
+    run = await client.run_batch(["check"], projects=[str(fresh)])
+    assert run.result["summary"]["ok"] == 1
+
+
 async def test_projects_on_two_virtualenvs_each_get_their_own_interpreter(
         tmp_path: Path) -> None:
     ws = tmp_path / "ws"
