@@ -93,11 +93,12 @@ async def test_client_token_one_stream_results_and_summary(client: RecordingClie
 
 async def test_server_created_token_for_execute_command(client: RecordingClient) -> None:
     await run_batch(client, actions=["count"], projects=[ALPHA])  # the handler is imported
+    before = len(client.created)
     result = plain(await client.workspace_execute_command_async(types.ExecuteCommandParams(
         command="finecode.runAction", arguments=[{"action": "count", "projects": [ALPHA]}])))
     assert result["summary"]["ok"] == 1
-    assert len(client.created) == 1
-    values = client.values[client.created[0]]
+    assert len(client.created) == before + 1
+    values = client.values[client.created[-1]]
     shown = check_stream(values)
     assert shown and shown[-1] == 100, "a single child with a declared total is measurable"
 

@@ -251,7 +251,7 @@ async def test_config_and_handler_edits_take_effect_on_the_next_run(
 
 async def test_a_project_that_appears_is_found_after_a_watched_file_event(
         wm: tuple[WMClient, list[Path]], tmp_path: Path) -> None:
-    client, projects = wm
+    client, _ = wm
     assert client.conn is not None
     fresh = make_projects(tmp_path / "ws" / "later", 1)[0]
     client.conn.notify("workspace/didChangeWatchedFiles", {"changes": [
