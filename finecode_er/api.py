@@ -8,7 +8,7 @@ into one begin … end. Without a progress token the same code runs and nothing 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from pathlib import Path
 from types import TracebackType
@@ -17,7 +17,15 @@ from typing import Any
 from .progress import Work
 from .reporter import ExecutionReporter
 
-__all__ = ["ProgressContext", "RunActionContext"]
+__all__ = ["DelegationError", "ProgressContext", "RunActionContext"]
+
+Delegate = Callable[[str, "dict[str, Any] | None", "list[str] | None", "ProgressContext | None"],
+                    Awaitable[dict[str, Any]]]
+
+
+class DelegationError(Exception):
+    """`ctx.run_action` was asked for something the WM cannot run (unknown action, a project
+    outside the workspace, no WM to ask). A delegated child that *fails* is a result instead."""
 
 # The innermost open scope in this task: scopes opened inside it (also from tasks spawned
 # inside it) subdivide its current step instead of adding work of their own.
@@ -87,6 +95,17 @@ class ProgressContext:
         if self._reporter.touch():
             await asyncio.sleep(0)
 
+    def attach(self) -> Work | None:
+        """A nested part of this scope's current step for delegated work (None: no progress)."""
+        node = self._node
+        if node is None or node.ended or self._reporter.closed:
+            return None
+        return node.add()
+
+    def narrate(self, message: str) -> None:
+        self._reporter.narrative = message
+        self._reporter.touch()
+
     async def set_total(self, total: float) -> None:
         """Declare (or correct) the total once it is known; the shown bar never goes back."""
         node = self._node
@@ -101,18 +120,34 @@ class RunActionContext:
 
     def __init__(self, *, project_root: Path, config: dict[str, Any], action: str,
                  reporter: ExecutionReporter, work: Work,
-                 partial: Callable[[Any], None] | None = None) -> None:
+                 partial: Callable[[Any], None] | None = None,
+                 delegate: Delegate | None = None) -> None:
         self.project_root = project_root
         self.config = config
         self.action = action
         self._reporter = reporter
         self._work = work
         self._partial = partial
+        self._delegate = delegate
 
     def progress(self, title: str, *, total: float | None = None,
                  cancellable: bool = False) -> ProgressContext:
         """A progress scope of this action; a no-op stream when the caller wants no progress."""
         return ProgressContext(self._reporter, self._work, title, total, cancellable)
+
+    async def run_action(self, action: str, params: dict[str, Any] | None = None,
+                         projects: list[str] | None = None,
+                         progress: ProgressContext | None = None) -> dict[str, Any]:
+        """Run another action through the WM, like a `runBatch`: `{results, summary}`.
+
+        `projects=None` is this project; otherwise paths, absolute or relative to this
+        project's root. A failed child is a result, not an exception. Progress does not cross
+        the action boundary by itself: only with `progress=scope` (an open scope of this
+        handler) does the delegated work move that scope's current step and narrate.
+        """
+        if self._delegate is None:
+            raise DelegationError("run_action needs the WM: this runner was not started by it")
+        return await self._delegate(action, params, projects, progress)
 
     def partial_result(self, value: Any) -> None:
         """Stream a piece of the result on the partial-result token (dropped when none)."""

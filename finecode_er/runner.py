@@ -9,6 +9,7 @@ fd 1 all land on stderr.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import sys
 import traceback
@@ -16,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .api import RunActionContext
+from .api import Delegate, DelegationError, ProgressContext, RunActionContext
 from .config import ActionConfig, ConfigError, load_project, parse_actions
 from .handlers import Handler, HandlerLoadError, ProjectHandlers, describe_failure
-from .progress import Value
+from .progress import Value, Work
 from .reporter import ExecutionReporter, NullReporter
 from .wire import INVALID_PARAMS, Connection, RpcError
 
@@ -57,6 +58,8 @@ class Runner:
         self.default_root: Path | None = None
         self.default_actions: dict[str, ActionConfig] = {}
         self._projects: dict[Path, ProjectHandlers] = {}
+        self._attached: dict[str, tuple[Work, ProgressContext]] = {}  # delegation progress
+        self._delegations = itertools.count(1)
         self.shutdown_requested = False
         self.exit_requested = asyncio.Event()
 
@@ -77,6 +80,50 @@ class Runner:
     def on_notification(self, method: str, params: Any) -> None:
         if method == "exit":
             self.exit_requested.set()
+        elif method == "$/progress" and isinstance(params, dict):
+            self._delegated_progress(params.get("token"), params.get("value"))
+
+    # -- delegation -------------------------------------------------------------------------
+
+    def _delegate(self, parent: Any) -> Delegate:
+        """`ctx.run_action` of one execution: a `runAction` request to the WM."""
+        async def run_action(action: str, params: dict[str, Any] | None,
+                             projects: list[str] | None,
+                             progress: ProgressContext | None) -> dict[str, Any]:
+            assert self.conn is not None
+            request: dict[str, Any] = {"parent": parent, "action": action, "params": params,
+                                       "projects": projects}
+            node = progress.attach() if progress is not None else None
+            token = None
+            if node is not None and progress is not None:
+                token = f"d-{next(self._delegations)}"
+                self._attached[token] = (node, progress)
+                request["progressToken"] = token
+            try:
+                result: dict[str, Any] = await self.conn.request("runAction", request)
+                return result
+            except RpcError as exc:
+                raise DelegationError(exc.message) from None
+            finally:
+                if token is not None:
+                    del self._attached[token]
+                if node is not None:
+                    node.finish()
+
+        return run_action
+
+    def _delegated_progress(self, token: Any, value: Any) -> None:
+        """The WM's aggregated stream of a delegated batch: it moves the attached step."""
+        attached = self._attached.get(token) if isinstance(token, str) else None
+        if attached is None or not isinstance(value, dict):
+            return
+        node, scope = attached
+        percentage = value.get("percentage")
+        if isinstance(percentage, int | float) and not isinstance(percentage, bool):
+            node.set_fraction(percentage / 100)
+        message = value.get("message")
+        if isinstance(message, str) and value.get("kind") != "end":
+            scope.narrate(message)
 
     # -- initialize -------------------------------------------------------------------------
 
@@ -154,7 +201,7 @@ class Runner:
         outcome = "cancelled"
         try:
             result = await self._run_handlers(name, root, action, handlers, action_params,
-                                              reporter, partial_token)
+                                              reporter, partial_token, token)
             outcome = "done"
             return result
         except ActionFailed as exc:
@@ -176,7 +223,7 @@ class Runner:
 
     async def _run_handlers(self, name: str, root: Path, action: ActionConfig,
                             handlers: ProjectHandlers, params: dict[str, Any],
-                            reporter: ExecutionReporter, partial_token: Any) -> Any:
+                            reporter: ExecutionReporter, partial_token: Any, token: Any) -> Any:
         assert self.conn is not None
         conn = self.conn
         partial = None
@@ -184,6 +231,7 @@ class Runner:
             def partial(value: Any) -> None:
                 conn.notify("$/progress", {"token": partial_token, "value": value})
 
+        delegate = self._delegate(token)
         calls = []
         for spec in action.handlers:
             try:
@@ -192,7 +240,7 @@ class Runner:
                 raise ActionFailed(str(exc), {"kind": "import", "handler": spec.source}) from None
             ctx = RunActionContext(project_root=root, config=dict(spec.config), action=name,
                                    reporter=reporter, work=reporter.handler_work(),
-                                   partial=partial)
+                                   partial=partial, delegate=delegate)
             calls.append((spec.source, handler, ctx))
 
         async def call(source: str, handler: Handler, ctx: RunActionContext) -> Any:

@@ -23,6 +23,7 @@ from finecode_er.progress import Value
 from finecode_er.reporter import Emit, PacedStream
 from finecode_er.wire import REQUEST_CANCELLED, RpcError
 
+from .delegation import Execution, refusal
 from .progress import BatchProgress, Child
 from .runners import RunnerDied, RunnerPool, RunnerProcess
 from .workspace import Project, Workspace
@@ -108,8 +109,10 @@ class Batch:
                  options: BatchOptions | None = None,
                  emit: Awaitable[Emit | None] | Emit | None = None,
                  on_result: Callable[[dict[str, Any]], None] | None = None,
-                 on_problem: Log | None = None, log: Log | None = None) -> None:
+                 on_problem: Log | None = None, log: Log | None = None,
+                 parent: Execution | None = None) -> None:
         self._pool = pool
+        self._chain = parent.chain if parent is not None else ()
         self._slots = slots
         self._on_problem = on_problem
         self._planned = planned
@@ -252,6 +255,10 @@ class Batch:
     async def _run_child(self, index: int) -> None:
         planned = self._planned[index]
         child = self.progress.children[index]
+        refused = refusal(self._chain, planned.project, planned.action)
+        if refused is not None:
+            self._record(index, "failed", error=refused)
+            return
         try:
             async with self._slots:
                 await self._execute(index, planned, child)
@@ -265,8 +272,11 @@ class Batch:
         """One child on a leased runner; its result is recorded before the lease ends."""
         self._started[index] = time.monotonic()
         router = self._pool.router
-        token = router.mint(lambda value: self._on_child_value(child, value))
         project = planned.project
+        execution = Execution(project, planned.action,
+                              (*self._chain, (project.root, project.name, planned.action)),
+                              self._slots)
+        token = router.mint(lambda value: self._on_child_value(child, value), execution)
         action = project.actions[planned.action]
         timeout = self.options.timeout or action.timeout
         params = {"action": planned.action, "projectRoot": str(project.root),
@@ -286,6 +296,7 @@ class Batch:
             self._record(index, "failed", error=str(exc))
         finally:
             router.release(token)
+            execution.cancel_delegated()
 
     @contextlib.asynccontextmanager
     async def _leased(self, index: int, project: Project) -> AsyncIterator[RunnerProcess]:

@@ -6,6 +6,8 @@ a list of characters), and every rejection here must say which field is wrong an
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -14,12 +16,13 @@ from finecode_er.config import positive_seconds
 
 from .batch import BadRequest, BatchOptions
 
-__all__ = ["RunRequest", "parse_run_action", "parse_run_batch"]
+__all__ = ["RunRequest", "parse_delegation", "parse_run_action", "parse_run_batch"]
 
 Token = int | str
 _OPTION_KEYS = {"concurrent", "stopOnFailure", "timeout"}
 _BATCH_KEYS = {"actions", "projects", "params", "options", "workDoneToken", "partialResultToken"}
 _ACTION_KEYS = {"action", "projects", "params"}
+_DELEGATION_KEYS = {"parent", "action", "projects", "params", "progressToken"}
 
 
 @attrs.frozen
@@ -113,3 +116,20 @@ def parse_run_action(raw: Any) -> RunRequest:
     if not isinstance(action, str) or not action:
         raise BadRequest("finecode.runAction needs {\"action\": \"<name>\"}")
     return _common(raw, [action])
+
+
+def parse_delegation(raw: dict[str, Any], root: Path) -> RunRequest:
+    """A runner's `runAction {parent, action, projects?, params?, progressToken?}`.
+
+    `projects` are absolute or relative to the delegating project's `root`; none means that
+    project alone.
+    """
+    _known_keys(raw, _DELEGATION_KEYS, "run_action")
+    action = raw.get("action")
+    if not isinstance(action, str) or not action:
+        raise BadRequest("run_action needs an action name")
+    projects = raw.get("projects")
+    paths = [str(root)] if projects is None else [
+        os.path.normpath(root / p) for p in _strings(projects, "projects")]
+    _token(raw.get("progressToken"), "progressToken")
+    return RunRequest(actions=[action], projects=paths, params=_optional_object(raw, "params"))

@@ -12,11 +12,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from finecode_er.progress import Value
 from finecode_er.reporter import Emit
+from finecode_er.wire import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError
 
-from .batch import Batch, plan
-from .requests import RunRequest
-from .runners import RunnerPool
+from .batch import BadRequest, Batch, plan
+from .delegation import Execution
+from .requests import RunRequest, parse_delegation
+from .runners import RunnerPool, RunnerProcess
 from .workspace import Workspace
 
 __all__ = ["FineCode"]
@@ -42,6 +45,7 @@ class FineCode:
         self.max_parallel = max_parallel or os.cpu_count() or 2
         self.slots = asyncio.Semaphore(self.max_parallel)
         self.pool = RunnerPool(log, per_environment=self.max_parallel)
+        self.pool.on_request = self._runner_request
 
     def set_limits(self, *, max_parallel: int | None = None,
                    max_runners: int | None = None) -> None:
@@ -65,7 +69,8 @@ class FineCode:
         return self.workspace.listing()
 
     def batch(self, request: RunRequest, *, emit: Awaitable[Emit | None] | Emit | None,
-              on_result: Callable[[dict[str, Any]], None] | None = None) -> Batch:
+              on_result: Callable[[dict[str, Any]], None] | None = None,
+              parent: Execution | None = None) -> Batch:
         """Plan a request (raises `BadRequest` on bad input) into a runnable batch.
 
         Configs edited since they were read are read again first: an edit takes effect on the
@@ -77,7 +82,38 @@ class FineCode:
         title = "FineCode: " + ", ".join(request.actions)
         return Batch(self.pool, planned, title=title, slots=self.slots, params=request.params,
                      options=request.options, emit=emit, on_result=on_result,
-                     on_problem=self.report, log=self.log)
+                     on_problem=self.report, log=self.log, parent=parent)
+
+    async def _runner_request(self, runner: RunnerProcess, method: str, params: Any) -> Any:
+        """Requests from runners: `runAction` (a handler's `ctx.run_action`)."""
+        if method != "runAction":
+            raise RpcError(METHOD_NOT_FOUND, f"the WM does not answer {method!r}")
+        if not isinstance(params, dict):
+            raise RpcError(INVALID_PARAMS, "runAction params must be an object")
+        parent = self.pool.router.owner(params.get("parent"))
+        if not isinstance(parent, Execution):
+            raise RpcError(INVALID_PARAMS, "runAction must name a running execution ('parent')")
+        try:
+            request = parse_delegation(params, parent.project.root)
+            token = params.get("progressToken")
+            emit = None
+            if token is not None and runner.conn is not None:
+                conn = runner.conn
+
+                def emit(value: Value) -> None:
+                    conn.notify("$/progress", {"token": token, "value": value})
+
+            batch = self.batch(request, emit=emit, parent=parent)
+        except BadRequest as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)) from None
+        task = asyncio.current_task()
+        assert task is not None
+        parent.delegated.add(task)
+        try:
+            async with parent.lending_slot():
+                return await batch.run()
+        finally:
+            parent.delegated.discard(task)
 
     async def warm(self) -> None:
         """One runner per environment, ahead of the first request (starts no project code)."""

@@ -1,0 +1,173 @@
+"""Delegation (`ctx.run_action`) end to end: the real WM, real runners, a pytest-lsp client."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+
+from benchmarks.wm_client import WMClient
+from finecode_wm.delegation import MAX_DEPTH, refusal
+from finecode_wm.workspace import Project
+
+from .conftest import FIXTURES
+from .lsp_client import CONFIG, RecordingClient, init_params
+from .rules import check_stream
+from .test_lsp import run_batch
+
+pytestmark = pytest.mark.timeout(60)
+
+WS = FIXTURES / "delegation"
+APP, LIB = str(WS / "app"), str(WS / "lib")
+
+
+@pytest_lsp.fixture(config=CONFIG)
+async def client(lsp_client: RecordingClient) -> AsyncIterator[None]:
+    await lsp_client.initialize_session(init_params(root=WS, warm=False, maxParallel=3))
+    # runners up and handlers imported: single-child streams then begin determinate
+    await run_batch(lsp_client, actions=["steps", "where"], params={"n": 1, "delay": 0})
+    lsp_client.values.clear()
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_same_project_attached_moves_the_parent_bar(client: RecordingClient) -> None:
+    result = await run_batch(client, actions=["parent"], projects=[APP], workDoneToken="a",
+                             params={"action": "steps", "attach": True,
+                                     "params": {"n": 8, "delay": 0.06}})
+    (entry,) = result["results"]
+    assert entry["status"] == "ok"
+    delegated = entry["result"]
+    assert delegated["summary"] == {"ok": 1, "failed": 0, "cancelled": 0}
+    assert delegated["results"][0]["result"] == {"steps": 8, "root": APP}
+    values = client.values["a"]
+    shown = check_stream(values)
+    assert set(client.values) == {"a"}, "no delegated token ever reaches the client"
+    during = {p for p in shown if 50 < p < 100}  # the parent's second step, subdivided
+    assert len(during) >= 2, f"attached work moves the bar: {shown}"
+    narrated = [v.get("message", "") for v in values]
+    assert any("steps" in m and "file" in m for m in narrated), \
+        f"the delegated narrative becomes the parent's: {narrated}"
+
+
+async def test_other_project_unattached_leaves_the_parent_bar_alone(
+        client: RecordingClient) -> None:
+    result = await run_batch(client, actions=["parent"], projects=[APP], workDoneToken="u",
+                             params={"action": "steps", "projects": ["../lib"],
+                                     "params": {"n": 8, "delay": 0.06}})
+    delegated = result["results"][0]["result"]
+    assert [(r["project"], r["status"]) for r in delegated["results"]] == [(LIB, "ok")]
+    values = client.values["u"]
+    shown = check_stream(values)
+    assert set(shown) <= {0, 50, 99, 100}, f"unattached work does not move the bar: {values}"
+    assert not any("file" in v.get("message", "") for v in values)
+    assert set(client.values) == {"u"}
+
+
+async def test_a_failing_delegated_child_is_a_result(client: RecordingClient) -> None:
+    result = await run_batch(client, actions=["parent"], projects=[APP],
+                             params={"action": "broken", "projects": [APP, LIB]})
+    (entry,) = result["results"]
+    assert entry["status"] == "ok"
+    assert entry["result"]["summary"] == {"ok": 0, "failed": 2, "cancelled": 0}
+    assert "the delegated child broke" in entry["result"]["results"][0]["error"]
+
+
+async def test_bad_delegation_raises_in_the_handler(client: RecordingClient) -> None:
+    result = await run_batch(client, actions=["bad"], projects=[APP])
+    text = result["results"][0]["result"]
+    assert text.startswith("DelegationError: unknown action 'no_such_action'"), text
+
+
+async def test_a_cycle_fails_that_child_with_the_cycle_named(client: RecordingClient) -> None:
+    result = await run_batch(client, actions=["cycle_a"], projects=[APP])
+    inner = result["results"][0]["result"]["results"][0]["result"]["results"][0]
+    assert inner["status"] == "failed"
+    assert inner["error"] == "delegation cycle: cycle_a → cycle_b → cycle_a"
+
+
+async def test_cancelling_the_parent_cancels_the_delegated_child(
+        client: RecordingClient, tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    client.values.setdefault("c", [])
+    task = asyncio.create_task(run_batch(
+        client, actions=["parent"], projects=[APP], workDoneToken="c",
+        params={"action": "marked", "projects": ["../lib"], "attach": True,
+                "params": {"marker": str(marker)}}))
+    while not any("Marked" in v.get("message", "") or "marked" in v.get("message", "")
+                  for v in client.values["c"]):
+        await asyncio.sleep(0.02)
+    client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token="c"))
+    result = await asyncio.wait_for(task, 10)
+    assert result["summary"]["cancelled"] == 1
+    for _ in range(100):
+        if marker.exists():
+            break
+        await asyncio.sleep(0.05)
+    assert marker.read_text().startswith("cancelled"), "the delegated handler saw the cancel"
+    again = await run_batch(client, actions=["steps"], params={"n": 2, "delay": 0})
+    assert again["summary"]["ok"] == 2, "and the next request works"
+
+
+@pytest_lsp.fixture(config=CONFIG)
+async def single_slot(lsp_client: RecordingClient) -> AsyncIterator[None]:
+    await lsp_client.initialize_session(init_params(root=WS, warm=False, maxParallel=1))
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_max_parallel_one_does_not_deadlock(single_slot: RecordingClient) -> None:
+    """Two parents at once, each waiting on a child, with one slot: parents lend it."""
+    result = await asyncio.wait_for(run_batch(
+        single_slot, actions=["parent"], workDoneToken="one",
+        params={"action": "steps", "attach": True, "params": {"n": 3, "delay": 0.02}}), 30)
+    assert result["summary"] == {"ok": 2, "failed": 0, "cancelled": 0}
+    assert all(r["result"]["summary"]["ok"] == 1 for r in result["results"])
+    check_stream(single_slot.values["one"])
+
+
+async def test_delegation_across_two_environments(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = tmp_path / "ws"
+    shutil.copytree(WS, ws)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=60)
+    app = ws / "app" / "pyproject.toml"
+    app.write_text(app.read_text().replace(
+        'name = "app"\n', f'name = "app"\n\n[tool.finecode]\npython = "{venv}/bin/python"\n'))
+    monkeypatch.setenv("PYTHONPATH", str(FIXTURES))
+    wm = WMClient()
+    await wm.start(ws, options={"warmRunners": False})
+    try:
+        own = await wm.run_batch(["where"], projects=[str(ws / "app")])
+        assert own.result["results"][0]["result"] == str(venv)
+        run = await wm.run_batch(["parent"], projects=[str(ws / "app")], token="x",
+                                 params={"action": "where", "projects": ["../lib"],
+                                         "attach": True})
+        (entry,) = run.result["results"]
+        assert entry["status"] == "ok", entry
+        (child,) = entry["result"]["results"]
+        assert child["project"] == str(ws / "lib") and child["result"] == sys.prefix
+        check_stream([v for _, v in run.progress])
+    finally:
+        await wm.stop()
+
+
+def test_depth_limit_and_cycle_words() -> None:
+    def project(name: str) -> Project:
+        return Project(Path(f"/ws/{name}"), name, sys.executable, {})
+
+    chain = tuple((Path(f"/ws/p{i}"), f"p{i}", "a") for i in range(MAX_DEPTH))
+    assert refusal(chain, project("q"), "a") == (
+        f"delegation deeper than {MAX_DEPTH} levels: " +
+        " → ".join(f"p{i}/a" for i in range(MAX_DEPTH)) + " → q/a")
+    assert refusal(chain[:2], project("p0"), "a") == "delegation cycle: p0/a → p1/a → p0/a"
+    assert refusal(chain[:2], project("p0"), "b") is None
