@@ -57,3 +57,9 @@ async def block(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
     async with ctx.progress("Blocking", total=1):
         time.sleep(float(params.get("seconds", 30)))
     return {"blocked": True}
+
+
+async def delegated(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    """A no-op run through delegation: the WM runs `trivial` as a batch of its own."""
+    result: dict[str, Any] = await ctx.run_action("trivial")
+    return result
