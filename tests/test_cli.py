@@ -68,7 +68,7 @@ def test_list(examples: Path) -> None:
     assert done.returncode == 0
     assert [p["name"] for p in json.loads(done.stdout)] == ["large", "medium", "small"]
     plain = cli("list", cwd=examples)
-    assert "small" in plain.stdout and "[format, lint, stats]" in plain.stdout, plain.stdout
+    assert "small" in plain.stdout and "[check, format, lint, stats]" in plain.stdout, plain.stdout
     assert cli("list").returncode == 1, "a broken config is an error for `list`"
 
 

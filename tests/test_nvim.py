@@ -106,7 +106,7 @@ def test_finecode_run_in_neovim_shows_one_aggregated_progress_stream(tmp_path: P
     assert {"finecode.runAction", "finecode.runBatch", "finecode.listProjects"} <= set(
         attach["server_commands"])
     completion = next(e for e in events if e["event"] == "completion")
-    assert completion["items"] == ["format", "lint", "stats"], diag
+    assert completion["items"] == ["check", "format", "lint", "stats"], diag
 
     # one stream, on a server-created token, seen through Neovim's own $/progress handling
     progress = [e for e in events if e["event"] == "progress"]
