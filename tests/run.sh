@@ -2,7 +2,7 @@
 # Quick start, whole test suite: set up .venv, then ruff, mypy and pytest (every test has a
 # timeout; the suite is bounded as a whole too).
 set -euo pipefail
-FINECODE_EXTRAS=examples,test source "$(dirname "$0")/../.ci/venv.sh"
+FINECODE_EXTRAS=examples,test,bench source "$(dirname "$0")/../.ci/venv.sh"
 cd "$repo"
 echo "== ruff"; ruff check .
 echo "== mypy"; mypy
