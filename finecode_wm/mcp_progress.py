@@ -57,7 +57,7 @@ class ProgressMapping:
             self.ended = True
             if self.determinate and self._complete:
                 return self._send(TOTAL, message)
-        elif self.determinate and _percentage(value) == TOTAL:
+        elif kind == "report" and self.determinate and _percentage(value) == TOTAL:
             self._complete = True
             return None
         if self._complete:
