@@ -135,11 +135,15 @@ class _Notifier:
             self._queue.put_nowait(progress)
 
     async def _send_all(self) -> None:
-        while (item := await self._queue.get()) is not None:
-            await self._ctx.session.send_progress_notification(
-                self._token, item.progress, item.total, item.message,
-                related_request_id=None if self._ctx.request_id is None
-                else str(self._ctx.request_id))
+        """Until the end; a transport that fails loses the progress, never the result."""
+        related = None if self._ctx.request_id is None else str(self._ctx.request_id)
+        try:
+            while (item := await self._queue.get()) is not None:
+                await self._ctx.session.send_progress_notification(
+                    self._token, item.progress, item.total, item.message,
+                    related_request_id=related)
+        except Exception as exc:
+            _stderr(f"progress notifications stopped: {exc}")
 
     async def drain(self) -> None:
         """Every notification so far is sent (the result must come after the last one)."""
