@@ -120,25 +120,39 @@ def _stderr(message: str) -> None:
 
 
 class _Notifier:
-    """Sends a call's progress notifications in order, off the batch's synchronous `emit`."""
+    """Sends a call's progress notifications, in order, off the batch's synchronous `emit`.
+
+    The stream is paced where it is made, but a write can lag behind it (stdout is written from
+    a worker thread, and a flood of child values keeps the loop busy): newest state wins, so a
+    slow transport gets the latest value instead of a burst of stale ones. Dropping values of a
+    strictly increasing sequence keeps it strictly increasing, and the last one is always sent.
+    """
 
     def __init__(self, ctx: ServerRequestContext[Any], token: str | int) -> None:
         self._ctx = ctx
         self._token = token
         self.mapping = ProgressMapping()
-        self._queue: asyncio.Queue[Progress | None] = asyncio.Queue()
+        self._pending: Progress | None = None
+        self._wake = asyncio.Event()
+        self._closing = False
         self.task = asyncio.get_running_loop().create_task(self._send_all())
 
     def __call__(self, value: Value) -> None:
         progress = self.mapping.map(value)
         if progress is not None:
-            self._queue.put_nowait(progress)
+            self._pending = progress
+            self._wake.set()
 
     async def _send_all(self) -> None:
-        """Until the end; a transport that fails loses the progress, never the result."""
+        """Until drained; a transport that fails loses the progress, never the result."""
         related = None if self._ctx.request_id is None else str(self._ctx.request_id)
         try:
-            while (item := await self._queue.get()) is not None:
+            while self._pending is not None or not self._closing:
+                if self._pending is None:
+                    await self._wake.wait()
+                    self._wake.clear()
+                    continue
+                item, self._pending = self._pending, None
                 await self._ctx.session.send_progress_notification(
                     self._token, item.progress, item.total, item.message,
                     related_request_id=related)
@@ -147,7 +161,8 @@ class _Notifier:
 
     async def drain(self) -> None:
         """Every notification so far is sent (the result must come after the last one)."""
-        self._queue.put_nowait(None)
+        self._closing = True
+        self._wake.set()
         await self.task
 
 
@@ -177,7 +192,7 @@ class McpFrontEnd:
             return self._list_projects()
         if params.name == RUN_ACTIONS:
             try:
-                request = self.parse(arguments)
+                request = self._parse(arguments)
             except BadRequest as exc:
                 return _error(f"{RUN_ACTIONS}: {exc}")
             token = (params.meta or {}).get("progress_token")
@@ -196,7 +211,7 @@ class McpFrontEnd:
                                     structured_content={"projects": projects,
                                                         "problems": problems})
 
-    def parse(self, arguments: Any) -> RunRequest:
+    def _parse(self, arguments: Any) -> RunRequest:
         """`{actions, projects?, params?}`; relative projects are taken from the workspace root."""
         if isinstance(arguments, dict):
             unknown = sorted(set(arguments) - _RUN_KEYS)
