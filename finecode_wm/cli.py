@@ -1,4 +1,4 @@
-"""`finecode-wm`: `lsp` for editors, `run` and `list` for the terminal."""
+"""`finecode-wm`: `lsp` for editors, `mcp` for agents, `run` and `list` for the terminal."""
 
 from __future__ import annotations
 
@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     lsp = commands.add_parser("lsp", help="serve an editor over LSP on stdio")
     lsp.add_argument("--max-parallel", type=int, default=None,
                      help="child executions at once (default: CPU count)")
+    mcp = commands.add_parser("mcp", help="serve an MCP client (an agent) on stdio")
+    mcp.add_argument("--workspace", default=".", metavar="DIR", help="workspace folder")
+    mcp.add_argument("--max-parallel", type=int, default=None)
     run = commands.add_parser("run", help="run actions across the workspace's projects")
     run.add_argument("actions", nargs="+", metavar="ACTION")
     run.add_argument("--project", action="append", default=None, metavar="PATH",
@@ -119,6 +122,10 @@ def main(argv: list[str] | None = None) -> None:
         from .server import serve_stdio  # pygls only where it is needed
 
         sys.exit(serve_stdio(max_parallel=args.max_parallel))
+    if args.command == "mcp":
+        from .mcp import serve_stdio as serve_mcp  # the MCP SDK only where it is needed
+
+        sys.exit(serve_mcp(Path(args.workspace), max_parallel=args.max_parallel))
     out, err = Console(), Console(stderr=True)
     if args.command == "list":
         sys.exit(_list(args, out, err))

@@ -1,0 +1,280 @@
+"""The MCP front end (`finecode-wm mcp`): agents run actions over the WM's one service.
+
+Built on the official `mcp` SDK's low-level `Server` (stdio, newline-delimited JSON-RPC): the
+tools' schemas are written out here, and the arguments are checked by the same parser as
+`runBatch`, so a bad call gets a tool error (`isError`) that says what to fix. A run is a
+`Batch` of the shared `FineCode` service; its aggregated stream becomes `notifications/progress`
+through `ProgressMapping` when the call carries a progress token.
+
+Cancellation: the SDK cancels the handler's task on `notifications/cancelled` (and when the
+connection closes). The batch runs in a task of its own, so that cancel reaches it exactly once,
+through `Batch.cancel()`, the path the LSP server and Ctrl-C use: every child is cancelled, a
+handler that ignores it has its runner killed after the grace period, and `close()` waits for
+the batch before stopping every runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import attrs
+import mcp_types as types
+from mcp.server import Server, ServerRequestContext
+from mcp.server.stdio import stdio_server
+
+from finecode_er.progress import Value
+
+from . import __version__
+from .batch import BadRequest
+from .findings import summary_text
+from .mcp_progress import Progress, ProgressMapping
+from .requests import RunRequest, parse_run_batch
+from .service import FineCode
+
+__all__ = ["LIST_PROJECTS", "RUN_ACTIONS", "McpFrontEnd", "serve_stdio"]
+
+LIST_PROJECTS = "list_projects"
+RUN_ACTIONS = "run_actions"
+CLOSE_WAIT = 5.0  # a cancelled batch's runners get the 2 s grace, then are killed; then stop
+_RUN_KEYS = {"actions", "projects", "params"}
+
+_STRINGS = {"type": "array", "items": {"type": "string", "minLength": 1}}
+_ENTRY = {
+    "type": "object",
+    "properties": {
+        "project": {"type": "string", "description": "absolute path of the project"},
+        "action": {"type": "string"},
+        "status": {"type": "string", "enum": ["ok", "failed", "cancelled"]},
+        "seconds": {"type": "number"},
+        "result": {"description": "the action's result; `diagnostics` lists findings"},
+        "error": {"type": "string"},
+        "errorData": {},
+    },
+    "required": ["project", "action", "status"],
+}
+_SUMMARY = {
+    "type": "object",
+    "properties": {s: {"type": "integer", "minimum": 0} for s in ("ok", "failed", "cancelled")},
+    "required": ["ok", "failed", "cancelled"],
+}
+_PROJECT = {
+    "type": "object",
+    "properties": {"path": {"type": "string"}, "name": {"type": "string"}, "actions": _STRINGS},
+    "required": ["path", "name", "actions"],
+}
+TOOLS = [
+    types.Tool(
+        name=LIST_PROJECTS,
+        title="List FineCode projects",
+        description="The workspace's FineCode projects: path, name and the actions each defines."
+                    " Projects whose config is broken are listed under `problems`.",
+        input_schema={"type": "object", "properties": {}, "additionalProperties": False},
+        output_schema={
+            "type": "object",
+            "properties": {"projects": {"type": "array", "items": _PROJECT},
+                           "problems": {"type": "array", "items": {"type": "string"}}},
+            "required": ["projects", "problems"],
+        },
+        annotations=types.ToolAnnotations(read_only_hint=True),
+    ),
+    types.Tool(
+        name=RUN_ACTIONS,
+        title="Run FineCode actions",
+        description="Run actions (lint, format, test, …) in the workspace's projects, all of them"
+                    " by default. Every action runs in every selected project that defines it."
+                    " The text lists each run's status and the findings as"
+                    " `path:line:column: code message`.",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "actions": {**_STRINGS, "minItems": 1,
+                            "description": "action names, e.g. [\"lint\"]"},
+                "projects": {**_STRINGS, "description": "project directories: absolute, or "
+                                                        "relative to the workspace root"},
+                "params": {"type": "object", "description": "passed to every handler"},
+            },
+            "required": ["actions"],
+            "additionalProperties": False,
+        },
+        output_schema={
+            "type": "object",
+            "properties": {"results": {"type": "array", "items": _ENTRY}, "summary": _SUMMARY},
+            "required": ["results", "summary"],
+        },
+    ),
+]
+
+
+def _error(message: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(text=message)], is_error=True)
+
+
+def _stderr(message: str) -> None:
+    """Diagnostics go to stderr: stdout is the protocol, and clients keep stderr as a log."""
+    print(f"finecode-wm: {message}", file=sys.stderr, flush=True)
+
+
+class _Notifier:
+    """Sends a call's progress notifications, in order, off the batch's synchronous `emit`.
+
+    The stream is paced where it is made, but a write can lag behind it (stdout is written from
+    a worker thread, and a flood of child values keeps the loop busy): newest state wins, so a
+    slow transport gets the latest value instead of a burst of stale ones. Dropping values of a
+    strictly increasing sequence keeps it strictly increasing, and the last one is always sent.
+    """
+
+    def __init__(self, ctx: ServerRequestContext[Any], token: str | int) -> None:
+        self._ctx = ctx
+        self._token = token
+        self.mapping = ProgressMapping()
+        self._pending: Progress | None = None
+        self._wake = asyncio.Event()
+        self._closing = False
+        self.task = asyncio.get_running_loop().create_task(self._send_all())
+
+    def __call__(self, value: Value) -> None:
+        progress = self.mapping.map(value)
+        if progress is not None:
+            self._pending = progress
+            self._wake.set()
+
+    async def _send_all(self) -> None:
+        """Until drained; a transport that fails loses the progress, never the result."""
+        related = None if self._ctx.request_id is None else str(self._ctx.request_id)
+        try:
+            while self._pending is not None or not self._closing:
+                if self._pending is None:
+                    await self._wake.wait()
+                    self._wake.clear()
+                    continue
+                item, self._pending = self._pending, None
+                await self._ctx.session.send_progress_notification(
+                    self._token, item.progress, item.total, item.message,
+                    related_request_id=related)
+        except Exception as exc:
+            _stderr(f"progress notifications stopped: {exc}")
+
+    async def drain(self) -> None:
+        """Every notification so far is sent (the result must come after the last one)."""
+        self._closing = True
+        self._wake.set()
+        await self.task
+
+
+class McpFrontEnd:
+    """The MCP tools over one `FineCode` service for one workspace folder."""
+
+    def __init__(self, workspace: Path, *, max_parallel: int | None = None) -> None:
+        self.root = workspace.resolve()
+        self.fine = FineCode(_stderr, max_parallel=max_parallel, report=_stderr)
+        for problem in self.fine.set_folders([self.root]):
+            _stderr(f"config error: {problem}")
+        self.server: Server[Any] = Server("finecode-wm", version=__version__,
+                                          on_list_tools=self._list_tools,
+                                          on_call_tool=self._call_tool)
+        self._running: set[asyncio.Task[dict[str, Any]]] = set()
+
+    # -- tools ------------------------------------------------------------------------------
+
+    async def _list_tools(self, ctx: ServerRequestContext[Any],
+                          params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=TOOLS)
+
+    async def _call_tool(self, ctx: ServerRequestContext[Any],
+                         params: types.CallToolRequestParams) -> types.CallToolResult:
+        arguments = params.arguments or {}
+        if params.name == LIST_PROJECTS:
+            return self._list_projects()
+        if params.name == RUN_ACTIONS:
+            try:
+                request = self._parse(arguments)
+            except BadRequest as exc:
+                return _error(f"{RUN_ACTIONS}: {exc}")
+            token = (params.meta or {}).get("progress_token")
+            return await self._run(ctx, request, token)
+        return _error(f"unknown tool {params.name!r} (tools: {LIST_PROJECTS}, {RUN_ACTIONS})")
+
+    def _list_projects(self) -> types.CallToolResult:
+        projects = self.fine.list_projects()
+        problems = [f"{path}: {problem}" for path, problem in self.fine.workspace.problems.items()]
+        lines = [f"{p.name}  {p.root}  [{', '.join(sorted(p.actions)) or '-'}]"
+                 for p in sorted(self.fine.workspace.projects.values(), key=lambda p: p.root)]
+        text = "\n".join(lines or ["no FineCode projects in " + str(self.root)])
+        if problems:
+            text += "\nconfig problems:\n" + "\n".join(problems)
+        return types.CallToolResult(content=[types.TextContent(text=text)],
+                                    structured_content={"projects": projects,
+                                                        "problems": problems})
+
+    def _parse(self, arguments: Any) -> RunRequest:
+        """`{actions, projects?, params?}`; relative projects are taken from the workspace root."""
+        if isinstance(arguments, dict):
+            unknown = sorted(set(arguments) - _RUN_KEYS)
+            if unknown:
+                raise BadRequest(f"unknown argument(s) {', '.join(unknown)} "
+                                 f"(allowed: {', '.join(sorted(_RUN_KEYS))})")
+        request = parse_run_batch(arguments)
+        if request.projects is None:
+            return request
+        return attrs.evolve(request, projects=[str(self.root / p) for p in request.projects])
+
+    async def _run(self, ctx: ServerRequestContext[Any], request: RunRequest,
+                   token: str | int | None) -> types.CallToolResult:
+        notifier = _Notifier(ctx, token) if token is not None else None
+        try:
+            batch = self.fine.batch(request, emit=notifier)
+        except BadRequest as exc:
+            if notifier is not None:
+                notifier.task.cancel()
+            return _error(f"{RUN_ACTIONS}: {exc}")
+        running = asyncio.get_running_loop().create_task(batch.run())
+        self._running.add(running)
+        running.add_done_callback(self._running.discard)
+        try:
+            result = await asyncio.shield(running)
+            if notifier is not None:
+                await notifier.drain()
+        except asyncio.CancelledError:
+            # No response and no more progress follow a cancel; the batch winds down by itself.
+            batch.cancel()
+            if notifier is not None:
+                notifier.task.cancel()
+            raise
+        return self._shape(result)
+
+    def _shape(self, result: dict[str, Any]) -> types.CallToolResult:
+        names = {str(p.root): p.name for p in self.fine.workspace.projects.values()}
+        text = summary_text(result, names=names, base=self.root)
+        return types.CallToolResult(content=[types.TextContent(text=text)],
+                                    structured_content=result)
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Let cancelled batches finish (their runners get the grace), then stop every runner."""
+        if self._running:
+            await asyncio.wait(self._running, timeout=CLOSE_WAIT)
+        await self.fine.close()
+
+    async def serve(self) -> None:
+        """Serve until stdin closes; runners never outlive the server."""
+        try:
+            async with stdio_server() as (read_stream, write_stream):
+                await self.server.run(read_stream, write_stream,
+                                      self.server.create_initialization_options())
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.close()
+
+
+def serve_stdio(workspace: Path, *, max_parallel: int | None = None) -> int:
+    """`finecode-wm mcp`: serve one workspace folder to an MCP client on stdio."""
+    front = McpFrontEnd(workspace, max_parallel=max_parallel)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(front.serve())
+    return 0
