@@ -20,15 +20,15 @@ import json
 import os
 import tempfile
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .workspace import Project, Workspace
 
-__all__ = ["Decision", "SessionTrust", "TrustStore", "TrustStoreError", "decide", "fingerprint",
-           "folder_keys", "local_handler_files", "store_path", "trust_hint"]
+__all__ = ["Decision", "FileCache", "SessionTrust", "TrustStore", "TrustStoreError", "decide",
+           "fingerprint", "folder_keys", "local_handler_files", "store_path", "trust_hint"]
 
 STORE_VERSION = 1
 MAX_HASHED_INTERPRETER = 1 << 20  # a `python` script in the project is hashed; a copied binary too
@@ -53,10 +53,7 @@ def local_handler_files(root: Path, sources: Iterable[str]) -> list[Path]:
     from installed packages resolve elsewhere and are not the project's own code.
     """
     files: set[Path] = set()
-    for source in sources:
-        top = source.partition(":")[0].partition(".")[0]
-        if not top:
-            continue
+    for top in sorted({source.partition(":")[0].partition(".")[0] for source in sources} - {""}):
         module, package = root / f"{top}.py", root / top
         if package.is_dir():
             for current, dirs, names in os.walk(package):
@@ -67,6 +64,37 @@ def local_handler_files(root: Path, sources: Iterable[str]) -> list[Path]:
     return sorted(files)
 
 
+class FileCache:
+    """Digests and parsed tables of workspace files, reused while a file's stat is unchanged.
+
+    The key is recomputed before every piece of unasked work (an editor may pull diagnostics
+    every 2 s); parsing 128 pyproject.toml files each time would stall the server's loop.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[Path, str], tuple[tuple[int, ...], Any]] = {}
+
+    def _cached(self, path: Path, kind: str, compute: Callable[[Path], Any]) -> Any:
+        try:
+            st = path.stat()
+        except OSError as exc:
+            return f"unreadable: {exc.strerror}"
+        signature = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+        seen = self._seen.get((path, kind))
+        if seen is not None and seen[0] == signature:
+            return seen[1]
+        value = compute(path)
+        self._seen[(path, kind)] = (signature, value)
+        return value
+
+    def digest(self, path: Path) -> str:
+        return str(self._cached(path, "sha256", _digest_file))
+
+    def finecode_table(self, root: Path) -> Any:
+        """The raw `[tool.finecode]` table; a pyproject.toml that does not parse counts as bytes."""
+        return self._cached(root / "pyproject.toml", "table", _finecode_table)
+
+
 def _digest_file(path: Path) -> str:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -74,9 +102,7 @@ def _digest_file(path: Path) -> str:
         return f"unreadable: {exc.strerror}"
 
 
-def _finecode_table(root: Path) -> Any:
-    """The project's raw `[tool.finecode]` table; a config that does not parse counts as bytes."""
-    path = root / "pyproject.toml"
+def _finecode_table(path: Path) -> Any:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
@@ -85,52 +111,55 @@ def _finecode_table(root: Path) -> Any:
     return tool.get("finecode") if isinstance(tool, dict) else None
 
 
-def _interpreter(project: Project) -> dict[str, str]:
+def _interpreter(project: Project, files: FileCache) -> dict[str, str]:
     """The configured `python`; its content too when it lives in the project (e.g. a script)."""
     path = Path(project.python)
     entry = {"path": project.python}
     with contextlib.suppress(OSError):
         if (path.resolve().is_relative_to(project.root.resolve()) and path.is_file()
                 and path.stat().st_size <= MAX_HASHED_INTERPRETER):
-            entry["sha256"] = _digest_file(path)
+            entry["sha256"] = files.digest(path)
     return entry
 
 
-def _project_entry(folder: Path, project: Project) -> dict[str, Any]:
-    table = _finecode_table(project.root)
+def _project_entry(folder: Path, project: Project, files: FileCache) -> dict[str, Any]:
+    table = files.finecode_table(project.root)
     sources = [h.source for action in project.actions.values() for h in action.handlers]
     handler_files = local_handler_files(project.root, sources)
     entry: dict[str, Any] = {
         "config": table,
-        "handlers": {str(p.relative_to(folder)): _digest_file(p) for p in handler_files},
+        "handlers": {str(p.relative_to(folder)): files.digest(p) for p in handler_files},
     }
     if isinstance(table, dict) and "python" in table:
-        entry["python"] = _interpreter(project)
+        entry["python"] = _interpreter(project, files)
     return entry
 
 
-def fingerprint(folder: Path, projects: Iterable[Project], broken: Iterable[Path] = ()) -> str:
+def fingerprint(folder: Path, projects: Iterable[Project], broken: Iterable[Path] = (),
+                files: FileCache | None = None) -> str:
     """The key of `folder`: its projects' FineCode config and project-local handler files.
 
     `broken` are project roots whose config did not load: their pyproject.toml counts as it is,
     so fixing one (which makes it runnable) changes the key too.
     """
+    files = files or FileCache()
     key: dict[str, Any] = {}
     for project in projects:
-        key[str(project.root.relative_to(folder))] = _project_entry(folder, project)
+        key[str(project.root.relative_to(folder))] = _project_entry(folder, project, files)
     for root in broken:
-        key[str(root.relative_to(folder))] = {"broken": _digest_file(root / "pyproject.toml")}
+        key[str(root.relative_to(folder))] = {"broken": files.digest(root / "pyproject.toml")}
     text = json.dumps(key, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def folder_keys(workspace: Workspace) -> dict[Path, str]:
+def folder_keys(workspace: Workspace, files: FileCache | None = None) -> dict[Path, str]:
     """The current key of each workspace folder, from the projects discovered in it."""
+    files = files or FileCache()
     keys = {}
     for folder in workspace.folders:
         projects = [p for p in workspace.projects.values() if p.root.is_relative_to(folder)]
         broken = [r for r in workspace.problems if r.is_relative_to(folder)]
-        keys[folder] = fingerprint(folder, projects, broken)
+        keys[folder] = fingerprint(folder, projects, broken, files)
     return keys
 
 
@@ -252,10 +281,11 @@ class SessionTrust:
         self.store = store or TrustStore()
         self.by_editor = by_editor
         self._told = False
+        self._files = FileCache()
 
     def decide(self, workspace: Workspace) -> Decision:
         """Decided afresh each time: an edit since the last check revokes at once."""
-        keys = folder_keys(workspace)
+        keys = folder_keys(workspace, self._files)
         try:
             stored, problem = self.store.load(), None
         except TrustStoreError as exc:

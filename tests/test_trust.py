@@ -20,7 +20,14 @@ import psutil
 import pytest
 from lsprotocol import types
 
-from finecode_wm.trust import decide, fingerprint, local_handler_files
+from finecode_wm.trust import (
+    SessionTrust,
+    TrustStore,
+    decide,
+    fingerprint,
+    folder_keys,
+    local_handler_files,
+)
 from finecode_wm.workspace import Workspace
 
 from .conftest import probe_env
@@ -253,3 +260,18 @@ def test_decide() -> None:
     assert not decide(None, {}, {}).trusted, "no folder, nothing to trust"
     assert decide(True, {a: "k1"}, {}).trusted and not decide(False, {a: "k1"},
                                                               {"/w/a": "k1"}).trusted
+
+
+def test_one_session_sees_an_edit_at_once(setup: Setup) -> None:
+    """The session caches file digests by stat: an edit must still revoke on the next check."""
+    workspace = Workspace([setup.workspace])
+    store = TrustStore(setup.config_home / "trust.json")
+    session = SessionTrust(store)
+    assert session.decide(workspace).states == {workspace.folders[0]: "untrusted"}
+    store.set(workspace.folders[0], folder_keys(workspace)[workspace.folders[0]])
+    assert session.decide(workspace).trusted
+    (setup.evil / "evil_checks.py").write_text("async def run(params, ctx):\n    return 1\n")
+    decision = session.decide(workspace)
+    assert not decision.trusted and decision.changed == (workspace.folders[0],)
+    assert "changed since it was trusted" in (session.hint_once(decision) or "")
+    assert session.hint_once(decision) is None, "told once"
