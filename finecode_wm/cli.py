@@ -80,7 +80,7 @@ async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, ou
     try:
         batch = fine.batch(request, emit=renderer)
     except BadRequest as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_USAGE
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, batch.cancel)
