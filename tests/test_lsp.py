@@ -49,7 +49,8 @@ def runner_pids(client: RecordingClient) -> list[int]:
 
 @pytest_lsp.fixture(config=CONFIG)
 async def client(lsp_client: RecordingClient) -> AsyncIterator[None]:
-    lsp_client.init_result = await lsp_client.initialize_session(init_params())
+    # Trusted, so runners warm at `initialized` as the tests below assume (see test_trust.py).
+    lsp_client.init_result = await lsp_client.initialize_session(init_params(trusted=True))
     yield
     if lsp_client._server.returncode is None:
         await lsp_client.shutdown_session()
