@@ -202,8 +202,9 @@ def trust_hint(decision: Decision) -> str:
                 "handlers only when you ask (no warm-up, no automatic diagnostics). Trust the "
                 "workspace in the editor to allow them.")
     folders = [*decision.changed, *decision.untrusted]
-    why = ("its FineCode configuration or handler files changed since it was trusted"
-           if decision.changed and not decision.untrusted else "it is not trusted")
+    why = ("this workspace's FineCode configuration or handler files changed since it was "
+           "trusted" if decision.changed and not decision.untrusted
+           else "this workspace is not trusted")
     commands = " and ".join(f"`finecode-wm trust {f}`" for f in folders)
     problem = f" ({decision.store_problem})" if decision.store_problem else ""
     return (f"FineCode: {why}{problem}, so FineCode runs the workspace's handlers only when you "
