@@ -1,4 +1,5 @@
-"""`finecode-wm`: `lsp` for editors, `mcp` for agents, `run` and `list` for the terminal."""
+"""`finecode-wm`: `lsp` for editors, `mcp` for agents; `run`, `list`, `trust` and `untrust` for
+the terminal."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .batch import BadRequest, BatchOptions
 from .requests import RunRequest
 from .service import FineCode
 from .terminal import PlainRenderer, Renderer, TtyRenderer, summary_table
+from .trust import SessionTrust, TrustStore, TrustStoreError, folder_keys
 
 __all__ = ["main"]
 
@@ -48,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="list projects and their actions")
     listing.add_argument("--workspace", default=".", metavar="DIR")
     listing.add_argument("--json", action="store_true")
+    for name, text in (("trust", "allow background work (warm-up, diagnostics) in DIR as it "
+                                 "is now; any later edit to its FineCode config revokes it"),
+                       ("untrust", "forget that DIR was trusted")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("dir", metavar="DIR", help="workspace folder")
     return parser
 
 
@@ -106,14 +113,56 @@ async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, ou
 def _list(args: argparse.Namespace, out: Console, err: Console) -> int:
     fine = _service(args.workspace, err)
     projects = fine.list_projects()
+    decision = SessionTrust().decide(fine.workspace)
+    if decision.store_problem:
+        err.print(f"[bold yellow]warning:[/] {escape(decision.store_problem)}", highlight=False)
+    states = decision.states
+    for project in projects:
+        folder = next(f for f in states if Path(str(project["path"])).is_relative_to(f))
+        project["trust"] = states[folder]
     if args.json:
         out.print_json(json.dumps(projects))
     else:
+        for folder, state in states.items():
+            hint = "" if state == "trusted" else (
+                f" (to allow background work: finecode-wm trust {folder})")
+            out.print(f"folder {folder}: {state}{hint}", highlight=False, markup=False,
+                      soft_wrap=True)
         for project in projects:
             actions = ", ".join(project["actions"]) or "-"  # type: ignore[arg-type]
             out.print(f"{project['name']}  {project['path']}  [{actions}]", highlight=False,
                       markup=False, soft_wrap=True)
     return 0 if not fine.workspace.problems else EXIT_FAILED
+
+
+def _trust(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """`trust DIR` remembers DIR's current key in the user's store; `untrust DIR` forgets it."""
+    folder = Path(args.dir).resolve()
+    if args.command == "trust" and not folder.is_dir():
+        err.print(f"[bold red]error:[/] {escape(str(folder))} is not a directory", highlight=False)
+        return EXIT_USAGE
+    store = TrustStore()
+    if store.path.resolve().is_relative_to(folder):
+        err.print(f"[bold red]error:[/] the trust store {escape(str(store.path))} lies inside "
+                  f"{escape(str(folder))}; a workspace must not hold its own trust (set "
+                  "XDG_CONFIG_HOME to a directory outside it)", highlight=False,
+                  soft_wrap=True)
+        return EXIT_USAGE
+    try:
+        if args.command == "untrust":
+            changed = store.set(folder, None)
+            out.print(f"untrusted {folder}" if changed else f"{folder} was not trusted",
+                      highlight=False, markup=False, soft_wrap=True)
+            return 0
+        fine = _service(str(folder), err)
+        store.set(folder, folder_keys(fine.workspace)[folder])
+    except (TrustStoreError, OSError) as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return EXIT_FAILED
+    count = len(fine.workspace.projects)
+    out.print(f"trusted {folder} ({count} project{'s' * (count != 1)}); an edit to its FineCode "
+              "config or handler files revokes it", highlight=False, markup=False, soft_wrap=True)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -129,5 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     out, err = Console(), Console(stderr=True)
     if args.command == "list":
         sys.exit(_list(args, out, err))
+    if args.command in ("trust", "untrust"):
+        sys.exit(_trust(args, out, err))
     fine = _service(args.workspace, err, args.max_parallel)
     sys.exit(asyncio.run(_run(fine, _request(args), args, out, err)))

@@ -31,6 +31,7 @@ from . import __version__
 from .batch import BadRequest, Batch
 from .requests import RunRequest, parse_run_action, parse_run_batch
 from .service import FineCode
+from .trust import SessionTrust
 
 __all__ = ["build_server", "serve_stdio"]
 
@@ -80,6 +81,8 @@ class FineCodeServer(LanguageServer):
         self.by_token: dict[Any, Batch] = {}
         self.options: dict[str, Any] = {}
         self.warming: asyncio.Task[None] | None = None
+        self.watching: asyncio.Task[None] | None = None
+        self.trust = SessionTrust()
         self._token_ids = itertools.count(1)
 
     # -- editor-facing helpers --------------------------------------------------------------
@@ -145,6 +148,19 @@ class FineCodeServer(LanguageServer):
         """A project config appeared, changed or went away: discover again."""
         if any(p.name == "pyproject.toml" for p in paths):
             self.rescan()
+
+    def unasked_work_allowed(self) -> bool:
+        """May the WM run workspace code nobody asked for (warm-up, pulls, runs on change)?
+
+        Call it right before such work and skip the work on False: the first skip tells the
+        person, once, how to trust the workspace.
+        """
+        decision = self.trust.decide(self.fine.workspace)
+        hint = self.trust.hint_once(decision)
+        if hint is not None:
+            kind = types.MessageType.Warning if decision.store_problem else types.MessageType.Info
+            self.window_show_message(types.ShowMessageParams(type=kind, message=hint))
+        return decision.trusted
 
     # -- running ----------------------------------------------------------------------------
 
@@ -228,6 +244,8 @@ def build_server(*, max_parallel: int | None = None) -> FineCodeServer:
     def initialize(ls: FineCodeServer, params: types.InitializeParams) -> None:
         options = params.initialization_options
         ls.options = options if isinstance(options, dict) else {}
+        trusted = ls.options.get("trusted")
+        ls.trust.by_editor = trusted if isinstance(trusted, bool) else None
         limits = {key: ls.options.get(option) for key, option in
                   (("max_parallel", "maxParallel"), ("max_runners", "maxRunners"))}
         ls.fine.set_limits(**{key: value for key, value in limits.items()
@@ -237,8 +255,9 @@ def build_server(*, max_parallel: int | None = None) -> FineCodeServer:
     @server.feature(types.INITIALIZED)
     async def initialized(ls: FineCodeServer, params: types.InitializedParams) -> None:
         ls.rescan()
-        await ls.watch_configs()
-        if ls.options.get("warmRunners", True) is not False:
+        ls.watching = asyncio.get_running_loop().create_task(ls.watch_configs())
+        if (ls.options.get("warmRunners", True) is not False and ls.fine.workspace.projects
+                and ls.unasked_work_allowed()):
             ls.warming = asyncio.get_running_loop().create_task(ls.fine.warm())
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)

@@ -49,7 +49,8 @@ def runner_pids(client: RecordingClient) -> list[int]:
 
 @pytest_lsp.fixture(config=CONFIG)
 async def client(lsp_client: RecordingClient) -> AsyncIterator[None]:
-    lsp_client.init_result = await lsp_client.initialize_session(init_params())
+    # Trusted, so runners warm at `initialized` as the tests below assume (see test_trust.py).
+    lsp_client.init_result = await lsp_client.initialize_session(init_params(trusted=True))
     yield
     if lsp_client._server.returncode is None:
         await lsp_client.shutdown_session()
@@ -199,7 +200,9 @@ async def test_stop_on_failure_concurrent_never_shows_100(client: RecordingClien
                              options={"stopOnFailure": True}, workDoneToken="sc")
     assert sorted(r["status"] for r in result["results"]) == ["cancelled", "failed"]
     shown = check_stream(client.values["sc"])
-    assert max(shown) < 50, f"a stopped run must not leap to the end: {shown}"
+    # the failed child counts as done (its share, at most half here); the cancelled one only
+    # with the progress it made: the bar never leaps to the end
+    assert max(shown) <= 50, f"a stopped run must not leap to the end: {shown}"
 
 
 async def test_cancel_request_on_a_sequential_batch(client: RecordingClient) -> None:

@@ -7,6 +7,9 @@
 --   vim.g.finecode_cmd           command that starts the server   (default {'finecode-wm', 'lsp'})
 --   vim.g.finecode_root_markers  how to find the *workspace* root (default {'.git', 'pyproject.toml'})
 --   vim.g.finecode_init_options  initializationOptions, e.g. {warmRunners = false, maxParallel = 2}
+--                                {trusted = true} lets the server warm runners and pull
+--                                diagnostics unasked: set it only for repositories you trust
+--                                (or run `finecode-wm trust DIR`; see docs/trust.md)
 --   vim.g.finecode_progress_echo false to not echo progress in the command line (default true)
 --
 -- After a run finishes, `User FineCodeRunDone` fires with
