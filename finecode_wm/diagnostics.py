@@ -1,0 +1,162 @@
+"""Findings in run results: the fixed diagnostics shape, and the latest findings per file.
+
+Front-end neutral: the terminal lists what `findings_of` extracts, the LSP server keeps a
+`FindingStore` and turns its per-file lists into pushed or pulled reports. A file's findings are
+the union of the latest result of every (project, action) that reported on it, so a `format` run
+never hides what `lint` found, and a re-run that finds nothing clears that action's part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .workspace import SKIPPED_DIRS, Project
+
+__all__ = ["SEVERITIES", "Finding", "FindingStore", "findings_of", "inputs_of", "normalize"]
+
+Finding = dict[str, Any]
+SEVERITIES = ("error", "warning", "information", "hint")
+_OPTIONAL_INTS = ("end_line", "end_column")
+_OPTIONAL_STRS = ("code", "url")
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def normalize(raw: Any) -> Finding | None:
+    """One finding in the fixed shape, or None when it is not usable (a handler's bug)."""
+    if not isinstance(raw, dict):
+        return None
+    path, message = raw.get("path"), raw.get("message")
+    line, column = raw.get("line"), raw.get("column")
+    if not (isinstance(path, str) and path and isinstance(message, str)
+            and _positive_int(line) and _positive_int(column)):
+        return None
+    finding: Finding = {"path": path, "line": line, "column": column, "message": message}
+    for key in _OPTIONAL_INTS:
+        if _positive_int(raw.get(key)):
+            finding[key] = raw[key]
+    for key in _OPTIONAL_STRS:
+        if isinstance(raw.get(key), str) and raw[key]:
+            finding[key] = raw[key]
+    if raw.get("severity") in SEVERITIES:
+        finding["severity"] = raw["severity"]
+    return finding
+
+
+def findings_of(entry: dict[str, Any]) -> dict[Path, list[Finding]] | None:
+    """A result entry's findings by absolute file path, sorted by position.
+
+    None when the entry says nothing about findings (it failed, was cancelled, or its result has
+    no `diagnostics` list): the previous findings of that action then stay as they were.
+    """
+    result = entry.get("result")
+    if entry.get("status") != "ok" or not isinstance(result, dict):
+        return None
+    raw = result.get("diagnostics")
+    if not isinstance(raw, list):
+        return None
+    root = Path(entry["project"])
+    by_file: dict[Path, list[Finding]] = {}
+    for item in raw:
+        finding = normalize(item)
+        if finding is not None:
+            by_file.setdefault(Path(os.path.normpath(root / finding["path"])), []).append(finding)
+    for findings in by_file.values():
+        findings.sort(key=_position)
+    return by_file
+
+
+def _position(finding: Finding) -> tuple[int, int, str, str]:
+    return finding["line"], finding["column"], finding.get("code", ""), finding["message"]
+
+
+def result_id(findings: list[Finding]) -> str:
+    """Same findings, same id: a re-run that finds the same things reports `unchanged`."""
+    text = json.dumps(findings, sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+EMPTY_ID = result_id([])
+
+
+class FindingStore:
+    """Latest findings per (project, action); what each file shows is their union."""
+
+    def __init__(self) -> None:
+        self._sources: dict[tuple[Path, str], dict[Path, list[Finding]]] = {}
+        self._files: dict[Path, set[Path]] = {}  # project -> every file it ever reported on
+        self._inputs: dict[Path, object] = {}  # project -> inputs at its last diagnostics run
+
+    def record(self, project: Path, action: str,
+               by_file: dict[Path, list[Finding]]) -> set[Path]:
+        """Replace one action's findings; returns the files whose shown list may have changed."""
+        old = self._sources.get((project, action))
+        self._sources[(project, action)] = by_file
+        touched = set(by_file) | set(old or ())
+        self._files.setdefault(project, set()).update(touched)
+        return touched
+
+    def items(self, path: Path) -> list[Finding]:
+        """Everything every action found in `path`, sorted by position."""
+        found = [f for source in self._sources.values() for f in source.get(path, ())]
+        return sorted(found, key=_position)
+
+    def result_id(self, path: Path) -> str:
+        return result_id(self.items(path))
+
+    def files(self, project: Path) -> set[Path]:
+        """Files `project` reported on at some point (those cleared since included)."""
+        return self._files.get(project, set())
+
+    def projects(self) -> set[Path]:
+        return set(self._files) | set(self._inputs)
+
+    def drop_project(self, project: Path) -> set[Path]:
+        """Forget a project (removed from the workspace); returns its files, to be cleared."""
+        for key in [key for key in self._sources if key[0] == project]:
+            del self._sources[key]
+        self._inputs.pop(project, None)
+        return self._files.pop(project, set())
+
+    # -- inputs: has a project changed since its last diagnostics run? ----------------------
+
+    def unchanged(self, project: Path, inputs: object) -> bool:
+        return project in self._inputs and self._inputs[project] == inputs
+
+    def ran_on(self, project: Path, inputs: object) -> None:
+        self._inputs[project] = inputs
+
+
+def inputs_of(project: Project) -> tuple[object, ...]:
+    """What a project's findings depend on: its config, and size + mtime of its files.
+
+    The files are the project's `*.py` (project-local handlers included) and its
+    `pyproject.toml`, found the way discovery walks (tool and hidden directories skipped).
+    """
+    stats: list[tuple[str, int, int]] = []
+    for current, dirs, files in os.walk(project.root):
+        dirs[:] = [d for d in dirs if d not in SKIPPED_DIRS and not d.startswith(".")]
+        for name in files:
+            if name.endswith(".py") or (name == "pyproject.toml" and current == str(project.root)):
+                path = os.path.join(current, name)
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                stats.append((path, st.st_size, st.st_mtime_ns))
+    stats.sort()
+    config = repr(sorted((name, action.to_json()) for name, action in project.actions.items()))
+    return (project.python, config, tuple(stats))
+
+
+def sorted_findings(by_file: Iterable[tuple[Path, list[Finding]]]) -> list[tuple[Path, Finding]]:
+    """(file, finding) pairs grouped by file and sorted, for listings."""
+    return [(path, f) for path, findings in sorted(by_file, key=lambda item: str(item[0]))
+            for f in sorted(findings, key=_position)]
