@@ -53,15 +53,17 @@ def normalize(raw: Any) -> Finding | None:
 def findings_of(entry: dict[str, Any]) -> dict[Path, list[Finding]] | None:
     """A result entry's findings by absolute file path, sorted by position.
 
-    None when the entry says nothing about findings (it failed, was cancelled, or its result has
-    no `diagnostics` list): the previous findings of that action then stay as they were.
+    None when the entry says nothing about findings (it failed, was cancelled, or no result of
+    its handlers has a `diagnostics` list): the previous findings of that action then stay.
     """
     result = entry.get("result")
-    if entry.get("status") != "ok" or not isinstance(result, dict):
+    # An action with several handlers returns their results as a list, in config order.
+    parts = result if isinstance(result, list) else [result]
+    lists = [p["diagnostics"] for p in parts
+             if isinstance(p, dict) and isinstance(p.get("diagnostics"), list)]
+    if entry.get("status") != "ok" or not lists:
         return None
-    raw = result.get("diagnostics")
-    if not isinstance(raw, list):
-        return None
+    raw = [item for found in lists for item in found]
     root = Path(entry["project"])
     by_file: dict[Path, list[Finding]] = {}
     for item in raw:
