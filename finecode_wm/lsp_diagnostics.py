@@ -1,11 +1,11 @@
 """Findings in the editor: pushed after runs, pulled with `workspace/diagnostic`.
 
-One channel per client, so no finding is shown twice (VS Code keeps pushed and pulled
-diagnostics in separate collections and would list both): a client that pulls workspace
-diagnostics gets everything through pulls, and after an explicit run only a
-`workspace/diagnostic/refresh`; any other client (Neovim's push handling) gets
-`textDocument/publishDiagnostics`. Document pulls (`textDocument/diagnostic`) are answered from
-the same store, never by running anything.
+One channel per client, so no finding is shown twice (VS Code and Neovim keep pushed and pulled
+diagnostics apart and would list both): once a client pulls workspace diagnostics, it gets
+everything through pulls (what was pushed before is cleared with `[]`), and after an explicit
+run only a `workspace/diagnostic/refresh`; until then runs push `textDocument/publishDiagnostics`.
+Document pulls (`textDocument/diagnostic`) are answered from the same store, never by running
+anything.
 
 The re-pull loop (VS Code pulls again about every 2 s): a pull re-runs only projects whose
 inputs (`diagnostics.inputs_of`) changed since their last diagnostics run; everything else is
@@ -18,7 +18,7 @@ Values are plain LSP JSON (the protocol maps these methods to untyped responses)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,10 +76,24 @@ class EditorDiagnostics:
             return configured
         return list(DEFAULT_ACTIONS)
 
+    def watch(self, request: RunRequest) -> RunWatch:
+        """Before a run: what the selected projects' inputs are, for those it fully re-lints."""
+        projects = self.server.fine.workspace.projects
+        if request.projects is None:
+            selected = list(projects.values())
+        else:
+            selected = [projects[p] for p in {_resolved(raw) for raw in request.projects}
+                        if p in projects]
+        actions = self.actions
+        covered = [p for p in selected if any(a in p.actions for a in actions)
+                   and all(a in request.actions for a in actions if a in p.actions)]
+        return RunWatch(self.store, covered, actions)
+
     # -- push -------------------------------------------------------------------------------
 
-    def ran(self, entry: dict[str, Any]) -> None:
+    def ran(self, entry: dict[str, Any], watch: RunWatch) -> None:
         """A child of any run finished: keep its findings and push the files they changed."""
+        watch.finished(entry)
         by_file = findings_of(entry)
         if by_file is None:
             return
@@ -93,18 +107,19 @@ class EditorDiagnostics:
         if self.pulling and caps and caps.diagnostics and caps.diagnostics.refresh_support:
             self.server.workspace_diagnostic_refresh(None)
 
-    def _publish(self, files: set[Path]) -> None:
+    def _publish(self, files: set[Path], *, clear: bool = False) -> None:
         notify = self.server.protocol.notify
         for path in sorted(files):
-            notify(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, {
-                "uri": path.as_uri(), "diagnostics": [to_lsp(f) for f in self.store.items(path)]})
+            items = [] if clear else [to_lsp(f) for f in self.store.items(path)]
+            notify(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS,
+                   {"uri": path.as_uri(), "diagnostics": items})
 
     def projects_changed(self, projects: set[Path]) -> None:
         """Projects gone from the workspace: their files are cleared (`[]`)."""
         for project in self.store.projects() - projects:
             gone = self.store.drop_project(project)
             if not self.pulling:
-                self._publish(gone)
+                self._publish(gone, clear=True)
 
     # -- pull -------------------------------------------------------------------------------
 
@@ -134,9 +149,12 @@ class EditorDiagnostics:
         With a `partialResultToken` every project's reports are streamed as it is ready and the
         response carries no items (LSP partial-result rule); without one, the response has them.
         """
-        self.pulling = True
         if not self.server.unasked_work_allowed():
             return {"items": []}
+        if not self.pulling:  # from now on pulls only: what was pushed is taken back
+            self.pulling = True
+            self._publish({path for project in self.store.projects()
+                           for path in self.store.files(project)}, clear=True)
         previous = {p.uri: p.value for p in params.previous_result_ids}
         partial = params.partial_result_token
         collected: list[Report] = []
@@ -160,29 +178,24 @@ class EditorDiagnostics:
                 if project not in stale:
                     deliver(self._project_reports(project.root, previous))
             if stale:
-                await self._run(stale, actions, inputs, params.work_done_token,
+                await self._run(stale, actions, params.work_done_token,
                                 lambda root: deliver(self._project_reports(root, previous)))
             deliver(self._orphans(previous))
         return {"items": collected}
 
-    async def _run(self, stale: list[Project], actions: list[str], inputs: Mapping[Path, object],
-                   token: Any, ready: Callable[[Path], None]) -> None:
+    async def _run(self, stale: list[Project], actions: list[str], token: Any,
+                   ready: Callable[[Path], None]) -> None:
         """One batch over the stale projects; each project is reported once all its actions are
-        done. A failed project is shown once and not retried until its inputs change."""
-        pending = {p.root: sum(a in p.actions for a in actions) for p in stale}
-        interrupted: set[Path] = set()
+        done. A failed project is shown once and not retried until its inputs change (the
+        run's `RunWatch` records them)."""
+        countdown = Countdown(stale, actions)
 
         def on_entry(entry: dict[str, Any]) -> None:
             root = Path(entry["project"])
             if entry["status"] == "failed":
                 first = str(entry.get("error", "")).split("\n", 1)[0]
                 self.server.show_problems([f"{entry['action']} failed in {root.name}: {first}"])
-            elif entry["status"] == "cancelled":
-                interrupted.add(root)
-            pending[root] -= 1
-            if pending[root] == 0:
-                if root not in interrupted:
-                    self.store.ran_on(root, inputs[root])
+            if countdown.finished(entry):
                 ready(root)
 
         wanted = [a for a in actions if any(a in p.actions for p in stale)]
@@ -197,3 +210,45 @@ class EditorDiagnostics:
                  for path in self.store.files(project)}
         return [{"uri": uri, "version": None, "kind": "full", "resultId": EMPTY_ID, "items": []}
                 for uri, rid in sorted(previous.items()) if rid != EMPTY_ID and uri not in known]
+
+
+def _resolved(raw: str) -> Path:
+    try:
+        return Path(raw).resolve()
+    except (OSError, ValueError):
+        return Path(raw)
+
+
+class Countdown:
+    """Which projects of a run have finished all their diagnostics actions."""
+
+    def __init__(self, projects: list[Project], actions: list[str]) -> None:
+        self._left = {p.root: sum(a in p.actions for a in actions) for p in projects}
+        self._actions = set(actions)
+
+    def finished(self, entry: dict[str, Any]) -> bool:
+        """Count `entry` down; True when it was its project's last diagnostics action."""
+        root = Path(entry["project"])
+        if root not in self._left or entry["action"] not in self._actions:
+            return False
+        self._left[root] -= 1
+        return self._left[root] == 0
+
+
+class RunWatch:
+    """Records a project's inputs (taken before the run) once the run re-linted it completely,
+    so the next pull answers from the store instead of running it again. A cancelled action
+    leaves the project to be run by the next pull."""
+
+    def __init__(self, store: FindingStore, projects: list[Project], actions: list[str]) -> None:
+        self._store = store
+        self._inputs = {p.root: inputs_of(p) for p in projects}
+        self._countdown = Countdown(projects, actions)
+        self._cancelled: set[Path] = set()
+
+    def finished(self, entry: dict[str, Any]) -> None:
+        root = Path(entry["project"])
+        if entry["status"] == "cancelled":
+            self._cancelled.add(root)
+        if self._countdown.finished(entry) and root not in self._cancelled:
+            self._store.ran_on(root, self._inputs[root])

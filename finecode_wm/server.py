@@ -163,11 +163,12 @@ class FineCodeServer(LanguageServer):
             key, emit = object(), None
         partial_token = request.partial_result_token
         notify = self.protocol.notify
+        watch = self.diagnostics.watch(request)
 
         def on_result(entry: dict[str, Any]) -> None:
             if partial_token is not None:
                 notify(types.PROGRESS, {"token": partial_token, "value": {"results": [entry]}})
-            self.diagnostics.ran(entry)
+            self.diagnostics.ran(entry, watch)
             if on_entry is not None:
                 on_entry(entry)
 

@@ -126,11 +126,19 @@ async def test_pull_runs_once_then_answers_unchanged_and_reruns_only_what_change
     caps = client.init_result.capabilities.diagnostic_provider
     assert caps.workspace_diagnostics is True and caps.inter_file_dependencies is True
 
-    # 1. first pull: one batch, one server-created progress stream, reports streamed
+    # 0. an explicit run pushes, and its findings count as p1's latest lint
+    await client.protocol.send_request_async("runBatch", {"actions": ["lint"],
+                                                          "projects": [str(ws / "p1")]})
+    created = list(client.created)
+    assert len(client.diagnostics[uri(ws, "p1/a.py")]) == 1
+
+    # 1. first pull: one batch (p1 is up to date), one server-created progress stream, reports
+    #    streamed; from now on this client pulls, so what was pushed is cleared
     first = await pull(client, partial="p1")
+    assert not client.diagnostics[uri(ws, "p1/a.py")], "pushed findings are taken back"
     assert not first.items, "with partial results the response carries no items"
-    assert len(client.created) == 1
-    check_stream(client.values[client.created[0]])
+    assert len(client.created) == len(created) + 1
+    check_stream(client.values[client.created[-1]])
     reports = streamed(client, "p1")
     assert {u for u, r in reports.items() if r["kind"] == "full" and r["items"]} == {
         uri(ws, "p1/a.py"), uri(ws, "p2/b.py"), uri(ws, "p2/pkg/c.py")}
@@ -147,7 +155,7 @@ async def test_pull_runs_once_then_answers_unchanged_and_reruns_only_what_change
     assert not second.items and set(again) == set(previous)
     assert {r["kind"] for r in again.values()} == {"unchanged"}
     assert (runs(ws, "p1"), runs(ws, "p2"), runs(ws, "p3")) == (1, 1, 1)
-    assert len(client.created) == 1, "nothing ran, so no progress stream"
+    assert len(client.created) == len(created) + 1, "nothing ran, so no progress stream"
     errors = [m.message for m in client.messages if m.type == types.MessageType.Error]
     assert len(errors) == 1, "a failing project's error is shown once"
 
@@ -174,4 +182,4 @@ async def test_pull_runs_once_then_answers_unchanged_and_reruns_only_what_change
     # 5. a client that pulls gets no pushes (one channel, no duplicates)
     await client.protocol.send_request_async("runBatch", {"actions": ["lint"],
                                                           "projects": [str(ws / "p1")]})
-    assert client.diagnostics == {}
+    assert not any(client.diagnostics.values())
