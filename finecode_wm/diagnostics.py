@@ -79,6 +79,11 @@ def _position(finding: Finding) -> tuple[int, int, str, str]:
     return finding["line"], finding["column"], finding.get("code", ""), finding["message"]
 
 
+def _identity(finding: Finding) -> str:
+    """A finding without its path (relative to whichever project reported it)."""
+    return json.dumps({k: v for k, v in finding.items() if k != "path"}, sort_keys=True)
+
+
 def result_id(findings: list[Finding]) -> str:
     """Same findings, same id: a re-run that finds the same things reports `unchanged`."""
     text = json.dumps(findings, sort_keys=True, separators=(",", ":"))
@@ -93,6 +98,7 @@ class FindingStore:
 
     def __init__(self) -> None:
         self._sources: dict[tuple[Path, str], dict[Path, list[Finding]]] = {}
+        self._shown: dict[Path, tuple[list[Finding], str]] = {}  # file -> (union, result id)
         self._files: dict[Path, set[Path]] = {}  # project -> every file it ever reported on
         self._inputs: dict[Path, object] = {}  # project -> inputs at its last diagnostics run
 
@@ -103,15 +109,27 @@ class FindingStore:
         self._sources[(project, action)] = by_file
         touched = set(by_file) | set(old or ())
         self._files.setdefault(project, set()).update(touched)
+        self._update(touched)
         return touched
+
+    def _update(self, paths: Iterable[Path]) -> None:
+        """Recompute the union of the given files (identical findings, e.g. from a project and
+        a nested one that both lint a file, are shown once)."""
+        for path in paths:
+            unique = {_identity(f): f for source in self._sources.values()
+                      for f in source.get(path, ())}
+            found = sorted(unique.values(), key=_position)
+            if found:
+                self._shown[path] = (found, result_id(found))
+            else:
+                self._shown.pop(path, None)
 
     def items(self, path: Path) -> list[Finding]:
         """Everything every action found in `path`, sorted by position."""
-        found = [f for source in self._sources.values() for f in source.get(path, ())]
-        return sorted(found, key=_position)
+        return self._shown.get(path, ([], EMPTY_ID))[0]
 
     def result_id(self, path: Path) -> str:
-        return result_id(self.items(path))
+        return self._shown.get(path, ([], EMPTY_ID))[1]
 
     def files(self, project: Path) -> set[Path]:
         """Files `project` reported on at some point (those cleared since included)."""
@@ -125,7 +143,9 @@ class FindingStore:
         for key in [key for key in self._sources if key[0] == project]:
             del self._sources[key]
         self._inputs.pop(project, None)
-        return self._files.pop(project, set())
+        files = self._files.pop(project, set())
+        self._update(files)
+        return files
 
     # -- inputs: has a project changed since its last diagnostics run? ----------------------
 

@@ -119,7 +119,7 @@ class EditorDiagnostics:
         for project in self.store.projects() - projects:
             gone = self.store.drop_project(project)
             if not self.pulling:
-                self._publish(gone, clear=True)
+                self._publish(gone)  # `[]`, unless a remaining (outer) project reports on them
 
     # -- pull -------------------------------------------------------------------------------
 

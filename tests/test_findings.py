@@ -57,7 +57,11 @@ def test_store_unions_actions_and_clears_what_is_gone() -> None:
     assert [f["line"] for f in store.items(a)] == [1] and store.result_id(a) != first
     store.record(ROOT, "lint", {a: [finding("a.py", 2)]})
     assert store.result_id(a) == first, "same findings, same result id"
-    assert store.drop_project(ROOT) == {a} and store.items(a) == []
+    nested = ROOT / "inner"
+    store.record(nested, "lint", {a: [finding("../a.py", 2)]})
+    assert [f["line"] for f in store.items(a)] == [1, 2], "the same finding twice is shown once"
+    assert store.drop_project(ROOT) == {a} and store.items(a) == [finding("../a.py", 2)]
+    assert store.drop_project(nested) == {a} and store.items(a) == []
 
 
 def test_text_and_github_listings() -> None:
