@@ -176,9 +176,3 @@ def inputs_of(project: Project) -> tuple[object, ...]:
     stats.sort()
     config = repr(sorted((name, action.to_json()) for name, action in project.actions.items()))
     return (project.python, config, tuple(stats))
-
-
-def sorted_findings(by_file: Iterable[tuple[Path, list[Finding]]]) -> list[tuple[Path, Finding]]:
-    """(file, finding) pairs grouped by file and sorted, for listings."""
-    return [(path, f) for path, findings in sorted(by_file, key=lambda item: str(item[0]))
-            for f in sorted(findings, key=_position)]

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .diagnostics import Finding, findings_of, sorted_findings
+from .diagnostics import Finding, FindingStore, findings_of
 
 __all__ = ["FORMATS", "collect", "render"]
 
@@ -18,12 +18,15 @@ FORMATS = ("text", "github")
 
 
 def collect(entries: list[dict[str, Any]]) -> list[tuple[Path, Finding]]:
-    """Every finding of every result entry, grouped by file and sorted."""
-    merged: dict[Path, list[Finding]] = {}
+    """Every finding of every result entry, grouped by file and sorted (each shown once, as in
+    the editor)."""
+    store = FindingStore()
     for entry in entries:
-        for path, findings in (findings_of(entry) or {}).items():
-            merged.setdefault(path, []).extend(findings)
-    return sorted_findings(merged.items())
+        by_file = findings_of(entry)
+        if by_file is not None:
+            store.record(Path(entry["project"]), entry["action"], by_file)
+    files = {path for project in store.projects() for path in store.files(project)}
+    return [(path, finding) for path in sorted(files, key=str) for finding in store.items(path)]
 
 
 def render(found: list[tuple[Path, Finding]], output_format: str, cwd: Path) -> list[str]:
