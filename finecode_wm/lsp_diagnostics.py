@@ -174,9 +174,8 @@ class EditorDiagnostics:
                                if any(a in p.actions for a in actions)), key=lambda p: p.root)
             inputs = {p.root: inputs_of(p) for p in projects}
             stale = [p for p in projects if not self.store.unchanged(p.root, inputs[p.root])]
-            for project in projects:
-                if project not in stale:
-                    deliver(self._project_reports(project.root, previous))
+            deliver([report for project in projects if project not in stale
+                     for report in self._project_reports(project.root, previous)])
             if stale:
                 await self._run(stale, actions, params.work_done_token,
                                 lambda root: deliver(self._project_reports(root, previous)))

@@ -83,8 +83,10 @@ def streamed(client: RecordingClient, partial: str) -> dict[str, dict[str, Any]]
 @pytest_lsp.fixture(config=CONFIG)
 async def client(lsp_client: RecordingClient, tmp_path: Path) -> AsyncIterator[None]:
     lsp_client.ws = make_workspace(tmp_path / "ws", broken=True)  # type: ignore[attr-defined]
-    lsp_client.init_result = await lsp_client.initialize_session(
-        init_params(root=lsp_client.ws, warm=False))  # type: ignore[attr-defined]
+    params = init_params(root=lsp_client.ws, warm=False)  # type: ignore[attr-defined]
+    params.capabilities.workspace = types.WorkspaceClientCapabilities(
+        diagnostics=types.DiagnosticWorkspaceClientCapabilities(refresh_support=True))
+    lsp_client.init_result = await lsp_client.initialize_session(params)
     yield
     await lsp_client.shutdown_session()
 
@@ -179,7 +181,19 @@ async def test_pull_runs_once_then_answers_unchanged_and_reruns_only_what_change
     assert isinstance(same, types.RelatedUnchangedDocumentDiagnosticReport)
     assert runs(ws, "p1") == 1
 
-    # 5. a client that pulls gets no pushes (one channel, no duplicates)
+    # 5. a client that pulls gets no pushes (one channel, no duplicates), but a refresh
+    assert client.diagnostic_refresh_count == 0
     await client.protocol.send_request_async("runBatch", {"actions": ["lint"],
                                                           "projects": [str(ws / "p1")]})
     assert not any(client.diagnostics.values())
+    for _ in range(100):
+        if client.diagnostic_refresh_count:
+            break
+        await asyncio.sleep(0.02)
+    assert client.diagnostic_refresh_count == 1
+
+    # 6. the re-pull it asks for is answered from the store: the run recorded p1's inputs
+    latest = {r.uri: r.result_id for r in third.items}
+    fourth = await pull(client, latest)
+    assert {type(r) for r in fourth.items} == {types.WorkspaceUnchangedDocumentDiagnosticReport}
+    assert (runs(ws, "p1"), runs(ws, "p2"), runs(ws, "p3")) == (2, 2, 1)
