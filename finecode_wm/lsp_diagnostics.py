@@ -1,9 +1,11 @@
 """Findings in the editor: pushed after runs, pulled with `workspace/diagnostic`.
 
 One channel per client, so no finding is shown twice (VS Code and Neovim keep pushed and pulled
-diagnostics apart and would list both): once a client pulls workspace diagnostics, it gets
-everything through pulls (what was pushed before is cleared with `[]`), and after an explicit
-run only a `workspace/diagnostic/refresh`; until then runs push `textDocument/publishDiagnostics`.
+diagnostics apart and would list both): once a client that can be asked to re-pull
+(`workspace.diagnostics.refreshSupport`) pulls workspace diagnostics, it gets everything through
+pulls (what was pushed before is cleared with `[]`), and after an explicit run only a
+`workspace/diagnostic/refresh`; until then, and for every other client, runs push
+`textDocument/publishDiagnostics`.
 Document pulls (`textDocument/diagnostic`) are answered from the same store, never by running
 anything.
 
@@ -64,7 +66,7 @@ class EditorDiagnostics:
     def __init__(self, server: FineCodeServer) -> None:
         self.server = server
         self.store = FindingStore()
-        self.pulling = False  # the client pulls workspace diagnostics: no pushes
+        self.pulling = False  # the client pulls workspace diagnostics (and can re-pull): no pushes
         self._lock = asyncio.Lock()
 
     @property
@@ -101,10 +103,13 @@ class EditorDiagnostics:
         if not self.pulling:
             self._publish(touched)
 
-    def run_finished(self) -> None:
-        """After an explicit run a pulling client is asked to pull again (when it can)."""
+    def _can_refresh(self) -> bool:
         caps = self.server.client_capabilities.workspace
-        if self.pulling and caps and caps.diagnostics and caps.diagnostics.refresh_support:
+        return bool(caps and caps.diagnostics and caps.diagnostics.refresh_support)
+
+    def run_finished(self) -> None:
+        """After an explicit run a pulling client is asked to pull again."""
+        if self.pulling:
             self.server.workspace_diagnostic_refresh(None)
 
     def _publish(self, files: set[Path], *, clear: bool = False) -> None:
@@ -151,8 +156,8 @@ class EditorDiagnostics:
         """
         if not self.server.unasked_work_allowed():
             return {"items": []}
-        if not self.pulling:  # from now on pulls only: what was pushed is taken back
-            self.pulling = True
+        if not self.pulling and self._can_refresh():
+            self.pulling = True  # from now on pulls only: what was pushed is taken back
             self._publish({path for project in self.store.projects()
                            for path in self.store.files(project)}, clear=True)
         previous = {p.uri: p.value for p in params.previous_result_ids}
