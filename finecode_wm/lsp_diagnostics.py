@@ -177,7 +177,8 @@ class EditorDiagnostics:
             actions = self.actions
             projects = sorted((p for p in self.server.fine.workspace.projects.values()
                                if any(a in p.actions for a in actions)), key=lambda p: p.root)
-            inputs = {p.root: inputs_of(p) for p in projects}
+            # A walk and a stat per file: off the event loop, which keeps serving meanwhile.
+            inputs = await asyncio.to_thread(lambda: {p.root: inputs_of(p) for p in projects})
             stale = [p for p in projects if not self.store.unchanged(p.root, inputs[p.root])]
             deliver([report for project in projects if project not in stale
                      for report in self._project_reports(project.root, previous)])
