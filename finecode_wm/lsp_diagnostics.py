@@ -194,12 +194,13 @@ class EditorDiagnostics:
         done. A failed project is shown once and not retried until its inputs change (the
         run's `RunWatch` records them)."""
         countdown = Countdown(stale, actions)
+        names = {p.root: p.name for p in stale}
 
         def on_entry(entry: dict[str, Any]) -> None:
             root = Path(entry["project"])
             if entry["status"] == "failed":
                 first = str(entry.get("error", "")).split("\n", 1)[0]
-                self.server.show_problems([f"{entry['action']} failed in {root.name}: {first}"])
+                self.server.show_problems([f"{entry['action']} failed in {names[root]}: {first}"])
             if countdown.finished(entry):
                 ready(root)
 
