@@ -883,7 +883,7 @@ def generate(target: Path) -> dict[str, object]:
         expected[spec.name] = {
             "files": len(files),
             "lint": [
-                {"file": m.path, "code": code}
+                {"path": m.path, "code": code}
                 for m in sorted(modules, key=lambda m: m.path)
                 for code in m.findings
                 if code != "format"

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .batch import BadRequest, BatchOptions
+from .findings import FORMATS, collect, render
 from .requests import RunRequest
 from .service import FineCode
 from .terminal import PlainRenderer, Renderer, TtyRenderer, summary_table
@@ -47,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=None, help="seconds per child execution")
     run.add_argument("--max-parallel", type=int, default=None)
     run.add_argument("--json", action="store_true", help="print results as JSON")
+    run.add_argument("--output-format", choices=FORMATS, default="text",
+                     help="how findings are listed: text (path:line:col: CODE message) or "
+                          "github (GitHub Actions annotations)")
+    run.add_argument("--exit-zero", action="store_true",
+                     help="exit 0 even when findings were reported (failures still exit 1)")
     listing = commands.add_parser("list", help="list projects and their actions")
     listing.add_argument("--workspace", default=".", metavar="DIR")
     listing.add_argument("--json", action="store_true")
@@ -96,18 +102,26 @@ async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, ou
             renderer.close()
         await fine.close()
     entries: list[dict[str, Any]] = result["results"]
+    found = collect(entries)
     if args.json:
         out.print_json(json.dumps(result))
     else:
+        for line in render(found, args.output_format, Path.cwd()):
+            out.print(line, highlight=False, markup=False, emoji=False, soft_wrap=True)
         names = {str(p.root): p.name for p in fine.workspace.projects.values()}
         err.print(summary_table(entries, names))
         for entry in entries:
             if entry["status"] == "failed":
                 err.print(f"[bold red]{names.get(entry['project'])} / {entry['action']}:[/] "
                           f"{escape(str(entry.get('error')))}", highlight=False)
+        if found:
+            files = len({path for path, _ in found})
+            err.print(f"Found {len(found)} finding(s) in {files} file(s).", highlight=False)
     if batch.cancelled:
         return EXIT_INTERRUPTED
-    return 0 if all(e["status"] == "ok" for e in entries) else EXIT_FAILED
+    if any(e["status"] != "ok" for e in entries) or (found and not args.exit_zero):
+        return EXIT_FAILED
+    return 0
 
 
 def _list(args: argparse.Namespace, out: Console, err: Console) -> int:

@@ -1,8 +1,9 @@
-"""A run result as short plain text with its findings, for readers that take text first (agents).
+"""Findings as text: the terminal's listing (ruff-like lines, or GitHub Actions annotations for
+CI) and the short summary an agent reads first (MCP).
 
-Diagnostics in results (the fixed shape: `path` relative to the project root, 1-based `line`
-and `column`) become compiler-style lines relative to the workspace folder,
-`small/tinytools/x.py:3:1: F401 message`, which agents and editors both know how to follow.
+Paths are shown relative to a base directory (the current directory in the terminal, the
+workspace root for agents), grouped by file and sorted by position. Rendering only: the findings
+come from `diagnostics.findings_of`.
 """
 
 from __future__ import annotations
@@ -11,36 +12,58 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MAX_FINDINGS", "finding_lines", "summary_text"]
+from .diagnostics import Finding, FindingStore, findings_of
 
+__all__ = ["FORMATS", "MAX_FINDINGS", "collect", "render", "summary_text"]
+
+FORMATS = ("text", "github")
 MAX_FINDINGS = 200
 
 
-def _location(project: str, path: Any, base: Path | None) -> str:
-    full = Path(project) / str(path)
-    if base is not None and full.is_relative_to(base):
-        return os.path.relpath(full, base)
-    return str(full)
-
-
-def finding_lines(entries: list[dict[str, Any]], base: Path | None = None) -> list[str]:
-    """`path:line:column: [severity] code message` for every well-formed diagnostic, in order."""
-    lines = []
+def collect(entries: list[dict[str, Any]]) -> list[tuple[Path, Finding]]:
+    """Every finding of every result entry, grouped by file and sorted (each shown once, as in
+    the editor)."""
+    store = FindingStore()
     for entry in entries:
-        result = entry.get("result")
-        diagnostics = result.get("diagnostics") if isinstance(result, dict) else None
-        if not isinstance(diagnostics, list):
-            continue
-        for item in diagnostics:
-            if not isinstance(item, dict) or "path" not in item or "message" not in item:
-                continue
-            where = (f"{_location(entry['project'], item['path'], base)}:"
-                     f"{item.get('line', 1)}:{item.get('column', 1)}:")
-            severity = item.get("severity")
-            words = [where, *([severity] if severity and severity != "error" else []),
-                     *([str(item["code"])] if item.get("code") else []), str(item["message"])]
-            lines.append(" ".join(words))
-    return lines
+        by_file = findings_of(entry)
+        if by_file is not None:
+            store.record(Path(entry["project"]), entry["action"], by_file)
+    files = {path for project in store.projects() for path in store.files(project)}
+    return [(path, finding) for path in sorted(files, key=str) for finding in store.items(path)]
+
+
+def render(found: list[tuple[Path, Finding]], output_format: str, cwd: Path) -> list[str]:
+    """The lines to print for `found` in `output_format` (one of `FORMATS`)."""
+    line = _github if output_format == "github" else _text
+    return [line(os.path.relpath(path, cwd), finding) for path, finding in found]
+
+
+def _text(shown: str, f: Finding) -> str:
+    code = f"{f['code']} " if "code" in f else ""
+    return f"{shown}:{f['line']}:{f['column']}: {code}{f['message']}"
+
+
+def _github(shown: str, f: Finding) -> str:
+    """`::warning file=…,line=…,col=…,title=CODE::message`; only `error` findings are errors."""
+    level = "error" if f.get("severity") == "error" else "warning"
+    props = [f"file={_prop(shown)}", f"line={f['line']}", f"col={f['column']}"]
+    if "end_line" in f:
+        props.append(f"endLine={f['end_line']}")
+    if "end_column" in f:
+        props.append(f"endColumn={f['end_column']}")
+    if "code" in f:
+        props.append(f"title={_prop(f['code'])}")
+    return f"::{level} {','.join(props)}::{_data(f['message'])}"
+
+
+def _data(text: str) -> str:
+    """Workflow-command escaping of the message part."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _prop(text: str) -> str:
+    """Workflow-command escaping of a property value (also `:` and `,`)."""
+    return _data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def _status_line(entry: dict[str, Any], names: dict[str, str]) -> str:
@@ -51,13 +74,13 @@ def _status_line(entry: dict[str, Any], names: dict[str, str]) -> str:
     return line
 
 
-def summary_text(result: dict[str, Any], *, names: dict[str, str], base: Path | None) -> str:
+def summary_text(result: dict[str, Any], *, names: dict[str, str], base: Path) -> str:
     """The summary counts, one line per child execution, then the findings (at most a few)."""
     entries: list[dict[str, Any]] = result["results"]
     summary = result["summary"]
     counts = ", ".join(f"{summary[s]} {s}" for s in ("ok", "failed", "cancelled") if summary[s])
     lines = [f"FineCode: {counts or 'nothing ran'}", *(_status_line(e, names) for e in entries)]
-    findings = finding_lines(entries, base)
+    findings = render(collect(entries), "text", base)
     if findings:
         lines += ["", f"{len(findings)} finding(s):", *findings[:MAX_FINDINGS]]
         if len(findings) > MAX_FINDINGS:

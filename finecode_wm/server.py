@@ -13,7 +13,7 @@ import itertools
 import logging
 import os
 import signal
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -22,13 +22,19 @@ import attrs
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcRequestCancelled
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import JsonRPCNotification, LanguageServerProtocol, lsp_method
+from pygls.protocol import (
+    JsonRPCNotification,
+    JsonRPCResponseMessage,
+    LanguageServerProtocol,
+    lsp_method,
+)
 
 from finecode_er.progress import Value
 from finecode_er.reporter import Emit
 
 from . import __version__
 from .batch import BadRequest, Batch
+from .lsp_diagnostics import SOURCE, EditorDiagnostics
 from .requests import RunRequest, parse_run_action, parse_run_batch
 from .service import FineCode
 from .trust import SessionTrust
@@ -55,9 +61,15 @@ class FineCodeProtocol(LanguageServerProtocol):
     def get_message_type(self, method: str) -> Any:  # type: ignore[override]
         if method == RUN_BATCH:
             return RunBatchRequest
-        if method == types.PROGRESS:
+        if method in (types.PROGRESS, types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS):
             return JsonRPCNotification
         return super().get_message_type(method)
+
+    def get_result_type(self, method: str) -> Any:  # type: ignore[override]
+        """Diagnostic reports are built as plain LSP JSON (see lsp_diagnostics)."""
+        if method in (types.WORKSPACE_DIAGNOSTIC, types.TEXT_DOCUMENT_DIAGNOSTIC):
+            return JsonRPCResponseMessage
+        return super().get_result_type(method)
 
     @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
     async def lsp_workspace__execute_command(  # type: ignore[override]  # async on purpose
@@ -84,6 +96,7 @@ class FineCodeServer(LanguageServer):
         self.watching: asyncio.Task[None] | None = None
         self.trust = SessionTrust()
         self._token_ids = itertools.count(1)
+        self.diagnostics = EditorDiagnostics(self)
 
     # -- editor-facing helpers --------------------------------------------------------------
 
@@ -123,6 +136,7 @@ class FineCodeServer(LanguageServer):
             folders = [_uri_path(self.workspace.root_uri)]
         for problem in self.fine.set_folders(folders):
             self.fine.report(problem)
+        self.diagnostics.projects_changed(set(self.fine.workspace.projects))
 
     async def watch_configs(self) -> None:
         """Ask the client to report `pyproject.toml` changes (when it can register watchers).
@@ -164,8 +178,14 @@ class FineCodeServer(LanguageServer):
 
     # -- running ----------------------------------------------------------------------------
 
-    async def run(self, request: RunRequest) -> dict[str, Any]:
-        """Run a request to completion: one stream, results kept on cancel and failure."""
+    async def run(self, request: RunRequest, *,
+                  on_entry: Callable[[dict[str, Any]], None] | None = None,
+                  asked: bool = True) -> dict[str, Any]:
+        """Run a request to completion: one stream, results kept on cancel and failure.
+
+        Every finished child feeds the editor's diagnostics, then `on_entry`. `asked` is false
+        for work the server started by itself (a diagnostics pull).
+        """
         token = request.work_done_token
         if token is not None and token in self.by_token:
             raise JsonRpcInvalidParams(f"workDoneToken {token!r} is already in use by a "
@@ -179,13 +199,16 @@ class FineCodeServer(LanguageServer):
             emit = asyncio.ensure_future(self._created_token(key))
         else:
             key, emit = object(), None
-        on_result = None
         partial_token = request.partial_result_token
-        if partial_token is not None:
-            notify = self.protocol.notify
+        notify = self.protocol.notify
+        watch = self.diagnostics.watch(request)
 
-            def on_result(entry: dict[str, Any]) -> None:
+        def on_result(entry: dict[str, Any]) -> None:
+            if partial_token is not None:
                 notify(types.PROGRESS, {"token": partial_token, "value": {"results": [entry]}})
+            self.diagnostics.ran(entry, watch)
+            if on_entry is not None:
+                on_entry(entry)
 
         try:
             batch = self.fine.batch(request, emit=emit, on_result=on_result)
@@ -201,6 +224,8 @@ class FineCodeServer(LanguageServer):
                                           data=self._shape(batch.result(), partial_token)) from None
         finally:
             self.by_token.pop(key, None)
+            if asked:
+                self.diagnostics.run_finished()
         return self._shape(result, partial_token)
 
     @staticmethod
@@ -276,6 +301,18 @@ def build_server(*, max_parallel: int | None = None) -> FineCodeServer:
         except BadRequest as exc:
             raise JsonRpcInvalidParams(str(exc)) from None
         return await ls.run(request)
+
+    @server.feature(types.TEXT_DOCUMENT_DIAGNOSTIC, types.DiagnosticOptions(
+        identifier=SOURCE, inter_file_dependencies=True, workspace_diagnostics=True))
+    def document_diagnostic(ls: FineCodeServer,
+                            params: types.DocumentDiagnosticParams) -> dict[str, Any]:
+        return ls.diagnostics.document(_uri_path(params.text_document.uri),
+                                       params.previous_result_id)
+
+    @server.feature(types.WORKSPACE_DIAGNOSTIC)
+    async def workspace_diagnostic(ls: FineCodeServer,
+                                   params: types.WorkspaceDiagnosticParams) -> dict[str, Any]:
+        return await ls.diagnostics.workspace(params)
 
     @server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)
     def progress_cancelled(ls: FineCodeServer, params: types.WorkDoneProgressCancelParams) -> None:

@@ -35,7 +35,7 @@ def examples(tmp_path: Path) -> Path:
 
 def test_run_examples_plain_output_and_table(examples: Path) -> None:
     done = cli("run", "lint", "stats", cwd=examples)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, "findings exit 1, like ruff"
     lines = done.stderr.splitlines()
     assert "FineCode: lint, stats" in lines[0] and "0%" in lines[0]
     assert any("100%" in line for line in lines), done.stderr
@@ -45,7 +45,7 @@ def test_run_examples_plain_output_and_table(examples: Path) -> None:
 
 def test_run_json_is_the_lsp_result_shape(examples: Path) -> None:
     done = cli("run", "lint", "--json", "--project", str(examples / "small"), cwd=examples)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr
     result = json.loads(done.stdout)
     assert result["summary"] == {"ok": 1, "failed": 0, "cancelled": 0}
     (entry,) = result["results"]
@@ -139,3 +139,61 @@ def test_project_with_its_own_interpreter_and_an_unimportable_handler(tmp_path: 
     assert broken["errorData"]["kind"] == "import"
     assert both.stderr.count("config error:") == 1 and "own_missing" in both.stderr, \
         "a handler that does not import is reported once, like a config error"
+
+
+def test_findings_listed_like_ruff_and_exit_codes(examples: Path) -> None:
+    done = cli("run", "lint", "--project", str(examples / "small"), cwd=examples / "small")
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines() == [
+        "tinytools/batch_text.py:36:33: F821 Undefined name `STATUS_LABELS`",
+        "tinytools/lease_events.py:5:23: F401 `functools.partial` imported but unused"]
+    assert "Found 2 finding(s) in 2 file(s)." in done.stderr
+    assert done.stderr.index("FineCode results") < done.stderr.index("Found 2 finding(s)")
+    zero = cli("run", "lint", "--exit-zero", cwd=examples)
+    assert zero.returncode == 0, zero.stderr
+    listed = zero.stdout.splitlines()
+    assert len(listed) == 10 and listed == sorted(listed), "grouped by file and sorted"
+    assert listed[0].startswith("large/fleetops/api/ticket_parser.py:5:8: F401 ")
+    assert cli("run", "stats", cwd=examples).returncode == 0, "no findings, no failure: 0"
+    assert cli("run", "boom", "--exit-zero").returncode == 1, "--exit-zero keeps failures"
+
+
+def test_github_annotations(examples: Path) -> None:
+    done = cli("run", "lint", "--output-format", "github", cwd=examples)
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert len(lines) == 10
+    assert ("::warning file=small/tinytools/lease_events.py,line=5,col=23,endLine=5,"
+            "endColumn=30,title=F401::`functools.partial` imported but unused") in lines
+
+
+def test_lint_findings_equal_ruff_check(tmp_path: Path) -> None:
+    """Excluded generated files, a nested ruff config and an unparsable file: same as ruff."""
+    project = tmp_path / "proj"
+    (project / "gen").mkdir(parents=True)
+    (project / "sub").mkdir()
+    (project / "pyproject.toml").write_text(
+        '[tool.finecode.actions.lint]\n'
+        'handlers = [{ source = "finecode_examples.ruff:lint" }]\n'
+        '[tool.ruff]\nextend-exclude = ["gen/*_pb2.py"]\n'
+        '[tool.ruff.lint]\nselect = ["E", "F"]\n')
+    (project / "sub" / "pyproject.toml").write_text('[tool.ruff.lint]\nselect = ["E711"]\n')
+    (project / "a.py").write_text("import os\n")
+    (project / "gen" / "x_pb2.py").write_text("import sys\n")
+    (project / "gen" / "kept.py").write_text("import sys\n")
+    (project / "sub" / "m.py").write_text("import json\nx = None\nif x == None:\n    pass\n")
+    (project / "bad.py").write_text("def f(:\n  pass\n")
+    done = cli("run", "lint", "--json", "--workspace", str(tmp_path), cwd=tmp_path)
+    (entry,) = json.loads(done.stdout)["results"]
+    ours = sorted((d["path"], d["line"], d["column"], d["code"])
+                  for d in entry["result"]["diagnostics"])
+    ruff = subprocess.run([str(Path(sys.executable).parent / "ruff"), "check", "--no-cache",
+                           "--output-format", "json", "."], cwd=project, capture_output=True,
+                          text=True, timeout=30)
+    theirs = sorted((Path(d["filename"]).relative_to(project).as_posix(),
+                     d["location"]["row"], d["location"]["column"], d["code"])
+                    for d in json.loads(ruff.stdout))
+    assert ours == theirs
+    assert {p for p, *_ in ours} == {"a.py", "bad.py", "gen/kept.py", "sub/m.py"}
+    assert ("sub/m.py", 3, 9, "E711") in ours and not any(p == "sub/m.py" and c == "F401"
+                                                          for p, _, _, c in ours)

@@ -189,7 +189,7 @@ async def test_findings_are_in_the_text(server: McpServer) -> None:
     result = await call(server, {"actions": ["findings"]})
     lines = text(result).splitlines()
     assert "alpha/pkg/x.py:3:1: F401 `os` imported but unused" in lines
-    assert "alpha/pkg/y.py:7:5: warning shadowed name" in lines
+    assert "alpha/pkg/y.py:7:5: shadowed name" in lines
     assert result.structured_content["results"][0]["result"]["count"] == 2
 
 

@@ -80,6 +80,18 @@ def _run_nvim(tmp_path: Path, ws: Path, opened: Path, actions: str,
     return proc, events
 
 
+def _ruff_findings(ws: Path) -> list[tuple[str, int, str]]:
+    """(workspace-relative path, line, code) as ruff itself reports them for each project."""
+    found = []
+    for project in ("small", "medium", "large"):
+        done = subprocess.run([str(VENV_BIN / "ruff"), "check", "--no-cache", "--select", "E,F",
+                               "--output-format", "json", "."], cwd=ws / project,
+                              capture_output=True, text=True, timeout=30)
+        found += [(Path(d["filename"]).relative_to(ws).as_posix(), d["location"]["row"],
+                   d["code"]) for d in json.loads(done.stdout)]
+    return sorted(found)
+
+
 def _diag(tmp_path: Path, proc: subprocess.CompletedProcess[str], events: list[Any]) -> str:
     lsp_log = tmp_path / "xdg" / "state" / "nvim" / "lsp.log"
     log = lsp_log.read_text()[-4000:] if lsp_log.exists() else "<none>"
@@ -136,6 +148,12 @@ def test_finecode_run_in_neovim_shows_one_aggregated_progress_stream(tmp_path: P
     notes = [e for e in events if e["event"] == "notify"]
     assert not [n for n in notes if n["level"] >= WARN], diag
     assert [n["msg"] for n in notes] == ["FineCode stats, lint: 6 ok, 0 failed, 0 cancelled"], diag
+
+    # the findings are in vim.diagnostic, on the lines ruff reports
+    found = next(e for e in events if e["event"] == "diagnostics")["items"]
+    assert {d["source"] for d in found} == {"finecode"}, diag
+    assert sorted((Path(d["file"]).relative_to(ws).as_posix(), d["lnum"] + 1, d["code"])
+                  for d in found) == _ruff_findings(ws), diag
 
     # clean shutdown: the server answered shutdown/exit, then Neovim quit with 0
     assert kinds[-2:] == ["server_exit", "exit"], diag

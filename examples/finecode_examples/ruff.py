@@ -28,6 +28,7 @@ DEFAULT_BATCH_SIZE = 8
 STDERR_TAIL_CHARS = 2000
 LINT_CONFIG_KEYS = frozenset({"select", "batch_size"})
 FORMAT_CONFIG_KEYS = frozenset({"batch_size"})
+INVALID_SYNTAX = "invalid-syntax"
 
 # Ruff reports files it cannot parse on stderr and exits with 2; that is a finding
 # about the project, not a crash of the tool, so it must not fail the action.
@@ -40,7 +41,10 @@ async def lint(params: dict[str, Any], ctx: RunActionContext) -> dict[str, Any]:
     _reject_unknown_keys(config, LINT_CONFIG_KEYS)
     root = ctx.project_root
     files = python_files(root)
-    command = [*_ruff_command(), "check", "--output-format", "json", "--no-cache"]
+    # --force-exclude: explicit paths still obey the project's `exclude`/`extend-exclude`,
+    # so the findings are the ones `ruff check` in the project directory reports.
+    command = [*_ruff_command(), "check", "--output-format", "json", "--no-cache",
+               "--force-exclude"]
     command += _select_args(config.get("select"))
     diagnostics: list[dict[str, Any]] = []
     async with ctx.progress("Linting", total=len(files), cancellable=True) as progress:
@@ -64,7 +68,7 @@ async def format(params: dict[str, Any], ctx: RunActionContext) -> dict[str, Any
     _reject_unknown_keys(config, FORMAT_CONFIG_KEYS)
     root = ctx.project_root
     files = python_files(root)
-    command = [*_ruff_command(), "format", "--diff", "--no-cache"]
+    command = [*_ruff_command(), "format", "--diff", "--no-cache", "--force-exclude"]
     would_change: list[str] = []
     unparsable: list[str] = []
     async with ctx.progress("Checking formatting", total=len(files), cancellable=True) as progress:
@@ -124,23 +128,34 @@ async def _run(command: Sequence[str], batch: Sequence[Path], root: Path) -> tup
 
 
 def _parse_check_output(stdout: str, stderr: str, root: Path) -> list[dict[str, Any]]:
-    """Turn ruff's JSON report into the handler's compact, project-relative form."""
+    """Turn ruff's JSON report into FineCode's diagnostics shape (project-relative paths)."""
     try:
         entries = json.loads(stdout)
     except json.JSONDecodeError as error:
         raise RuntimeError(
             f"ruff check printed no JSON report: {_tail(stderr or stdout)}"
         ) from error
-    return [
-        {
-            "file": relpath(Path(entry["filename"]), root),
-            "line": entry["location"]["row"],
-            "column": entry["location"]["column"],
-            "code": entry.get("code") or "invalid-syntax",
-            "message": entry["message"],
-        }
-        for entry in entries
-    ]
+    return [_diagnostic(entry, root) for entry in entries]
+
+
+def _diagnostic(entry: Mapping[str, Any], root: Path) -> dict[str, Any]:
+    """One ruff finding; like ruff's own language server, a syntax error is an error and a
+    rule violation a warning."""
+    code = entry.get("code") or INVALID_SYNTAX
+    finding: dict[str, Any] = {
+        "path": relpath(Path(entry["filename"]), root),
+        "line": entry["location"]["row"],
+        "column": entry["location"]["column"],
+        "code": code,
+        "message": entry["message"],
+        "severity": "error" if code == INVALID_SYNTAX else "warning",
+    }
+    end = entry.get("end_location")
+    if end:
+        finding["end_line"], finding["end_column"] = end["row"], end["column"]
+    if entry.get("url"):
+        finding["url"] = entry["url"]
+    return finding
 
 
 def _diff_targets(diff: str, names: set[str]) -> list[str]:

@@ -30,6 +30,12 @@ vim.lsp.config(NAME, {
   root_markers = vim.g.finecode_root_markers or { '.git', 'pyproject.toml' },
   workspace_required = true,
   init_options = vim.g.finecode_init_options or vim.empty_dict(),
+  -- Findings arrive pushed (textDocument/publishDiagnostics) after every run, for every file of
+  -- the workspace. Neovim would also pull open buffers on its own and keep those apart, showing
+  -- each finding twice: take the pull side away and use push only.
+  on_init = function(client)
+    client.server_capabilities.diagnosticProvider = nil
+  end,
 })
 vim.lsp.enable(NAME)
 

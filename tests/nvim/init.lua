@@ -1,6 +1,7 @@
 -- Test-only init for tests/test_nvim.py: load the real examples/nvim/finecode.lua, wait for
 -- the server to attach to the opened .py file, run `:FineCode run <actions>`, record what
--- Neovim saw (LspProgress, notifications, the run's result) as JSON lines, then quit.
+-- Neovim saw (LspProgress, notifications, the run's result, vim.diagnostic) as JSON lines, then
+-- quit.
 -- Env: FINECODE_TEST_OUT (jsonl), FINECODE_TEST_CONFIG (finecode.lua),
 --      FINECODE_TEST_ACTIONS (space-separated), FINECODE_TEST_TIMEOUT_MS (hard timeout).
 -- Exit codes: 0 ok; 1 Lua error; 2 server exited early; 3 hard timeout.
@@ -77,10 +78,21 @@ vim.api.nvim_create_autocmd('LspProgress', {
   end,
 })
 
+--- Everything vim.diagnostic holds, with the file each entry belongs to.
+local function diagnostics()
+  local found = {}
+  for _, d in ipairs(vim.diagnostic.get()) do
+    table.insert(found, { file = vim.api.nvim_buf_get_name(d.bufnr), lnum = d.lnum, col = d.col,
+      code = d.code, source = d.source, severity = d.severity })
+  end
+  return found
+end
+
 vim.api.nvim_create_autocmd('User', {
   pattern = 'FineCodeRunDone',
   callback = function(ev)
     local d = ev.data or {}
+    record({ event = 'diagnostics', items = diagnostics() })
     record({
       event = 'done', actions = d.actions,
       err = d.error and { code = d.error.code, message = d.error.message } or vim.NIL,

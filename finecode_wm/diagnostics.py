@@ -1,0 +1,178 @@
+"""Findings in run results: the fixed diagnostics shape, and the latest findings per file.
+
+Front-end neutral: the terminal lists what `findings_of` extracts, the LSP server keeps a
+`FindingStore` and turns its per-file lists into pushed or pulled reports. A file's findings are
+the union of the latest result of every (project, action) that reported on it, so a `format` run
+never hides what `lint` found, and a re-run that finds nothing clears that action's part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .workspace import SKIPPED_DIRS, Project
+
+__all__ = ["SEVERITIES", "Finding", "FindingStore", "findings_of", "inputs_of", "normalize"]
+
+Finding = dict[str, Any]
+SEVERITIES = ("error", "warning", "information", "hint")
+_OPTIONAL_INTS = ("end_line", "end_column")
+_OPTIONAL_STRS = ("code", "url")
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def normalize(raw: Any) -> Finding | None:
+    """One finding in the fixed shape, or None when it is not usable (a handler's bug)."""
+    if not isinstance(raw, dict):
+        return None
+    path, message = raw.get("path"), raw.get("message")
+    line, column = raw.get("line"), raw.get("column")
+    if not (isinstance(path, str) and path and isinstance(message, str)
+            and _positive_int(line) and _positive_int(column)):
+        return None
+    finding: Finding = {"path": path, "line": line, "column": column, "message": message}
+    for key in _OPTIONAL_INTS:
+        if _positive_int(raw.get(key)):
+            finding[key] = raw[key]
+    for key in _OPTIONAL_STRS:
+        if isinstance(raw.get(key), str) and raw[key]:
+            finding[key] = raw[key]
+    if raw.get("severity") in SEVERITIES:
+        finding["severity"] = raw["severity"]
+    return finding
+
+
+def findings_of(entry: dict[str, Any]) -> dict[Path, list[Finding]] | None:
+    """A result entry's findings by absolute file path, sorted by position.
+
+    None when the entry says nothing about findings (it failed, was cancelled, or no result of
+    its handlers has a `diagnostics` list): the previous findings of that action then stay.
+    """
+    result = entry.get("result")
+    # An action with several handlers returns their results as a list, in config order.
+    parts = result if isinstance(result, list) else [result]
+    lists = [p["diagnostics"] for p in parts
+             if isinstance(p, dict) and isinstance(p.get("diagnostics"), list)]
+    if entry.get("status") != "ok" or not lists:
+        return None
+    raw = [item for found in lists for item in found]
+    root = Path(entry["project"])
+    by_file: dict[Path, list[Finding]] = {}
+    for item in raw:
+        finding = normalize(item)
+        if finding is not None:
+            by_file.setdefault(Path(os.path.normpath(root / finding["path"])), []).append(finding)
+    for findings in by_file.values():
+        findings.sort(key=_position)
+    return by_file
+
+
+def _position(finding: Finding) -> tuple[int, int, str, str]:
+    return finding["line"], finding["column"], finding.get("code", ""), finding["message"]
+
+
+def _identity(finding: Finding) -> str:
+    """A finding without its path (relative to whichever project reported it)."""
+    return json.dumps({k: v for k, v in finding.items() if k != "path"}, sort_keys=True)
+
+
+def result_id(findings: list[Finding]) -> str:
+    """Same findings, same id: a re-run that finds the same things reports `unchanged`."""
+    text = json.dumps(findings, sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+EMPTY_ID = result_id([])
+
+
+class FindingStore:
+    """Latest findings per (project, action); what each file shows is their union."""
+
+    def __init__(self) -> None:
+        self._sources: dict[tuple[Path, str], dict[Path, list[Finding]]] = {}
+        self._shown: dict[Path, tuple[list[Finding], str]] = {}  # file -> (union, result id)
+        self._files: dict[Path, set[Path]] = {}  # project -> every file it ever reported on
+        self._inputs: dict[Path, object] = {}  # project -> inputs at its last diagnostics run
+
+    def record(self, project: Path, action: str,
+               by_file: dict[Path, list[Finding]]) -> set[Path]:
+        """Replace one action's findings; returns the files whose shown list may have changed."""
+        old = self._sources.get((project, action))
+        self._sources[(project, action)] = by_file
+        touched = set(by_file) | set(old or ())
+        self._files.setdefault(project, set()).update(touched)
+        self._update(touched)
+        return touched
+
+    def _update(self, paths: Iterable[Path]) -> None:
+        """Recompute the union of the given files (identical findings, e.g. from a project and
+        a nested one that both lint a file, are shown once)."""
+        for path in paths:
+            unique = {_identity(f): f for source in self._sources.values()
+                      for f in source.get(path, ())}
+            found = sorted(unique.values(), key=_position)
+            if found:
+                self._shown[path] = (found, result_id(found))
+            else:
+                self._shown.pop(path, None)
+
+    def items(self, path: Path) -> list[Finding]:
+        """Everything every action found in `path`, sorted by position."""
+        return self._shown.get(path, ([], EMPTY_ID))[0]
+
+    def result_id(self, path: Path) -> str:
+        return self._shown.get(path, ([], EMPTY_ID))[1]
+
+    def files(self, project: Path) -> set[Path]:
+        """Files `project` reported on at some point (those cleared since included)."""
+        return self._files.get(project, set())
+
+    def projects(self) -> set[Path]:
+        return set(self._files) | set(self._inputs)
+
+    def drop_project(self, project: Path) -> set[Path]:
+        """Forget a project (removed from the workspace); returns its files, to be cleared."""
+        for key in [key for key in self._sources if key[0] == project]:
+            del self._sources[key]
+        self._inputs.pop(project, None)
+        files = self._files.pop(project, set())
+        self._update(files)
+        return files
+
+    # -- inputs: has a project changed since its last diagnostics run? ----------------------
+
+    def unchanged(self, project: Path, inputs: object) -> bool:
+        return project in self._inputs and self._inputs[project] == inputs
+
+    def ran_on(self, project: Path, inputs: object) -> None:
+        self._inputs[project] = inputs
+
+
+def inputs_of(project: Project) -> tuple[object, ...]:
+    """What a project's findings depend on: its config, and size + mtime of its files.
+
+    The files are the project's `*.py` (project-local handlers included) and its
+    `pyproject.toml`, found the way discovery walks (tool and hidden directories skipped).
+    """
+    stats: list[tuple[str, int, int]] = []
+    for current, dirs, files in os.walk(project.root):
+        dirs[:] = [d for d in dirs if d not in SKIPPED_DIRS and not d.startswith(".")]
+        for name in files:
+            if name.endswith(".py") or (name == "pyproject.toml" and current == str(project.root)):
+                path = os.path.join(current, name)
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                stats.append((path, st.st_size, st.st_mtime_ns))
+    stats.sort()
+    config = repr(sorted((name, action.to_json()) for name, action in project.actions.items()))
+    return (project.python, config, tuple(stats))
