@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     lsp = commands.add_parser("lsp", help="serve an editor over LSP on stdio")
     lsp.add_argument("--max-parallel", type=int, default=None,
                      help="child executions at once (default: CPU count)")
+    # vscode-languageclient (TransportKind.stdio) and other clients append it by convention.
+    lsp.add_argument("--stdio", action="store_true",
+                     help="serve on stdin/stdout (the default and only transport)")
     run = commands.add_parser("run", help="run actions across the workspace's projects")
     run.add_argument("actions", nargs="+", metavar="ACTION")
     run.add_argument("--project", action="append", default=None, metavar="PATH",

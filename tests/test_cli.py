@@ -133,3 +133,24 @@ def test_project_with_its_own_interpreter_and_an_unimportable_handler(tmp_path: 
     assert entry["result"] == sys.base_prefix, "ran on the project's interpreter"
     assert "config error:" in done.stderr and "own_missing" in done.stderr, \
         "a handler that does not import is reported at start, like a config error"
+
+
+def _lsp_frame(payload: dict[str, object]) -> bytes:
+    body = json.dumps(payload).encode()
+    return b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def test_lsp_accepts_stdio_flag(tmp_path: Path) -> None:
+    """vscode-languageclient appends `--stdio` (TransportKind.stdio): it must start the server."""
+    messages = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+         "params": {"processId": None, "rootUri": tmp_path.as_uri(), "capabilities": {}}},
+        {"jsonrpc": "2.0", "method": "initialized", "params": {}},
+        {"jsonrpc": "2.0", "id": 2, "method": "shutdown"},
+        {"jsonrpc": "2.0", "method": "exit"},
+    ]
+    done = subprocess.run([sys.executable, "-m", "finecode_wm", "lsp", "--stdio"],
+                          input=b"".join(map(_lsp_frame, messages)), cwd=tmp_path,
+                          env=probe_env(), capture_output=True, timeout=50)
+    assert b"unrecognized arguments" not in done.stderr, done.stderr
+    assert done.returncode == 0, ("0 only after shutdown + exit", done.returncode, done.stderr)
