@@ -8,6 +8,7 @@ the progress notification, its Cancel button. `bash tests/vscode/setup.sh` insta
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from .rules import gone
@@ -24,6 +26,7 @@ from .vscode.editor import CodeServer, Workbench
 
 EXTENSION = cache.EXTENSION
 EXAMPLES = cache.REPO / "examples" / "workspace"
+RESULT = re.compile(r"FineCode: \d+ ok, \d+ failed, \d+ cancelled")
 COMMAND_IDS = ("finecode.runAction", "finecode.runBatch", "finecode.listProjects")
 
 # A project-local handler for the workspace copy: steady progress, long enough to watch/cancel.
@@ -114,14 +117,18 @@ def code_server(tmp_path: Path) -> Iterator[CodeServer]:
         server.kill_all()
 
 
-def _watch(workbench: Workbench, title: str, done: Callable[[str], bool],
-           on_progress: Callable[[dict[str, Any]], bool] | None = None,
-           timeout: float = 60) -> tuple[list[float], str]:
-    """Follow the progress notification titled `title` until a toast satisfies `done`.
+def _run_and_watch(workbench: Workbench, picks: list[str],
+                   on_progress: Callable[[dict[str, Any]], bool] | None = None,
+                   timeout: float = 60) -> tuple[list[float], str]:
+    """Run "FineCode: Run batch…" with `picks`; follow its notification to the result message.
 
-    Returns the percentages the bar showed, in order, and the final toast's message.
-    `on_progress(toast)` is called for each sample of the progress toast; True stops calling it.
+    Returns the percentages the bar showed, in order, and the result message (the first new
+    `FineCode: N ok, …` toast). `on_progress(toast)` sees each sample of the progress toast until
+    it returns True.
     """
+    title = f"FineCode: {', '.join(picks)}"
+    before = {toast["message"] for toast in workbench.notifications()}
+    workbench.run_command("FineCode: Run batch", picks)
     shown: list[float] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -132,10 +139,10 @@ def _watch(workbench: Workbench, title: str, done: Callable[[str], bool],
                     shown.append(toast["percentage"])
                 if on_progress is not None and on_progress(toast):
                     on_progress = None
-            elif done(toast["message"]):
+            elif RESULT.match(toast["message"]) and toast["message"] not in before:
                 return shown, toast["message"]
         time.sleep(0.05)
-    raise AssertionError(f"no final message for {title!r} within {timeout} s; "
+    raise AssertionError(f"no result message for {title!r} within {timeout} s; "
                          f"bar showed {shown}; toasts: {workbench.notifications()}")
 
 
@@ -145,6 +152,7 @@ def test_batch_in_real_vscode_shows_notification_progress_and_cancels(
     from playwright.sync_api import sync_playwright
 
     url = code_server.start()
+    server_processes: dict[int, str] = {}
     artifacts = tmp_path / "screenshots"
     artifacts.mkdir()
     with sync_playwright() as playwright:
@@ -156,18 +164,20 @@ def test_batch_in_real_vscode_shows_notification_progress_and_cancels(
             workbench.open(url, workspace)
             code_server.wait_for_finecode()
 
-            # A run to completion: the notification's bar rises and never goes back.
-            title = "FineCode: lint, pace, stats"
-            workbench.run_command("FineCode: Run batch", ["lint", "pace", "stats"])
-            server_processes: dict[int, Any] = {}
-
-            def note_processes(_toast: dict[str, Any]) -> bool:
-                server_processes.update((p.pid, p) for p in code_server.finecode_processes())
+            def note_processes(_toast: object = None) -> bool:
+                for process in code_server.finecode_processes():
+                    try:
+                        kind = "runner" if "finecode_er" in process.cmdline() else "server"
+                    except psutil.Error:
+                        continue
+                    server_processes[process.pid] = kind
                 return False
 
-            shown, final = _watch(workbench, title, lambda m: m.startswith("FineCode: 8 ok"),
-                                  note_processes)
-            assert final.startswith("FineCode: 8 ok, 0 failed, 0 cancelled"), final
+            # A run to completion: the notification's bar rises and never goes back.
+            note_processes()
+
+            shown, final = _run_and_watch(workbench, ["lint", "pace", "stats"], note_processes)
+            assert final == "FineCode: 8 ok, 0 failed, 0 cancelled", final
             assert len(shown) >= 2 and shown == sorted(shown), f"bar went back: {shown}"
             assert 0 < shown[-1] <= 100, shown
             print(f"bar of the full run: {shown}; result: {final!r}")
@@ -184,12 +194,10 @@ def test_batch_in_real_vscode_shows_notification_progress_and_cancels(
                     return True
                 return False
 
-            workbench.run_command("FineCode: Run batch", ["crawl"])
-            _, final = _watch(workbench, "FineCode: crawl",
-                              lambda m: m.startswith("FineCode: 0 ok"), cancel_once_moving)
+            _, final = _run_and_watch(workbench, ["crawl"], cancel_once_moving)
             assert cancel_at, "the bar of the long run never moved"
             print(f"cancelled run: {final!r}, {time.monotonic() - cancel_at[0]:.1f} s after Cancel")
-            assert "1 cancelled" in final and "run cancelled" in final, final
+            assert final == "FineCode: 0 ok, 0 failed, 1 cancelled (run cancelled)", final
         except BaseException:
             page.screenshot(path=str(artifacts / "failure.png"))
             print(f"screenshots of the failing run: {artifacts}")
@@ -198,10 +206,10 @@ def test_batch_in_real_vscode_shows_notification_progress_and_cancels(
             browser.close()
 
     # The browser is gone and code-server stops: the server (stdin closed) and its runners exit.
-    assert server_processes, "the FineCode server was never seen running"
+    assert sorted(set(server_processes.values())) == ["runner", "server"], server_processes
     code_server.stop()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not all(map(gone, server_processes)):
         time.sleep(0.2)
-    left = [p for pid, p in server_processes.items() if not gone(pid)]
+    left = {pid: kind for pid, kind in server_processes.items() if not gone(pid)}
     assert not left, f"left running after code-server stopped: {left}"

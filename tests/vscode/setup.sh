@@ -61,6 +61,7 @@ if [ ! -f "$vsix" ]; then
   tar -C examples/vscode --exclude=node_modules --exclude=out -cf - . | tar -C "$build" -xf -
   (cd "$build" && npm ci --no-audit --no-fund --loglevel=error \
     && "$cache/npm/node_modules/.bin/vsce" package --allow-missing-repository --skip-license \
+         --no-rewrite-relative-links \
          --out "$cache/building.vsix")
   find "$cache" -maxdepth 1 -name 'finecode-vscode-*.vsix' -delete
   mv "$cache/building.vsix" "$vsix"
