@@ -35,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     lsp = commands.add_parser("lsp", help="serve an editor over LSP on stdio")
     lsp.add_argument("--max-parallel", type=int, default=None,
                      help="child executions at once (default: CPU count)")
+    # vscode-languageclient (TransportKind.stdio) and other clients append it by convention.
+    lsp.add_argument("--stdio", action="store_true",
+                     help="serve on stdin/stdout (the default and only transport)")
     mcp = commands.add_parser("mcp", help="serve an MCP client (an agent) on stdio")
     mcp.add_argument("--workspace", default=".", metavar="DIR", help="workspace folder")
     mcp.add_argument("--max-parallel", type=int, default=None)

@@ -6,4 +6,4 @@ FINECODE_EXTRAS=examples,test,bench source "$(dirname "$0")/../.ci/venv.sh"
 cd "$repo"
 echo "== ruff"; ruff check .
 echo "== mypy"; mypy
-echo "== pytest"; timeout 600 python -m pytest -q -p no:cacheprovider "$@"
+echo "== pytest"; timeout 600 python -m pytest -q -rs -p no:cacheprovider "$@"

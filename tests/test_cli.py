@@ -197,3 +197,24 @@ def test_lint_findings_equal_ruff_check(tmp_path: Path) -> None:
     assert {p for p, *_ in ours} == {"a.py", "bad.py", "gen/kept.py", "sub/m.py"}
     assert ("sub/m.py", 3, 9, "E711") in ours and not any(p == "sub/m.py" and c == "F401"
                                                           for p, _, _, c in ours)
+
+
+def _lsp_frame(payload: dict[str, object]) -> bytes:
+    body = json.dumps(payload).encode()
+    return b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def test_lsp_accepts_stdio_flag(tmp_path: Path) -> None:
+    """vscode-languageclient appends `--stdio` (TransportKind.stdio): it must start the server."""
+    messages = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+         "params": {"processId": None, "rootUri": tmp_path.as_uri(), "capabilities": {}}},
+        {"jsonrpc": "2.0", "method": "initialized", "params": {}},
+        {"jsonrpc": "2.0", "id": 2, "method": "shutdown"},
+        {"jsonrpc": "2.0", "method": "exit"},
+    ]
+    done = subprocess.run([sys.executable, "-m", "finecode_wm", "lsp", "--stdio"],
+                          input=b"".join(map(_lsp_frame, messages)), cwd=tmp_path,
+                          env=probe_env(), capture_output=True, timeout=50)
+    assert b"unrecognized arguments" not in done.stderr, done.stderr
+    assert done.returncode == 0, ("0 only after shutdown + exit", done.returncode, done.stderr)

@@ -3,9 +3,13 @@
 // vscode-languageclient registers every command the server advertises in
 // executeCommandProvider (finecode.runAction, finecode.runBatch, finecode.listProjects)
 // as a VS Code command itself, so this extension must not register those ids again;
-// its own commands are the *Pick variants. It calls the server through
-// client.sendRequest(ExecuteCommandRequest.type, ...): the server then creates a
-// work-done progress token and the client shows the cancellable progress notification.
+// its own commands are the *Pick variants.
+//
+// Progress: a run sends its OWN workDoneToken on the workspace/executeCommand request and
+// renders that token in a notification (percentage bar, narrative, Cancel). Progress the
+// server creates itself would be shown by vscode-languageclient at the window location (a
+// status-bar spinner without a bar or a Cancel button).
+import { randomUUID } from "crypto";
 import * as vscode from "vscode";
 import {
   ExecuteCommandRequest,
@@ -13,6 +17,8 @@ import {
   LanguageClientOptions,
   ServerOptions,
   TransportKind,
+  WorkDoneProgress,
+  WorkDoneProgressCancelNotification,
 } from "vscode-languageclient/node";
 
 const RUN_ACTION = "finecode.runAction";
@@ -42,14 +48,48 @@ interface RunResult {
 let client: LanguageClient | undefined;
 let output: vscode.OutputChannel | undefined;
 
-async function execute<T>(command: string, arg?: object): Promise<T> {
+async function execute<T>(command: string, arg?: object, workDoneToken?: string): Promise<T> {
   if (!client) {
     throw new Error("FineCode language server is not running");
   }
   return client.sendRequest(ExecuteCommandRequest.type, {
     command,
     arguments: arg === undefined ? [] : [arg],
+    workDoneToken,
   }) as Promise<T>;
+}
+
+/** Run a server command with its progress shown in a cancellable notification. */
+async function withNotification<T>(title: string, command: string, arg: object): Promise<T> {
+  const running = client;
+  if (!running) {
+    throw new Error("FineCode language server is not running");
+  }
+  const token = `finecode-vscode-${randomUUID()}`;
+  return vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title, cancellable: true },
+    async (progress, cancellation) => {
+      let shown = 0;
+      const listening = running.onProgress(WorkDoneProgress.type, token, (value) => {
+        if (value.kind === "end") {
+          return;
+        }
+        const percentage = value.percentage ?? shown;
+        progress.report({ increment: Math.max(0, percentage - shown), message: value.message });
+        shown = Math.max(shown, percentage);
+      });
+      const cancelling = cancellation.onCancellationRequested(() => {
+        // The server cancels every child and answers normally, with `cancelled` statuses.
+        void running.sendNotification(WorkDoneProgressCancelNotification.type, { token });
+      });
+      try {
+        return await execute<T>(command, arg, token);
+      } finally {
+        cancelling.dispose();
+        listening.dispose();
+      }
+    },
+  );
 }
 
 async function actionNames(): Promise<string[]> {
@@ -76,7 +116,11 @@ function report(run: RunResult, out: vscode.OutputChannel): void {
   out.appendLine(summary);
   const failures = run.results.filter((r) => r.status === "failed");
   if (failures.length === 0) {
-    void vscode.window.showInformationMessage(summary);
+    if (cancelled > 0) {
+      void vscode.window.showWarningMessage(`${summary} (run cancelled)`);
+    } else {
+      void vscode.window.showInformationMessage(summary);
+    }
     return;
   }
   const lines = failures.map(
@@ -87,9 +131,9 @@ function report(run: RunResult, out: vscode.OutputChannel): void {
     .then((choice) => choice && out.show(true));
 }
 
-async function run(command: string, arg: object): Promise<void> {
+async function run(command: string, actions: string[], arg: object): Promise<void> {
   try {
-    const result = await execute<RunResult>(command, arg);
+    const result = await withNotification<RunResult>(`FineCode: ${actions.join(", ")}`, command, arg);
     if (output) {
       report(result, output);
     }
@@ -130,9 +174,18 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
   const serverOptions: ServerOptions = { command, args, transport: TransportKind.stdio };
   const clientOptions: LanguageClientOptions = {
-    documentSelector: [{ scheme: "file", language: "python" }],
+    // The files the server reports problems for: they show in the Problems panel.
+    documentSelector: [
+      { scheme: "file", language: "python" },
+      { scheme: "file", pattern: "**/pyproject.toml" },
+    ],
     outputChannel: output,
-    initializationOptions: typeof maxParallel === "number" ? { maxParallel } : {},
+    // A function, so a restart after the person trusts the workspace sends the new value.
+    // Untrusted, the server runs nothing on its own; explicit commands still run.
+    initializationOptions: () => ({
+      trusted: vscode.workspace.isTrusted,
+      ...(typeof maxParallel === "number" ? { maxParallel } : {}),
+    }),
   };
   client = new LanguageClient("finecode", "FineCode WM", serverOptions, clientOptions);
 
@@ -140,14 +193,17 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand("finecode.runActionPick", async () => {
       const picked = await pickActions(false);
       if (picked) {
-        await run(RUN_ACTION, { action: picked[0] });
+        await run(RUN_ACTION, picked, { action: picked[0] });
       }
     }),
     vscode.commands.registerCommand("finecode.runBatchPick", async () => {
       const picked = await pickActions(true);
       if (picked) {
-        await run(RUN_BATCH, { actions: picked });
+        await run(RUN_BATCH, picked, { actions: picked });
       }
+    }),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => {
+      void client?.restart();
     }),
   );
 

@@ -1,0 +1,1 @@
+"""Support for the end-to-end test in real VS Code (code-server + Chromium + Playwright)."""
