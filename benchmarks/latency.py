@@ -5,7 +5,7 @@ default: no warm-up), so the first request pays for starting 8 runners. Trusted:
 per run with `initializationOptions: {"trusted": true}`, which warms the runners after
 `initialized`; the first request comes once the warm-up had time to finish, as when a person
 opens a workspace and runs something a moment later. With ≥ 2 children the WM begins the
-editor's stream at once (DESIGN rule 4).
+editor's stream at once (progress rule 4).
 """
 
 from __future__ import annotations

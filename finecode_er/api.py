@@ -1,4 +1,6 @@
-"""The handler-facing API (fixed by DESIGN.md): `RunActionContext` and its progress scopes.
+"""The handler-facing API: `RunActionContext` and its progress scopes.
+
+A fixed interface: users' handlers rely on it.
 
 A handler reports progress for the action it owns through `ctx.progress(...)`; the runner
 combines every scope of one execution (sequential or concurrent handlers, tasks, nested scopes)

@@ -1,4 +1,4 @@
-"""Reading a project's `[tool.finecode]` table (format fixed by DESIGN.md).
+"""Reading a project's `[tool.finecode]` table (a fixed format: users' configs rely on it).
 
 Shared by the WM (discovery) and the runner (when started without a parsed config). Every
 problem becomes a `ConfigError` whose message names the file and the key, so a person can fix it.

@@ -1,4 +1,6 @@
-"""The WM's request params (fixed by DESIGN.md), checked strictly with messages a person can act on.
+"""The WM's request params (a fixed interface: editors and outside tests rely on it).
+
+Checked strictly, with messages a person can act on.
 
 Checked by hand rather than by cattrs structuring: cattrs is lenient on purpose (a string becomes
 a list of characters), and every rejection here must say which field is wrong and how.

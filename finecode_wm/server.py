@@ -1,4 +1,6 @@
-"""The LSP surface (fixed by DESIGN.md), wired to the WM's services.
+"""The LSP surface, wired to the WM's services.
+
+A fixed interface: editors and outside tests rely on it.
 
 Protocol subclass, because stock pygls 2.1 `workspace/executeCommand` hides the request's
 `workDoneToken` and does not cancel the command on `$/cancelRequest`. Progress values are sent as

@@ -1,4 +1,4 @@
-"""The client-visible progress rules of DESIGN.md as one checker, used by every test."""
+"""The client-visible progress rules (docs/progress.md) as one checker, used by every test."""
 
 from __future__ import annotations
 
