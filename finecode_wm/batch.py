@@ -5,8 +5,9 @@ and receive the same progress values (`emit`) and per-child results (`on_result`
 
 Begin rule (progress rule 4, docs/progress.md): two or more children are measurable by their
 count, so the stream begins at once and determinate. A single child is measurable only by its
-own declared total, so the stream waits for that child's begin — at most `BEGIN_WAIT_WARM` when its runner is
-warm, `BEGIN_WAIT_COLD` while it starts ("starting runners") — then begins determinate or not.
+own declared total, so the stream waits for that child's begin — at most `BEGIN_WAIT_WARM` when
+its runner is warm, `BEGIN_WAIT_COLD` while it starts ("starting runners") — then begins
+determinate or not.
 """
 
 from __future__ import annotations
