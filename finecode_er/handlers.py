@@ -1,17 +1,22 @@
 """Turning a handler `source` ("module:attribute") into something the runner can await.
 
 A runner serves every project of one environment, so two projects may each have a `checks.py`
-with different code. Modules found under a project's root (*project-local*) are therefore loaded
+with different code. Modules loaded from a project's root (*project-local*) are therefore loaded
 per project and kept out of `sys.modules` between loads; every other module (an installed
 package such as `finecode_examples`) is imported once and shared. Handler class instances are
-per project either way.
+per project either way. A consequence: project-local modules are importable while their
+project's handlers are imported (module-level imports), not by an import run later inside a
+handler body; a project that needs that sets `isolated = true`: the runner of an isolated
+project (or one started for a single project) keeps that project on `sys.path` instead.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
+import importlib.abc
+import importlib.machinery
 import inspect
+import os
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
@@ -33,13 +38,35 @@ def split_source(source: str) -> tuple[str, str]:
     return module_name, attr_path
 
 
-def _under(path: str | None, root: Path) -> bool:
-    if not path:
+def _is_local(module: ModuleType, name: str, root: Path) -> bool:
+    """Loaded through the project root's own path entry: `root/<top>.py` or `root/<top>/…`.
+
+    A file that merely lies under the root (a `.venv` inside the project) is not local.
+    """
+    origin = getattr(module, "__file__", None)
+    if not origin:
         return False
     try:
-        return Path(path).resolve().is_relative_to(root)
+        relative = Path(origin).resolve().relative_to(root)
     except (OSError, ValueError):
         return False
+    top = name.partition(".")[0]
+    first = relative.parts[0] if relative.parts else ""
+    return first == top or first.startswith(top + ".")
+
+
+class _ProjectFinder(importlib.abc.MetaPathFinder):
+    """Finds top-level modules in one project root (only `names`, when given)."""
+
+    def __init__(self, root: Path, names: set[str] | None = None) -> None:
+        self.root = str(root)
+        self.names = names
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None
+                  ) -> importlib.machinery.ModuleSpec | None:
+        if path is not None or (self.names is not None and fullname not in self.names):
+            return None  # submodules resolve through their package's __path__
+        return importlib.machinery.PathFinder.find_spec(fullname, [self.root])
 
 
 class ProjectHandlers:
@@ -50,17 +77,24 @@ class ProjectHandlers:
     it already holds).
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, resident: bool = False) -> None:
         self.root = root
+        self.resident = resident  # the runner's own project: on sys.path, modules stay loaded
         self.version: str | None = None
         self._modules: dict[str, ModuleType] = {}  # this project's local modules, by name
         self._handlers: dict[str, Handler] = {}
+        self._files = ""  # `_loaded_files()` when the modules were loaded
 
     def refresh(self, version: str | None) -> None:
-        if version != self.version:
+        """Forget the loaded code when the WM's version or any loaded local file changed."""
+        if version != self.version or (self._modules and self._loaded_files() != self._files):
             self.version = version
+            if self.resident:
+                for module_name in self._modules:
+                    sys.modules.pop(module_name, None)
             self._modules.clear()
             self._handlers.clear()
+            self._files = ""
 
     def load(self, source: str) -> Handler:
         handler = self._handlers.get(source)
@@ -102,35 +136,64 @@ class ProjectHandlers:
     def _import(self, name: str) -> ModuleType:
         """Import `name` as this project sees it (synchronous: no other task runs meanwhile).
 
-        A module found under the project root wins over one of the same name imported from
-        elsewhere. The root goes first on `sys.path` for the duration, this project's earlier
-        local modules are put back, and afterwards every module loaded from under the root is
-        taken out of `sys.modules` again, so the next project gets its own copies.
+        The handler's own top-level module is looked up in the project root first (a local
+        `checks.py` wins over an installed `checks`); the modules it imports resolve as usual,
+        falling back to the project root for names nothing else provides. The root is never put
+        on `sys.path`, so a shared module imported meanwhile cannot pick up project code.
+        Afterwards every module loaded from the root is taken out of `sys.modules` again, so
+        the next project gets its own copies.
         """
         local = self._modules.get(name)
         if local is not None:
             return local
+        if self.resident:
+            return self._import_resident(name)
         top = name.partition(".")[0]
         if importlib.machinery.PathFinder.find_spec(top, [str(self.root)]) is None:
             return importlib.import_module(name)  # not the project's: shared by every project
-        root = str(self.root)
-        shadowed = {}
-        if top in sys.modules:
-            shadowed = {n: sys.modules.pop(n) for n in list(sys.modules)
-                        if n == top or n.startswith(top + ".")}
+        shadowed = {n: sys.modules.pop(n) for n in list(sys.modules)
+                    if n == top or n.startswith(top + ".")} if top in sys.modules else {}
         before = set(sys.modules)
         sys.modules.update(self._modules)
-        sys.path.insert(0, root)
+        first, fallback = _ProjectFinder(self.root, {top}), _ProjectFinder(self.root)
+        sys.meta_path.insert(0, first)
+        sys.meta_path.append(fallback)
         try:
             return importlib.import_module(name)
         finally:
-            sys.path.remove(root)
+            sys.meta_path.remove(first)
+            sys.meta_path.remove(fallback)
             for module_name in set(sys.modules) - before:
                 module = sys.modules[module_name]
-                if module_name in self._modules or _under(getattr(module, "__file__", None),
-                                                          self.root):
+                if module_name in self._modules or _is_local(module, module_name, self.root):
                     self._modules[module_name] = sys.modules.pop(module_name)
             sys.modules.update(shadowed)
+            self._files = self._loaded_files()
+
+    def _import_resident(self, name: str) -> ModuleType:
+        """The runner's own project: a plain import; its local modules are remembered."""
+        before = set(sys.modules)
+        try:
+            return importlib.import_module(name)
+        finally:
+            for module_name in set(sys.modules) - before:
+                if _is_local(sys.modules[module_name], module_name, self.root):
+                    self._modules[module_name] = sys.modules[module_name]
+            self._files = self._loaded_files()
+
+    def _loaded_files(self) -> str:
+        """Sizes and mtimes of every local module loaded so far (helpers included)."""
+        parts = []
+        for module in self._modules.values():
+            origin = getattr(module, "__file__", None)
+            if origin:
+                try:
+                    st = os.stat(origin)
+                except OSError:
+                    parts.append(f"{origin}:-")
+                else:
+                    parts.append(f"{origin}:{st.st_size}:{st.st_mtime_ns}")
+        return "|".join(sorted(parts))
 
 
 def describe_failure(exc: BaseException) -> str:

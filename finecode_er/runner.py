@@ -135,6 +135,9 @@ class Runner:
         if params.get("projectRoot") is not None:
             root = _project_dir(params["projectRoot"], "projectRoot")
             actions = self._actions_of(root, params.get("actions"))
+            if str(root) not in sys.path:
+                sys.path.insert(0, str(root))
+            self._projects[root] = ProjectHandlers(root, resident=True)
         self.default_root, self.default_actions = root, actions
         self.initialized = True
         return {"name": "finecode_er", "version": __version__, "pid": os.getpid(),

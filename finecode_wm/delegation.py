@@ -21,6 +21,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from .workspace import Project
 
@@ -40,22 +41,38 @@ class Execution:
     chain: tuple[Link, ...]  # its ancestors, then itself
     slots: asyncio.Semaphore
     delegated: set[asyncio.Task[object]] = field(default_factory=set)
-    _lent: int = 0
+    _lent: int = 0  # delegations in progress
+    _holding: bool = True  # the execution holds its slot (it was started with one)
 
     @contextlib.asynccontextmanager
     async def lending_slot(self) -> AsyncIterator[None]:
-        """Give the slot back while waiting on delegated work; take one again afterwards."""
+        """Give the slot back while waiting on delegated work; take one again afterwards.
+
+        Only a slot actually held is given back: a delegation that starts while an earlier one
+        is still taking its slot back must not release a second one.
+        """
         self._lent += 1
-        if self._lent == 1:
+        if self._holding:
+            self._holding = False
             self.slots.release()
         try:
             yield
         finally:
             self._lent -= 1
             if self._lent == 0:
-                # Shielded: a cancel here must still leave the books balanced, because the
-                # caller's `async with slots` releases one slot when it exits.
-                await asyncio.shield(self.slots.acquire())
+                # The bookkeeping runs when the slot is taken, even if this task is cancelled
+                # meanwhile: the caller's `async with slots` releases one slot when it exits.
+                taking = asyncio.ensure_future(self.slots.acquire())
+                taking.add_done_callback(self._slot_taken)
+                await asyncio.shield(taking)
+
+    def _slot_taken(self, taking: asyncio.Task[Literal[True]]) -> None:
+        if taking.cancelled():
+            return
+        if self._lent == 0:
+            self._holding = True
+        else:  # another delegation began meanwhile: it lends this slot at once
+            self.slots.release()
 
     def cancel_delegated(self) -> None:
         """The parent is over: nothing it started may outlive it."""

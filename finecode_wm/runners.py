@@ -132,6 +132,7 @@ class RunnerProcess:
         self.killed_because: str | None = None
         self._watchers: set[asyncio.Task[None]] = set()
         self.starting: asyncio.Task[None] | None = None
+        self.stopping = False  # a stop is under way: no second one, no cancel bookkeeping
 
     @property
     def name(self) -> str:
@@ -155,8 +156,9 @@ class RunnerProcess:
         python = self.environment.python
         cwd = self.environment.isolated  # a shared runner's cwd is no project's
         try:
+            # -P: the working directory is not put on sys.path (it is no project's)
             self.proc = await asyncio.create_subprocess_exec(
-                python, "-m", "finecode_er", cwd=cwd, env=self._env(),
+                python, "-P", "-m", "finecode_er", cwd=cwd, env=self._env(),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, limit=2**24)
         except OSError as exc:
@@ -172,7 +174,9 @@ class RunnerProcess:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self.conn.serve()), loop.create_task(self._drain()),
                        loop.create_task(self._watch_exit())]
-        params = {"clientName": "finecode_wm"}
+        params: dict[str, Any] = {"clientName": "finecode_wm"}
+        if self.environment.isolated is not None:  # the runner's own project, as before sharing
+            params.update(projectRoot=str(self.environment.isolated), actions={})
         try:
             await asyncio.wait_for(self.conn.request("initialize", params), START_TIMEOUT)
         except TimeoutError:
@@ -255,6 +259,8 @@ class RunnerProcess:
             raise RunnerDied(f"runner ({self.name}) exited (code {code}){why}") from None
 
     def _cancel_sent(self, msg_id: int) -> None:
+        if self.stopping:
+            return  # our own `shutdown` timed out: the stop kills the process anyway
         self.state.cancel_sent()
         self._on_change(self)
         watcher = asyncio.get_running_loop().create_task(self._watch_cancel(msg_id))
@@ -289,6 +295,7 @@ class RunnerProcess:
         The kill is in `finally`: cancelling the task that stops a runner never leaves the
         process behind.
         """
+        self.stopping = True
         try:
             proc = self.proc
             if proc is not None and proc.returncode is None and self.conn is not None:
@@ -305,6 +312,7 @@ class RunnerProcess:
     def stop_soon(self) -> asyncio.Task[None]:
         """`stop()` in its own task; the process is killed even if that task is cancelled
         before it ever ran (a done-callback runs whatever happens)."""
+        self.stopping = True
         task = asyncio.get_running_loop().create_task(self.stop())
         task.add_done_callback(lambda _t: self.terminate())
         return task
@@ -355,6 +363,7 @@ class RunnerPool:
         self.per_environment = per_environment or os.cpu_count() or 2
         self._max_runners = max_runners
         self.on_request: RequestHandler | None = None  # requests from runners (delegation)
+        self.closed = False  # after stop_all: no runner starts again
 
     @property
     def max_runners(self) -> int:
@@ -392,7 +401,8 @@ class RunnerPool:
             self._release(runner)  # it died or began draining while we waited: choose again
 
     def _choose(self, environment: Environment) -> RunnerProcess:
-        runners = [r for r in self._envs.get(environment, []) if r.state.accepts_work]
+        runners = [r for r in self._envs.get(environment, []) if r.state.accepts_work
+                   and (r.state.state == "starting" or r.alive)]  # not one dying unnoticed
         # the least loaded, a ready one before a starting one (which the lease waits for)
         best = min(runners, key=lambda r: (r.state.leases, r.state.state != "ready"),
                    default=None)
@@ -407,6 +417,8 @@ class RunnerPool:
         self._changed(runner)
 
     def _spawn(self, environment: Environment) -> RunnerProcess:
+        if self.closed:
+            raise RunnerDied("the WM is shutting down")
         runner = RunnerProcess(environment, self.router, self._log,
                                on_request=self._delegate, on_change=self._changed)
         self._envs.setdefault(environment, []).append(runner)
@@ -429,7 +441,7 @@ class RunnerPool:
         if not state.live:
             self._forget(runner)
             self._owned.discard(runner)
-        elif state.stop_due:
+        elif state.stop_due and not runner.stopping:
             self._forget(runner)
             self._track(runner.stop_soon())
         elif state.evictable:
@@ -496,11 +508,14 @@ class RunnerPool:
                 is None]
 
     async def stop_all(self) -> None:
-        runners = list(self._owned)
-        self._envs = {}
-        for runner in runners:
-            if runner.starting is not None and not runner.starting.done():
-                runner.starting.cancel()
-        await asyncio.gather(*(r.stop() for r in runners), return_exceptions=True)
-        while self._stopping:
+        """Stop every runner; none starts afterwards (a late lease gets `RunnerDied`)."""
+        self.closed = True
+        while self._owned or self._stopping:
+            runners = list(self._owned)
+            self._envs = {}
+            for runner in runners:
+                if runner.starting is not None and not runner.starting.done():
+                    runner.starting.cancel()
+            await asyncio.gather(*(r.stop() for r in runners), return_exceptions=True)
+            self._owned.difference_update(runners)
             await asyncio.gather(*list(self._stopping), return_exceptions=True)

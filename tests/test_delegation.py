@@ -14,7 +14,7 @@ import pytest_lsp
 from lsprotocol import types
 
 from benchmarks.wm_client import WMClient
-from finecode_wm.delegation import MAX_DEPTH, refusal
+from finecode_wm.delegation import MAX_DEPTH, Execution, refusal
 from finecode_wm.workspace import Project
 
 from .conftest import FIXTURES
@@ -171,3 +171,35 @@ def test_depth_limit_and_cycle_words() -> None:
         " → ".join(f"p{i}/a" for i in range(MAX_DEPTH)) + " → q/a")
     assert refusal(chain[:2], project("p0"), "a") == "delegation cycle: p0/a → p1/a → p0/a"
     assert refusal(chain[:2], project("p0"), "b") is None
+
+
+async def test_lending_never_lets_more_than_max_parallel_work() -> None:
+    """A second delegation that starts while the first is taking its slot back must not
+    release a slot the parent does not hold (maxParallel = 1)."""
+    slots = asyncio.Semaphore(1)
+    working: set[str] = set()
+    peak = 0
+
+    async def execution(name: str, seconds: float) -> None:
+        nonlocal peak
+        async with slots:
+            working.add(name)
+            peak = max(peak, len(working))
+            await asyncio.sleep(seconds)
+            working.discard(name)
+
+    async with slots:  # the parent holds its slot, then waits on delegated children
+        parent = Execution(Project(Path("/ws/p"), "p", sys.executable, {}), "parent", (), slots)
+
+        async def delegated(name: str) -> None:
+            async with parent.lending_slot():
+                await execution(name, 0.05)
+
+        first = asyncio.create_task(delegated("first"))
+        await asyncio.sleep(0.01)
+        others = [asyncio.create_task(execution(f"other{i}", 0.1)) for i in range(2)]
+        await asyncio.sleep(0.08)  # first is done; its slot comes back behind the others
+        second = asyncio.create_task(delegated("second"))
+        await asyncio.gather(first, second, *others)
+    assert peak == 1
+    assert slots._value == 1, "the books balance"

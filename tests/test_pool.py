@@ -20,7 +20,7 @@ import pytest
 
 from benchmarks.wm_client import WMClient
 from finecode_er.wire import RpcError
-from finecode_wm.runners import RunnerPool, RunnerProcess
+from finecode_wm.runners import RunnerDied, RunnerPool, RunnerProcess
 from finecode_wm.workspace import Environment
 
 from .conftest import ER_PROJECT, FIXTURES
@@ -136,6 +136,16 @@ async def test_a_cancel_during_a_stop_still_kills_the_process() -> None:
         with pytest.raises(asyncio.CancelledError):
             await stopping
         assert await waitgone([pid], 5), f"process left behind (cancelled after {cancel_after})"
+
+
+async def test_after_stop_all_no_runner_starts(pool: RunnerPool) -> None:
+    async with pool.lease(ENV):
+        pass
+    await pool.stop_all()
+    with pytest.raises(RunnerDied, match="shutting down"):
+        async with pool.lease(ENV):
+            pass
+    assert pool.pids() == []
 
 
 async def test_a_crash_fails_only_the_executions_in_that_runner(pool: RunnerPool) -> None:
