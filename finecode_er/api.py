@@ -8,6 +8,7 @@ into one begin … end. Without a progress token the same code runs and nothing 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
@@ -68,10 +69,8 @@ class ProgressContext:
         reporter = self._reporter
         if message is not None:
             reporter.narrative = message
-        reporter.dirty = True
-        reporter.countdown -= 1
-        if reporter.countdown > 0:
-            return  # a report is already scheduled and the clock is not due for a read
+        if reporter.timer is not None and time.monotonic() < reporter.due:
+            return  # the pending flush will send this state
         if reporter.touch():
             await asyncio.sleep(0)  # let the runner write the report and hear a cancel
 

@@ -10,7 +10,6 @@ classes one level up to combine child executions into the editor's stream.
 - `Stream` turns fractions into the LSP begin/report/end values a client sees, keeping the
   rules: one begin, percentage decided at begin, never decreasing, 100 only when complete,
   one end.
-- `Pacer` says when the next report may go out (newest state wins in between).
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["Pacer", "Stream", "StreamError", "Work"]
+__all__ = ["Stream", "StreamError", "Work"]
 
 Value = dict[str, Any]
 
@@ -27,8 +26,9 @@ class Work:
     """One node of work whose progress can be measured (or honestly not).
 
     Weighting rule of a composite: a part weighs its declared units; a part whose units are not
-    known (yet) weighs the mean of the known ones (1 when none is known), so that the count of
-    parts is the measure until totals arrive and declared totals refine it as they do.
+    known (yet) weighs the mean of the known positive ones (1 when none is known), so that the
+    count of parts is the measure until totals arrive and declared totals refine it as they do.
+    A total of 0 is work already done: it weighs nothing and never drags that mean down.
     """
 
     __slots__ = (
@@ -36,6 +36,7 @@ class Work:
         "_ended_known",
         "_ended_known_done",
         "_ended_known_units",
+        "_ended_positive",
         "_ended_unknown",
         "_ended_unknown_done",
         "composite",
@@ -68,6 +69,7 @@ class Work:
         self._ended_known = 0
         self._ended_known_units = 0.0
         self._ended_known_done = 0.0
+        self._ended_positive = 0  # ended parts with units > 0: they set the mean
         self._ended_unknown = 0
         self._ended_unknown_done = 0.0  # in parts: fractions of the mean weight
 
@@ -99,6 +101,7 @@ class Work:
                 parent._ended_unknown_done += done
             else:
                 parent._ended_known += 1
+                parent._ended_positive += units > 0
                 parent._ended_known_units += units
                 parent._ended_known_done += units * done
 
@@ -116,17 +119,19 @@ class Work:
         """(weight sum, weighted done, parts count, known count) of a composite."""
         known_units = self._ended_known_units
         known = self._ended_known
+        positive = self._ended_positive
         measured: list[tuple[float | None, float | None]] = []
         for part in self._active:
             units = part.units()
             if units is not None:
                 known_units += units
                 known += 1
+                positive += units > 0
             measured.append((units, part.fraction()))
         count = self._ended_known + self._ended_unknown + len(self._active)
         placeholders = max(0, self.expected - count)
         count += placeholders
-        mean = known_units / known if known else 1.0
+        mean = known_units / positive if positive else 1.0
         weight = self._ended_known_units + (self._ended_unknown + placeholders) * mean
         done = self._ended_known_done + self._ended_unknown_done * mean
         for units, fraction in measured:
@@ -231,20 +236,3 @@ class Stream:
         if message is not None:
             value["message"] = message
         return value
-
-
-class Pacer:
-    """At most one report per `interval` seconds; the caller holds the newest state meanwhile."""
-
-    __slots__ = ("_next", "interval")
-
-    def __init__(self, interval: float = 0.1) -> None:
-        self.interval = interval
-        self._next = -math.inf
-
-    def delay(self, now: float) -> float:
-        """Seconds to wait before the next report may be sent."""
-        return max(0.0, self._next - now)
-
-    def sent(self, now: float) -> None:
-        self._next = now + self.interval

@@ -23,6 +23,7 @@ from finecode_er.progress import Value
 from finecode_er.reporter import Emit, PacedStream
 from finecode_er.wire import REQUEST_CANCELLED, RpcError
 
+from .history import History
 from .progress import BatchProgress, Child
 from .runners import RunnerDied, RunnerPool
 from .workspace import Project, Workspace
@@ -32,6 +33,7 @@ __all__ = ["BadRequest", "Batch", "BatchOptions", "plan"]
 BEGIN_WAIT_WARM = 0.03
 BEGIN_WAIT_COLD = 0.2
 TOKEN_WAIT = 2.0
+TICK = 1.0
 Log = Callable[[str], None]
 
 
@@ -88,16 +90,35 @@ def plan(workspace: Workspace, actions: list[str],
 
 
 class _BatchStream(PacedStream):
-    """The editor-visible stream of one batch."""
+    """The editor-visible stream of one batch, re-worded every `TICK` s while it is open.
 
-    def __init__(self, emit: Emit, progress: BatchProgress, starting: Callable[[], bool]) -> None:
-        super().__init__(emit, progress.root)
+    The tick lets the narrative move without news from the children: a stall notice that
+    counts up, an estimate of the time left. Unchanged wording is not resent.
+    """
+
+    def __init__(self, emit: Emit, progress: BatchProgress) -> None:
+        super().__init__(emit, progress)
         self.progress = progress
-        self.starting = starting
+        self._tick: asyncio.TimerHandle | None = None
 
     def message(self) -> str | None:
-        text = self.progress.narrative()
-        return f"{text} · starting runners" if self.starting() else text
+        determinate = self.stream is not None and self.stream.determinate
+        return self.progress.narrative(time.monotonic(), estimate=determinate)
+
+    def begin(self, title: str, *, cancellable: bool, determinate: bool) -> None:
+        super().begin(title, cancellable=cancellable, determinate=determinate)
+        self._ticked()
+
+    def _ticked(self) -> None:
+        if self.closed:
+            return
+        self.touch()
+        self._tick = asyncio.get_running_loop().call_later(TICK, self._ticked)
+
+    def close(self, outcome: str, *, complete: bool) -> None:
+        if self._tick is not None:
+            self._tick.cancel()
+        super().close(outcome, complete=complete)
 
 
 class Batch:
@@ -107,7 +128,7 @@ class Batch:
                  params: dict[str, Any] | None = None, options: BatchOptions | None = None,
                  emit: Awaitable[Emit | None] | Emit | None = None,
                  on_result: Callable[[dict[str, Any]], None] | None = None,
-                 log: Log | None = None) -> None:
+                 log: Log | None = None, history: History | None = None) -> None:
         self._pool = pool
         self._planned = planned
         self._title = title
@@ -116,7 +137,12 @@ class Batch:
         self._emit_source = emit
         self._on_result = on_result
         self._log = log or (lambda _m: None)
-        self.progress = BatchProgress([(p.project.name, p.action) for p in planned])
+        self._history = history
+        self.progress = BatchProgress(
+            [(p.project.name, p.action) for p in planned],
+            [history.expected(str(p.project.root), p.action) if history else None
+             for p in planned],
+            lanes=pool.max_parallel if self.options.concurrent else 1)
         self.results: list[dict[str, Any] | None] = [None] * len(planned)
         self._started: list[float | None] = [None] * len(planned)
         self._stream: _BatchStream | None = None
@@ -144,6 +170,7 @@ class Batch:
 
     async def run(self) -> dict[str, Any]:
         """Run every child; the stream ends before this returns, whatever happens."""
+        self.progress.started = time.monotonic()
         self._beginning = asyncio.get_running_loop().create_task(self._begin())
         outcome_cancelled = False
         try:
@@ -172,17 +199,13 @@ class Batch:
         emit = await self._resolve_emit()
         if emit is None or self._ended:
             return
-        stream = self._stream = _BatchStream(emit, self.progress, self._starting)
+        stream = self._stream = _BatchStream(emit, self.progress)
         if len(self._planned) == 1:
-            wait = BEGIN_WAIT_COLD if self._starting() else BEGIN_WAIT_WARM
+            warm = self._pool.is_warm(self._planned[0].project)
+            wait = BEGIN_WAIT_WARM if warm else BEGIN_WAIT_COLD
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._child_begun.wait(), wait)
         stream.begin(self._title, cancellable=True, determinate=self.progress.measurable())
-
-    def _starting(self) -> bool:
-        """Some child still waits for its runner to come up (said in the narrative)."""
-        return any(result is None and not self._pool.is_warm(planned.project)
-                   for planned, result in zip(self._planned, self.results, strict=True))
 
     async def _end(self, *, cancelled: bool) -> None:
         """Make sure the stream begins (a token being created may still answer) and ends.
@@ -214,7 +237,7 @@ class Batch:
             raise interrupted
 
     def _on_child_value(self, child: Child, value: Any) -> None:
-        problem = self.progress.fold(child, value)
+        problem = self.progress.fold(child, value, time.monotonic())
         if problem is not None:
             if self.progress.dropped <= 10:
                 self._log(f"{child.project}/{child.action}: dropped progress: {problem}")
@@ -262,8 +285,10 @@ class Batch:
         router = self._pool.router
         token = router.mint(lambda value: self._on_child_value(child, value))
         timeout = self.options.timeout or planned.project.actions[planned.action].timeout
+        child.starting = not self._pool.is_warm(planned.project)  # said in the narrative
         try:
             async with self._pool.lease(planned.project) as runner:
+                self.progress.running(child, time.monotonic())
                 request = runner.request("run", {"action": planned.action,
                                                  "params": self._params, "workDoneToken": token})
                 result = await asyncio.wait_for(request, timeout)
@@ -295,7 +320,11 @@ class Batch:
             if data is not None:
                 entry["errorData"] = data
         self.results[index] = entry
-        self.progress.finish(self.progress.children[index], status)
+        child = self.progress.children[index]
+        if status == "ok" and self._history is not None and child.running_since is not None:
+            self._history.record(str(planned.project.root), planned.action,
+                                 time.monotonic() - child.running_since)
+        self.progress.finish(child, status)
         if self._stream is not None:
             self._stream.touch()
         if self._on_result is not None:

@@ -13,6 +13,7 @@ from typing import Any
 from finecode_er.reporter import Emit
 
 from .batch import Batch, plan
+from .history import History
 from .requests import RunRequest
 from .runners import RunnerPool
 from .workspace import Workspace
@@ -29,6 +30,7 @@ class FineCode:
         self.log = log
         self.workspace = Workspace()
         self.pool = RunnerPool(log, max_parallel=max_parallel, report=report)
+        self.history = History()  # how long each (project, action) took: weighs the bar by time
 
     def set_folders(self, folders: list[Path]) -> list[str]:
         """Discover projects; returns config problems to show the user."""
@@ -43,7 +45,8 @@ class FineCode:
         planned = plan(self.workspace, request.actions, request.projects)
         title = "FineCode: " + ", ".join(request.actions)
         return Batch(self.pool, planned, title=title, params=request.params,
-                     options=request.options, emit=emit, on_result=on_result, log=self.log)
+                     options=request.options, emit=emit, on_result=on_result, log=self.log,
+                     history=self.history)
 
     async def warm(self) -> None:
         await self.pool.warm(list(self.workspace.projects.values()))

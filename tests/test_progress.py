@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finecode_er.progress import Pacer, Stream, StreamError, Work
+from finecode_er.progress import Stream, StreamError, Work
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -215,9 +215,3 @@ def test_unchanged_reports_are_not_resent() -> None:
                                                          "percentage": 20}
 
 
-def test_pacer() -> None:
-    pacer = Pacer(0.1)
-    assert pacer.delay(5.0) == 0
-    pacer.sent(5.0)
-    assert math.isclose(pacer.delay(5.04), 0.06)
-    assert pacer.delay(5.2) == 0
