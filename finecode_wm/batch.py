@@ -33,7 +33,7 @@ __all__ = ["BadRequest", "Batch", "BatchOptions", "plan"]
 BEGIN_WAIT_WARM = 0.03
 BEGIN_WAIT_COLD = 0.2
 TOKEN_WAIT = 2.0
-TICK = 1.0
+TICK = 0.5
 Log = Callable[[str], None]
 
 
