@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from . import history
 from .batch import BadRequest, BatchOptions
 from .requests import RunRequest
 from .service import FineCode
@@ -76,6 +77,8 @@ async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, ou
     except BadRequest as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_USAGE
+    if renderer is not None:
+        renderer.watch(batch.progress)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, batch.cancel)
     try:
@@ -123,4 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "list":
         sys.exit(_list(args, out, err))
     fine = _service(args.workspace, err, args.max_parallel)
-    sys.exit(asyncio.run(_run(fine, _request(args), args, out, err)))
+    kept = history.default_path()  # earlier runs' times weigh the bar by time
+    fine.history = history.load(kept)
+    code = asyncio.run(_run(fine, _request(args), args, out, err))
+    history.save(fine.history, kept)
+    sys.exit(code)
