@@ -20,6 +20,8 @@ from .reporter import ExecutionReporter
 
 __all__ = ["ProgressContext", "RunActionContext"]
 
+_clock = time.monotonic  # bound once: `advance()` reads it per call while a flush is pending
+
 # The innermost open scope in this task: scopes opened inside it (also from tasks spawned
 # inside it) subdivide its current step instead of adding work of their own.
 _current_scope: ContextVar[ProgressContext | None] = ContextVar("finecode_scope", default=None)
@@ -69,7 +71,7 @@ class ProgressContext:
         reporter = self._reporter
         if message is not None:
             reporter.narrative = message
-        if reporter.timer is not None and time.monotonic() < reporter.due:
+        if reporter.timer is not None and _clock() < reporter.due:
             return  # the pending flush will send this state
         if reporter.touch():
             await asyncio.sleep(0)  # let the runner write the report and hear a cancel
