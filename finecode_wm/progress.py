@@ -150,10 +150,11 @@ class BatchProgress:
         over the lanes (never less than the longest single remainder). Else: elapsed time and
         fraction done.
         """
-        if self.started is None or now - self.started < ESTIMATE_AFTER:
+        if (self.started is None or now - self.started < ESTIMATE_AFTER
+                or self.finished == len(self.children)):
             return None
         fraction = self.fraction()
-        if fraction is None or not self.measurable():
+        if fraction is None or fraction >= 1.0 or not self.measurable():
             return None
         if self.timed:
             rests = [self._rest(c, now) for c in self.children if c.status is None]

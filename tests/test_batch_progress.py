@@ -257,6 +257,11 @@ def test_estimate_from_elapsed_time_and_fraction() -> None:
     assert progress.estimate(110.0) == pytest.approx(10 * 0.5 / 0.5)
     assert progress.narrative(110.0, estimate=True).endswith(" · ~10 s left")
     assert "left" not in progress.narrative(110.0), "only on a stream with a percentage"
+    report(progress, b, now=111.0, done=10)
+    assert progress.estimate(111.0) is None, "all done, not yet answered: nothing left to say"
+    progress.finish(a, "ok")
+    progress.finish(b, "ok")
+    assert progress.estimate(112.0) is None
 
 
 def test_estimate_from_history_spreads_the_rest_over_the_lanes() -> None:
