@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .progress import Work
+from .progress import Composite, Scope
 from .reporter import ExecutionReporter
 
 __all__ = ["ProgressContext", "RunActionContext"]
@@ -32,14 +32,14 @@ class ProgressContext:
 
     __slots__ = ("_cancellable", "_node", "_reporter", "_reset", "_title", "_total", "_work")
 
-    def __init__(self, reporter: ExecutionReporter, work: Work, title: str,
+    def __init__(self, reporter: ExecutionReporter, work: Composite, title: str,
                  total: float | None, cancellable: bool) -> None:
         self._reporter = reporter
         self._work = work
         self._title = title
         self._total = total
         self._cancellable = cancellable
-        self._node: Work | None = None
+        self._node: Scope | None = None
         self._reset: Any = None
 
     async def __aenter__(self) -> ProgressContext:
@@ -101,7 +101,7 @@ class RunActionContext:
     """What a handler gets besides its params: where it runs, its config, and progress."""
 
     def __init__(self, *, project_root: Path, config: dict[str, Any], action: str,
-                 reporter: ExecutionReporter, work: Work,
+                 reporter: ExecutionReporter, work: Composite,
                  partial: Callable[[Any], None] | None = None) -> None:
         self.project_root = project_root
         self.config = config

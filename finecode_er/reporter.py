@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from .progress import Stream, Value, Work
+from .progress import Composite, Stream, Value
 
 Emit = Callable[[Value], None]
 
@@ -123,15 +123,15 @@ class ExecutionReporter(PacedStream):
 
     def __init__(self, emit: Emit, *, title: str, handlers: int,
                  interval: float = REPORT_INTERVAL) -> None:
-        self.root = Work(composite=True, expected=handlers)
+        self.root = Composite(expected=handlers)
         super().__init__(emit, self.root, interval=interval)
         self._title = title
         self.narrative: str | None = None
         self._done = 0.0  # units reported so far: they only grow
 
-    def handler_work(self) -> Work:
+    def handler_work(self) -> Composite:
         """A part of the execution for one handler; its scopes go under it."""
-        return self.root.add(composite=True)
+        return self.root.add_composite()
 
     def message(self) -> str | None:
         return self.narrative

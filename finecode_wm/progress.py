@@ -2,7 +2,7 @@
 
 Each child execution (project × action) reports on its own internal token; `BatchProgress`
 checks every child value (a misbehaving child cannot break the editor's rules: bad values are
-dropped and described), keeps each child's own `Work`, weighs the children into one fraction,
+dropped and described), keeps each child's own `Scope`, weighs the children into one fraction,
 and words the narrative (`3/12 · lint · pkg-a: utils.py`), the stall notice, the estimate of the
 time left and the outcome (`11 ok, 1 failed`). Every time-dependent answer takes `now`.
 
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from finecode_er.progress import Work
+from finecode_er.progress import Scope
 
 __all__ = ["BatchProgress", "Child", "Row", "describe_seconds_left"]
 
@@ -46,7 +46,7 @@ class Child:
 
     project: str
     action: str
-    work: Work = field(default_factory=Work)
+    work: Scope = field(default_factory=Scope)
     expected: float | None = None  # seconds, from earlier ok runs
     state: str = "waiting"  # of its stream: waiting → active → ended
     message: str | None = None
@@ -216,7 +216,7 @@ class BatchProgress:
         return "; ".join(problems) or None
 
     @staticmethod
-    def _fold_units(work: Work, value: dict[str, Any]) -> list[str]:
+    def _fold_units(work: Scope, value: dict[str, Any]) -> list[str]:
         problems = []
         if "total" in value:
             total = _number(value["total"])

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finecode_er.progress import Stream, Work
+from finecode_er.progress import Composite, Stream
 from finecode_wm.history import History, load, save
 from finecode_wm.progress import BatchProgress, Child, describe_seconds_left
 
@@ -155,7 +155,7 @@ def test_zero_total_is_done_and_untotalled_others_still_count() -> None:
     assert progress.fraction() == 0.0
     progress.finish(b, "ok")
     assert progress.fraction() == 0.5
-    runner_level = Work(composite=True, expected=3)
+    runner_level = Composite(3)
     runner_level.add(total=0).finish()
     runner_level.add().finish()
     assert runner_level.fraction() == 0.5, "the runner's Work mean ignores zero totals too"
