@@ -8,7 +8,6 @@ into one begin … end. Without a progress token the same code runs and nothing 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
@@ -20,7 +19,10 @@ from .reporter import ExecutionReporter
 
 __all__ = ["ProgressContext", "RunActionContext"]
 
-_clock = time.monotonic  # bound once: `advance()` reads it per call while a flush is pending
+# While a flush is pending, `advance()` asks the reporter only every this many calls: the timer
+# sends the newest state when the handler yields to the loop; asking covers a handler that keeps
+# the loop busy (a report then waits at most this many items past its time).
+CHECK_EVERY = 16
 
 # The innermost open scope in this task: scopes opened inside it (also from tasks spawned
 # inside it) subdivide its current step instead of adding work of their own.
@@ -30,7 +32,8 @@ _current_scope: ContextVar[ProgressContext | None] = ContextVar("finecode_scope"
 class ProgressContext:
     """One progress scope; `async with` begins it, leaving ends it (also on error or cancel)."""
 
-    __slots__ = ("_cancellable", "_node", "_reporter", "_reset", "_title", "_total", "_work")
+    __slots__ = ("_cancellable", "_node", "_reporter", "_reset", "_title", "_total",
+                 "_unchecked", "_work")
 
     def __init__(self, reporter: ExecutionReporter, work: Composite, title: str,
                  total: float | None, cancellable: bool) -> None:
@@ -40,6 +43,7 @@ class ProgressContext:
         self._total = total
         self._cancellable = cancellable
         self._node: Scope | None = None
+        self._unchecked = 0
         self._reset: Any = None
 
     async def __aenter__(self) -> ProgressContext:
@@ -58,28 +62,32 @@ class ProgressContext:
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         if self._reset is not None:
             _current_scope.reset(self._reset)
-        if self._node is not None:
-            self._node.finish(abandoned=exc_type is not None)
+        node, self._node = self._node, None  # calls after the scope ended are no-ops
+        if node is not None:
+            node.finish(abandoned=exc_type is not None)
             self._reporter.touch()
 
     async def advance(self, steps: float = 1, message: str | None = None) -> None:
         """Count `steps` more units done; cheap enough to call per item in a tight loop."""
         node = self._node
-        if node is None or node.ended:
+        if node is None:
             return
         node.done += steps
         reporter = self._reporter
         if message is not None:
             reporter.narrative = message
-        if reporter.timer is not None and _clock() < reporter.due:
-            return  # the pending flush will send this state
+        if reporter.timer is not None:  # a flush is pending: it will send this state
+            self._unchecked += 1
+            if self._unchecked < CHECK_EVERY:
+                return
+        self._unchecked = 0
         if reporter.touch():
             await asyncio.sleep(0)  # let the runner write the report and hear a cancel
 
     async def report(self, message: str | None = None, percentage: float | None = None) -> None:
         """Narrate, and/or state progress as a percentage of this scope."""
         node = self._node
-        if node is None or node.ended:
+        if node is None:
             return
         if percentage is not None:
             node.set_fraction(percentage / 100)
@@ -91,7 +99,7 @@ class ProgressContext:
     async def set_total(self, total: float) -> None:
         """Declare (or correct) the total once it is known; the shown bar never goes back."""
         node = self._node
-        if node is None or node.ended:
+        if node is None:
             return
         node.total = total
         self._reporter.touch()

@@ -31,9 +31,8 @@ class PacedStream:
     """One client-visible stream over a measure, paced and coalesced.
 
     The shape: callers update the state (a `Work` tree, a narrative) and call `touch()`; a report
-    goes out at once when `due`, else a timer flushes the newest state at `due`. `advance()` may
-    skip `touch()` while that timer is pending and the clock says it is not yet `due`: the
-    timer covers handlers that yield to the loop, the clock read covers those that keep it busy.
+    goes out at once when it is `due`, else a timer flushes the newest state at `due`. While
+    that timer is pending, a caller may skip `touch()` (`advance()` asks every few calls).
     """
 
     def __init__(self, emit: Emit, measure: Measure, *,
