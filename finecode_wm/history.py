@@ -65,7 +65,7 @@ class History:
 
 def default_path() -> Path:
     """`$XDG_CACHE_HOME/finecode/history.json`, else `~/.cache/finecode/history.json`."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "finecode" / "history.json"
 
 
