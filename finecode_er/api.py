@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .progress import Work
+from .progress import Composite, Scope
 from .reporter import ExecutionReporter
 
 __all__ = ["DelegationError", "ProgressContext", "RunActionContext"]
@@ -29,6 +29,11 @@ class DelegationError(Exception):
     """`ctx.run_action` was asked for something the WM cannot run (unknown action, a project
     outside the workspace, no WM to ask). A delegated child that *fails* is a result instead."""
 
+# While a flush is pending, `advance()` asks the reporter only every this many calls: the timer
+# sends the newest state when the handler yields to the loop; asking covers a handler that keeps
+# the loop busy (a report then waits at most this many items past its time).
+CHECK_EVERY = 16
+
 # The innermost open scope in this task: scopes opened inside it (also from tasks spawned
 # inside it) subdivide its current step instead of adding work of their own.
 _current_scope: ContextVar[ProgressContext | None] = ContextVar("finecode_scope", default=None)
@@ -37,16 +42,18 @@ _current_scope: ContextVar[ProgressContext | None] = ContextVar("finecode_scope"
 class ProgressContext:
     """One progress scope; `async with` begins it, leaving ends it (also on error or cancel)."""
 
-    __slots__ = ("_cancellable", "_node", "_reporter", "_reset", "_title", "_total", "_work")
+    __slots__ = ("_cancellable", "_node", "_reporter", "_reset", "_title", "_total",
+                 "_unchecked", "_work")
 
-    def __init__(self, reporter: ExecutionReporter, work: Work, title: str,
+    def __init__(self, reporter: ExecutionReporter, work: Composite, title: str,
                  total: float | None, cancellable: bool) -> None:
         self._reporter = reporter
         self._work = work
         self._title = title
         self._total = total
         self._cancellable = cancellable
-        self._node: Work | None = None
+        self._node: Scope | None = None
+        self._unchecked = 0
         self._reset: Any = None
 
     async def __aenter__(self) -> ProgressContext:
@@ -65,30 +72,32 @@ class ProgressContext:
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         if self._reset is not None:
             _current_scope.reset(self._reset)
-        if self._node is not None:
-            self._node.finish(abandoned=exc_type is not None)
+        node, self._node = self._node, None  # calls after the scope ended are no-ops
+        if node is not None:
+            node.finish(abandoned=exc_type is not None)
             self._reporter.touch()
 
     async def advance(self, steps: float = 1, message: str | None = None) -> None:
         """Count `steps` more units done; cheap enough to call per item in a tight loop."""
         node = self._node
-        if node is None or node.ended:
+        if node is None:
             return
         node.done += steps
         reporter = self._reporter
         if message is not None:
             reporter.narrative = message
-        reporter.dirty = True
-        reporter.countdown -= 1
-        if reporter.countdown > 0:
-            return  # a report is already scheduled and the clock is not due for a read
+        if reporter.timer is not None:  # a flush is pending: it will send this state
+            self._unchecked += 1
+            if self._unchecked < CHECK_EVERY:
+                return
+        self._unchecked = 0
         if reporter.touch():
             await asyncio.sleep(0)  # let the runner write the report and hear a cancel
 
     async def report(self, message: str | None = None, percentage: float | None = None) -> None:
         """Narrate, and/or state progress as a percentage of this scope."""
         node = self._node
-        if node is None or node.ended:
+        if node is None:
             return
         if percentage is not None:
             node.set_fraction(percentage / 100)
@@ -97,7 +106,7 @@ class ProgressContext:
         if self._reporter.touch():
             await asyncio.sleep(0)
 
-    def attach(self) -> Work | None:
+    def attach(self) -> Scope | None:
         """A nested part of this scope's current step for delegated work (None: no progress)."""
         node = self._node
         if node is None or node.ended or self._reporter.closed:
@@ -111,7 +120,7 @@ class ProgressContext:
     async def set_total(self, total: float) -> None:
         """Declare (or correct) the total once it is known; the shown bar never goes back."""
         node = self._node
-        if node is None or node.ended:
+        if node is None:
             return
         node.total = total
         self._reporter.touch()
@@ -121,7 +130,7 @@ class RunActionContext:
     """What a handler gets besides its params: where it runs, its config, and progress."""
 
     def __init__(self, *, project_root: Path, config: dict[str, Any], action: str,
-                 reporter: ExecutionReporter, work: Work,
+                 reporter: ExecutionReporter, work: Composite,
                  partial: Callable[[Any], None] | None = None,
                  delegate: Delegate | None = None) -> None:
         self.project_root = project_root

@@ -1,42 +1,50 @@
 """Paced progress streams: the edge between the pure `progress` module and a pipe.
 
-`PacedStream` owns a `Work` tree and a `Stream`, sends the newest state at most once per
-interval (begin and end are never delayed; the latest state is flushed before end) and hands
-LSP-shaped values to an `emit` callback. The runner's `ExecutionReporter` and the WM's batch
-progress are both built on it.
+`PacedStream` owns a `Stream` over a measure (a `Work` tree, a batch), sends the newest state
+at most once per interval (begin and end are never delayed; the latest state is flushed before
+end) and hands LSP-shaped values to an `emit` callback. The runner's `ExecutionReporter` and
+the WM's batch progress are both built on it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-from .progress import Pacer, Stream, Value, Work
+from .progress import Composite, Stream, Value
 
 Emit = Callable[[Value], None]
 
 REPORT_INTERVAL = 0.1
-CLOCK_EVERY = 0.002  # read the clock about this often, however fast `touch()` is called
-MAX_STRIDE = 256
+
+
+class Measure(Protocol):
+    """What a stream shows the fraction of: a `Work` tree, or the WM's batch of children."""
+
+    def fraction(self) -> float | None: ...
 
 
 class PacedStream:
-    """One client-visible stream over a `Work` tree, paced and coalesced."""
+    """One client-visible stream over a measure, paced and coalesced.
 
-    def __init__(self, emit: Emit, root: Work, *, interval: float = REPORT_INTERVAL) -> None:
+    The shape: callers update the state (a `Work` tree, a narrative) and call `touch()`; a report
+    goes out at once when it is `due`, else a timer flushes the newest state at `due`. While
+    that timer is pending, a caller may skip `touch()` (`advance()` asks every few calls).
+    """
+
+    def __init__(self, emit: Emit, measure: Measure, *,
+                 interval: float = REPORT_INTERVAL) -> None:
         self._emit = emit
-        self.root = root
+        self.measure = measure
         self.stream: Stream | None = None
-        self._pacer = Pacer(interval)
+        self.interval = interval
+        self.due = math.inf  # monotonic time from which the next report may go out
         self.dirty = False
-        self._timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.TimerHandle | None = None
         self.closed = False
-        # Hot-path protocol for `advance()`: set `dirty`, decrement `countdown`, and call
-        # `touch()` only when it reaches 0. It is > 1 only while a report is scheduled.
-        self.countdown = 1
-        self._stride = 1
-        self._clock_read = 0.0
 
     # hooks for subclasses ------------------------------------------------------------------
 
@@ -58,55 +66,39 @@ class PacedStream:
         if self.stream is not None or self.closed:
             return
         stream = self.stream = Stream(title, cancellable=cancellable)
-        fraction = self.root.fraction()
+        fraction = self.measure.fraction()
         value = stream.begin(determinate=determinate, fraction=fraction, message=self.message(),
                              extra=self.extra(fraction))
-        self._pacer.sent(time.monotonic())
+        self.due = time.monotonic() + self.interval
         self._emit(value)
 
     def touch(self) -> bool:
-        """Note new state; True when a report went out just now (the caller may yield).
-
-        While a report is scheduled, `advance()` calls this only every `countdown` steps (the
-        stride adapts so the clock is read about every `CLOCK_EVERY` seconds). The timer sends
-        the newest state when the loop is free; the clock read covers handlers that keep the
-        loop busy.
-        """
+        """Note new state; True when a report went out just now (the caller may yield)."""
         if self.stream is None or self.closed:
             return False
         self.dirty = True
-        self.countdown = 1
         now = time.monotonic()
-        if now - self._clock_read < CLOCK_EVERY:
-            self._stride = min(self._stride * 2, MAX_STRIDE)
-        else:
-            self._stride = max(self._stride // 2, 1)
-        self._clock_read = now
-        self._countdown = self._stride
-        delay = self._pacer.delay(now)
-        if delay == 0.0:
+        if now >= self.due:
             self.flush()
             return True
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(delay, self.flush)
-        self.countdown = self._stride
+        if self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(self.due - now, self.flush)
         return False
 
     def flush(self, *, complete: bool = False) -> None:
-        """Send the newest state if it shows anything new."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self.countdown = 1
+        """Send the newest state if it shows anything new; the next report is due an interval on."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         stream = self.stream
         if stream is None or stream.state != "active" or not (self.dirty or complete):
             return
         self.dirty = False
-        fraction = 1.0 if complete else self.root.fraction()
+        self.due = time.monotonic() + self.interval
+        fraction = 1.0 if complete else self.measure.fraction()
         value = stream.report(fraction=fraction, message=self.message(), complete=complete,
                               extra=self.extra(fraction))
         if value is not None:
-            self._pacer.sent(time.monotonic())
             self._emit(value)
 
     def close(self, outcome: str, *, complete: bool) -> None:
@@ -115,6 +107,7 @@ class PacedStream:
             return
         self.flush(complete=complete)
         self.closed = True
+        self.due = math.inf
         if self.stream is not None and self.stream.state == "active":
             self._emit(self.stream.end(outcome))
 
@@ -129,14 +122,15 @@ class ExecutionReporter(PacedStream):
 
     def __init__(self, emit: Emit, *, title: str, handlers: int,
                  interval: float = REPORT_INTERVAL) -> None:
-        super().__init__(emit, Work(composite=True, expected=handlers), interval=interval)
+        self.root = Composite(expected=handlers)
+        super().__init__(emit, self.root, interval=interval)
         self._title = title
         self.narrative: str | None = None
         self._done = 0.0  # units reported so far: they only grow
 
-    def handler_work(self) -> Work:
+    def handler_work(self) -> Composite:
         """A part of the execution for one handler; its scopes go under it."""
-        return self.root.add(composite=True)
+        return self.root.add_composite()
 
     def message(self) -> str | None:
         return self.narrative

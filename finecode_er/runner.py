@@ -20,7 +20,7 @@ from . import __version__
 from .api import Delegate, DelegationError, ProgressContext, RunActionContext
 from .config import ActionConfig, ConfigError, load_project, parse_actions
 from .handlers import Handler, HandlerLoadError, ProjectHandlers, describe_failure
-from .progress import Value, Work
+from .progress import Scope, Value
 from .reporter import ExecutionReporter, NullReporter
 from .wire import INVALID_PARAMS, Connection, RpcError
 
@@ -58,7 +58,7 @@ class Runner:
         self.default_root: Path | None = None
         self.default_actions: dict[str, ActionConfig] = {}
         self._projects: dict[Path, ProjectHandlers] = {}
-        self._attached: dict[str, tuple[Work, ProgressContext]] = {}  # delegation progress
+        self._attached: dict[str, tuple[Scope, ProgressContext]] = {}  # delegation progress
         self._delegations = itertools.count(1)
         self.shutdown_requested = False
         self.exit_requested = asyncio.Event()

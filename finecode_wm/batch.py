@@ -25,6 +25,7 @@ from finecode_er.reporter import Emit, PacedStream
 from finecode_er.wire import REQUEST_CANCELLED, RpcError
 
 from .delegation import Execution, refusal
+from .history import History
 from .progress import BatchProgress, Child
 from .runners import RunnerDied, RunnerPool, RunnerProcess
 from .workspace import Project, Workspace
@@ -34,6 +35,7 @@ __all__ = ["BadRequest", "Batch", "BatchOptions", "plan"]
 BEGIN_WAIT_WARM = 0.1
 BEGIN_WAIT_COLD = 0.2
 TOKEN_WAIT = 2.0
+TICK = 0.5
 Log = Callable[[str], None]
 
 
@@ -90,16 +92,35 @@ def plan(workspace: Workspace, actions: list[str],
 
 
 class _BatchStream(PacedStream):
-    """The editor-visible stream of one batch."""
+    """The editor-visible stream of one batch, re-worded every `TICK` s while it is open.
 
-    def __init__(self, emit: Emit, progress: BatchProgress, starting: Callable[[], bool]) -> None:
-        super().__init__(emit, progress.root)
+    The tick lets the narrative move without news from the children: a stall notice that
+    counts up, an estimate of the time left. Unchanged wording is not resent.
+    """
+
+    def __init__(self, emit: Emit, progress: BatchProgress) -> None:
+        super().__init__(emit, progress)
         self.progress = progress
-        self.starting = starting
+        self._tick: asyncio.TimerHandle | None = None
 
     def message(self) -> str | None:
-        text = self.progress.narrative()
-        return f"{text} · starting runners" if self.starting() else text
+        determinate = self.stream is not None and self.stream.determinate
+        return self.progress.narrative(time.monotonic(), estimate=determinate)
+
+    def begin(self, title: str, *, cancellable: bool, determinate: bool) -> None:
+        super().begin(title, cancellable=cancellable, determinate=determinate)
+        self._ticked()
+
+    def _ticked(self) -> None:
+        if self.closed:
+            return
+        self.touch()
+        self._tick = asyncio.get_running_loop().call_later(TICK, self._ticked)
+
+    def close(self, outcome: str, *, complete: bool) -> None:
+        if self._tick is not None:
+            self._tick.cancel()
+        super().close(outcome, complete=complete)
 
 
 class Batch:
@@ -111,7 +132,7 @@ class Batch:
                  emit: Awaitable[Emit | None] | Emit | None = None,
                  on_result: Callable[[dict[str, Any]], None] | None = None,
                  on_problem: Log | None = None, log: Log | None = None,
-                 parent: Execution | None = None) -> None:
+                 parent: Execution | None = None, history: History | None = None) -> None:
         self._pool = pool
         self._chain = parent.chain if parent is not None else ()
         self._slots = slots
@@ -123,10 +144,14 @@ class Batch:
         self._emit_source = emit
         self._on_result = on_result
         self._log = log or (lambda _m: None)
-        self.progress = BatchProgress([(p.project.name, p.action) for p in planned])
+        self._history = history
+        self.progress = BatchProgress(
+            [(p.project.name, p.action) for p in planned],
+            [history.expected(str(p.project.root), p.action) if history else None
+             for p in planned],
+            lanes=pool.per_environment if self.options.concurrent else 1)
         self.results: list[dict[str, Any] | None] = [None] * len(planned)
         self._started: list[float | None] = [None] * len(planned)
-        self._awaiting_runner: set[int] = set()  # children whose runner is still starting
         self._stream: _BatchStream | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._child_begun = asyncio.Event()
@@ -152,6 +177,7 @@ class Batch:
 
     async def run(self) -> dict[str, Any]:
         """Run every child; the stream ends before this returns, whatever happens."""
+        self.progress.started = time.monotonic()
         self._beginning = asyncio.get_running_loop().create_task(self._begin())
         outcome_cancelled = False
         try:
@@ -180,17 +206,13 @@ class Batch:
         emit = await self._resolve_emit()
         if emit is None or self._ended:
             return
-        stream = self._stream = _BatchStream(emit, self.progress, self._starting)
+        stream = self._stream = _BatchStream(emit, self.progress)
         if len(self._planned) == 1:
             ready = self._pool.has_ready(self._planned[0].project.environment)
             wait = BEGIN_WAIT_WARM if ready else BEGIN_WAIT_COLD
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._child_begun.wait(), wait)
         stream.begin(self._title, cancellable=True, determinate=self.progress.measurable())
-
-    def _starting(self) -> bool:
-        """Some child waits for its runner to come up (said in the narrative)."""
-        return bool(self._awaiting_runner)
 
     async def _end(self, *, cancelled: bool) -> None:
         """Make sure the stream begins (a token being created may still answer) and ends.
@@ -222,7 +244,7 @@ class Batch:
             raise interrupted
 
     def _on_child_value(self, child: Child, value: Any) -> None:
-        problem = self.progress.fold(child, value)
+        problem = self.progress.fold(child, value, time.monotonic())
         if problem is not None:
             if self.progress.dropped <= 10:
                 self._log(f"{child.project}/{child.action}: dropped progress: {problem}")
@@ -284,7 +306,7 @@ class Batch:
                   "actionConfig": action.to_json(), "codeVersion": project.code_version(),
                   "params": self._params, "workDoneToken": token}
         try:
-            async with self._leased(index, project) as runner:
+            async with self._leased(child, project) as runner:
                 try:
                     result = await asyncio.wait_for(runner.request("run", params), timeout)
                 except TimeoutError:
@@ -300,15 +322,16 @@ class Batch:
             execution.cancel_delegated()
 
     @contextlib.asynccontextmanager
-    async def _leased(self, index: int, project: Project) -> AsyncIterator[RunnerProcess]:
-        """A runner for `project`; meanwhile the child counts as waiting for a runner."""
-        self._awaiting_runner.add(index)
+    async def _leased(self, child: Child, project: Project) -> AsyncIterator[RunnerProcess]:
+        """A runner for `project`; while none of its environment is ready, the child counts as
+        waiting for a runner to start (said in the narrative)."""
+        child.starting = not self._pool.has_ready(project.environment)
         try:
             async with self._pool.lease(project.environment) as runner:
-                self._awaiting_runner.discard(index)
+                self.progress.running(child, time.monotonic())
                 yield runner
         finally:
-            self._awaiting_runner.discard(index)
+            child.starting = False
 
     def _record_error(self, index: int, exc: RpcError) -> None:
         self._record(index, "cancelled" if exc.code == REQUEST_CANCELLED else "failed",
@@ -334,7 +357,11 @@ class Batch:
             if data is not None:
                 entry["errorData"] = data
         self.results[index] = entry
-        self.progress.finish(self.progress.children[index], status)
+        child = self.progress.children[index]
+        if status == "ok" and self._history is not None and child.running_since is not None:
+            self._history.record(str(planned.project.root), planned.action,
+                                 time.monotonic() - child.running_since)
+        self.progress.finish(child, status)
         if self._stream is not None:
             self._stream.touch()
         if self._on_result is not None:

@@ -15,6 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from . import history
 from .batch import BadRequest, BatchOptions
 from .findings import FORMATS, collect, render
 from .requests import RunRequest
@@ -95,6 +96,8 @@ async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, ou
     except BadRequest as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return EXIT_USAGE
+    if renderer is not None:
+        renderer.watch(batch.progress)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGINT, batch.cancel)
     try:
@@ -198,4 +201,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command in ("trust", "untrust"):
         sys.exit(_trust(args, out, err))
     fine = _service(args.workspace, err, args.max_parallel)
-    sys.exit(asyncio.run(_run(fine, _request(args), args, out, err)))
+    kept = history.default_path()  # earlier runs' times weigh the bar by time
+    fine.history = history.load(kept)
+    code = asyncio.run(_run(fine, _request(args), args, out, err))
+    history.save(fine.history, kept)
+    sys.exit(code)

@@ -2,21 +2,35 @@
 
 Each child execution (project × action) reports on its own internal token; `BatchProgress`
 checks every child value (a misbehaving child cannot break the editor's rules: bad values are
-dropped and described), folds the good ones into the shared `Work` tree, and words the narrative
-(`3/12 · lint · pkg-a: utils.py`) and the outcome (`11 ok, 1 failed`).
+dropped and described), keeps each child's own `Scope`, weighs the children into one fraction,
+and words the narrative (`3/12 · lint · pkg-a: utils.py`), the stall notice, the estimate of the
+time left and the outcome (`11 ok, 1 failed`). Every time-dependent answer takes `now`.
+
+Weighting (DESIGN.md rule 3):
+- within one action, children weigh their declared units; a child whose units are not known yet
+  weighs the mean of the known positive ones (1 when none is known); a total of 0 weighs nothing
+  and counts as done, so it never holds the bar back;
+- across actions, each action weighs by its number of children (files of `lint` are not bytes
+  of `stats`);
+- when the expected seconds of every child are known from earlier ok runs, each child weighs
+  its expected seconds instead, so the percentage tracks time.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from finecode_er.progress import Work
+from finecode_er.progress import Scope
 
-__all__ = ["BatchProgress", "Child"]
+__all__ = ["BatchProgress", "Child", "Row", "describe_seconds_left"]
 
 MAX_MESSAGE = 200
+STALL_AFTER = 5.0  # seconds a running child may stay silent before the message names it
+ESTIMATE_AFTER = 3.0  # seconds into the batch before an estimate of the time left is shown
+ESTIMATE_MIN_FRACTION = 0.02  # below this, elapsed/fraction says nothing useful
 
 
 def _number(value: Any) -> float | None:
@@ -32,31 +46,145 @@ class Child:
 
     project: str
     action: str
-    work: Work
+    work: Scope = field(default_factory=Scope)
+    expected: float | None = None  # seconds, from earlier ok runs
     state: str = "waiting"  # of its stream: waiting → active → ended
     message: str | None = None
     status: str | None = None  # ok | failed | cancelled, once it has finished
-    dropped: list[str] = field(default_factory=list)
+    starting: bool = False  # waiting for its runner to start (set by the batch)
+    running_since: float | None = None  # when it got its runner
+    heard: float | None = None  # when it last said anything (or got its runner)
+    kept: float = 1.0  # the fraction a finished child keeps: less than 1 once cancelled
+
+    @property
+    def running(self) -> bool:
+        return self.running_since is not None and self.status is None
+
+    def fraction(self) -> float | None:
+        """Its own progress in 0..1 (a total of 0 is done); None when it reported none."""
+        return self.kept if self.status is not None else self.work.fraction()
+
+    def quiet(self, now: float) -> float | None:
+        """Seconds it has been silent while running, once that reaches `STALL_AFTER`."""
+        if not self.running or self.heard is None or now - self.heard < STALL_AFTER:
+            return None
+        return now - self.heard
+
+
+@dataclass(frozen=True)
+class Row:
+    """A running child as a live display shows it."""
+
+    project: str
+    action: str
+    fraction: float | None
+    message: str | None
+    quiet: float | None  # seconds without progress, once stalled
+
+
+def describe_seconds_left(seconds: float) -> str:
+    """`~40 s left`, `~3 min left`, `~2 h left`."""
+    if seconds < 90:
+        return f"~{max(1, round(seconds))} s left"
+    if seconds < 90 * 60:
+        return f"~{round(seconds / 60)} min left"
+    return f"~{round(seconds / 3600)} h left"
+
+
+def _action_fraction(children: Sequence[Child]) -> float:
+    """Units-weighted fraction of the children of one action (see the module docstring)."""
+    known = [c.work.total for c in children if c.work.total]
+    mean = sum(known) / len(known) if known else 1.0
+    weight = done = 0.0
+    for child in children:
+        w = mean if child.work.total is None else child.work.total
+        weight += w
+        done += w * (child.fraction() or 0.0)
+    return min(1.0, done / weight) if weight > 0 else 1.0
 
 
 class BatchProgress:
     """Folds the children's streams; decides what is measurable and what the narrative says."""
 
-    def __init__(self, children: list[tuple[str, str]]) -> None:
-        self.root = Work(composite=True, expected=len(children))
-        self.children = [Child(p, a, self.root.add()) for p, a in children]
+    def __init__(self, children: list[tuple[str, str]],
+                 expected: Sequence[float | None] | None = None, *, lanes: int = 1) -> None:
+        """`expected`: seconds per child from history; `lanes`: children that run at once."""
+        seconds = list(expected) if expected is not None else [None] * len(children)
+        self.children = [Child(p, a, expected=s) for (p, a), s in zip(children, seconds,
+                                                                        strict=True)]
+        self.actions: dict[str, list[Child]] = {}
+        for child in self.children:
+            self.actions.setdefault(child.action, []).append(child)
+        self.timed = bool(self.children) and all(c.expected is not None for c in self.children)
+        self.lanes = max(1, lanes)
         self.current: Child | None = None
         self.finished = 0
         self.dropped = 0
+        self.started: float | None = None  # when the batch started (set by its runner)
+
+    # -- measures ---------------------------------------------------------------------------
 
     def measurable(self) -> bool:
         """Rule 4: two or more children are measured by their count; one by its declared total."""
-        return self.root.units() is not None
+        if len(self.children) != 1:
+            return len(self.children) >= 2
+        return self.children[0].work.total is not None
+
+    def fraction(self) -> float | None:
+        """The batch's true fraction in 0..1; None when nothing is measurable."""
+        if not self.measurable():
+            return self.children[0].fraction() if self.children else None
+        if self.timed:
+            weights = [max(c.expected or 0.0, 1e-3) for c in self.children]
+            done = sum(w * (c.fraction() or 0.0) for w, c in zip(weights, self.children,
+                                                                 strict=True))
+            return min(1.0, done / sum(weights))
+        total = len(self.children)
+        return min(1.0, sum(len(group) / total * _action_fraction(group)
+                            for group in self.actions.values()))
+
+    def estimate(self, now: float) -> float | None:
+        """Seconds left, once measurable and `ESTIMATE_AFTER` in; None when there is no basis.
+
+        From history: what each unfinished child still has to do of its expected time, spread
+        over the lanes (never less than the longest single remainder). Else: elapsed time and
+        fraction done.
+        """
+        if (self.started is None or now - self.started < ESTIMATE_AFTER
+                or self.finished == len(self.children)):
+            return None
+        fraction = self.fraction()
+        if fraction is None or fraction >= 1.0 or not self.measurable():
+            return None
+        if self.timed:
+            rests = [self._rest(c, now) for c in self.children if c.status is None]
+            if not rests:
+                return None
+            return max(sum(rests) / min(self.lanes, len(rests)), max(rests))
+        if fraction < ESTIMATE_MIN_FRACTION:
+            return None
+        return (now - self.started) * (1 - fraction) / fraction
+
+    @staticmethod
+    def _rest(child: Child, now: float) -> float:
+        """Expected seconds an unfinished child still needs."""
+        expected = child.expected or 0.0
+        own = child.fraction()
+        if own is not None:
+            return expected * (1 - own)
+        ran = now - child.running_since if child.running_since is not None else 0.0
+        return max(0.0, expected - ran)
 
     # -- child values -----------------------------------------------------------------------
 
-    def fold(self, child: Child, value: Any) -> str | None:
+    def running(self, child: Child, now: float) -> None:
+        """The child got its runner and its request is on the way."""
+        child.starting = False
+        child.running_since = child.heard = now
+
+    def fold(self, child: Child, value: Any, now: float) -> str | None:
         """Apply one child `$/progress` value; returns why (part of) it was dropped, if it was."""
+        child.heard = now
         problem = self._fold(child, value)
         if problem is not None:
             self.dropped += 1
@@ -88,7 +216,7 @@ class BatchProgress:
         return "; ".join(problems) or None
 
     @staticmethod
-    def _fold_units(work: Work, value: dict[str, Any]) -> list[str]:
+    def _fold_units(work: Scope, value: dict[str, Any]) -> list[str]:
         problems = []
         if "total" in value:
             total = _number(value["total"])
@@ -115,26 +243,58 @@ class BatchProgress:
         return problems
 
     def finish(self, child: Child, status: str) -> None:
-        """The child's execution is over (its answer arrived, it failed, or was cancelled)."""
+        """The child's execution is over (its answer arrived, it failed, or was cancelled).
+
+        A cancelled child keeps only the progress it made: stopping is not finishing, and the
+        bar must not leap forward when a run is cancelled.
+        """
         if child.status is not None:
             return
+        child.kept = (child.work.fraction() or 0.0) if status == "cancelled" else 1.0
         child.status = status
-        child.work.finish(abandoned=status == "cancelled")
+        child.starting = False
         self.finished += 1
 
     # -- words ------------------------------------------------------------------------------
 
-    def narrative(self) -> str:
-        total = len(self.children)
+    def stalled(self, now: float) -> Child | None:
+        """The running child that has been silent longest, once that is `STALL_AFTER` or more."""
+        quiet = [(q, i) for i, c in enumerate(self.children) if (q := c.quiet(now)) is not None]
+        return self.children[max(quiet)[1]] if quiet else None
+
+    def starting(self) -> bool:
+        """Some child is waiting for its runner to start (not merely for a free slot)."""
+        return any(c.starting and c.status is None for c in self.children)
+
+    def narrative(self, now: float, *, estimate: bool = False) -> str:
+        """The message of the next value; `estimate` only on a stream with a percentage."""
+        head = f"{self.finished}/{len(self.children)}"
+        stalled = self.stalled(now)
+        if stalled is not None:
+            quiet = stalled.quiet(now) or 0.0
+            text = (f"{head} · waiting on {stalled.project} · {stalled.action} "
+                    f"({math.floor(quiet)} s without progress)")
+        else:
+            text = self._active_text(head)
+        if self.starting():
+            text += " · starting runners"
+        left = self.estimate(now) if estimate else None
+        return text if left is None else f"{text} · {describe_seconds_left(left)}"
+
+    def _active_text(self, head: str) -> str:
         child = self.current
         if child is None or child.status is not None:
             child = next((c for c in self.children if c.state == "active" and c.status is None),
                          None)
-        head = f"{self.finished}/{total}"
         if child is None:
             return head
         text = f"{head} · {child.action} · {child.project}"
         return f"{text}: {child.message}" if child.message else text
+
+    def rows(self, now: float) -> list[Row]:
+        """The running children, for a live display."""
+        return [Row(c.project, c.action, c.fraction(), c.message, c.quiet(now))
+                for c in self.children if c.running]
 
     def outcome(self, *, cancelled: bool = False) -> str:
         counts = {s: sum(c.status == s for c in self.children) for s in

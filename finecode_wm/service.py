@@ -18,6 +18,7 @@ from finecode_er.wire import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError
 
 from .batch import BadRequest, Batch, plan
 from .delegation import Execution
+from .history import History
 from .requests import RunRequest, parse_delegation
 from .runners import RunnerPool, RunnerProcess
 from .workspace import Workspace
@@ -46,6 +47,7 @@ class FineCode:
         self.slots = asyncio.Semaphore(self.max_parallel)
         self.pool = RunnerPool(log, per_environment=self.max_parallel)
         self.pool.on_request = self._runner_request
+        self.history = History()  # how long each (project, action) took: weighs the bar by time
 
     def set_limits(self, *, max_parallel: int | None = None,
                    max_runners: int | None = None) -> None:
@@ -82,7 +84,7 @@ class FineCode:
         title = "FineCode: " + ", ".join(request.actions)
         return Batch(self.pool, planned, title=title, slots=self.slots, params=request.params,
                      options=request.options, emit=emit, on_result=on_result,
-                     on_problem=self.report, log=self.log, parent=parent)
+                     on_problem=self.report, log=self.log, parent=parent, history=self.history)
 
     async def _runner_request(self, runner: RunnerProcess, method: str, params: Any) -> Any:
         """Requests from runners: `runAction` (a handler's `ctx.run_action`)."""

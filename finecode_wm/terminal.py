@@ -1,14 +1,19 @@
 """Rendering the aggregated stream in a terminal (rich): the CLI's view of the same values.
 
 The renderer consumes exactly the LSP begin/report/end values an editor gets, so the terminal and
-the editor can never disagree. On a TTY: one live bar with percentage, counts, elapsed time and
-the narrative. Elsewhere (CI logs): plain lines, at most one per `PLAIN_INTERVAL` seconds.
+the editor can never disagree. On a TTY: one live bar with percentage, elapsed time and the
+narrative (stall notice and estimate of the time left included), and below it a row per running
+child (project · action · its own bar, or a pulse when it declared nothing · its message), a
+stalled one marked. The rows are a snapshot the renderer asks the batch for (`watch()`); state
+stays in `BatchProgress`. Elsewhere (CI logs): plain lines, at most one per `PLAIN_INTERVAL`
+seconds.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -17,10 +22,18 @@ from rich.table import Table
 
 from finecode_er.progress import Value
 
-__all__ = ["PlainRenderer", "Renderer", "TtyRenderer", "summary_table"]
+from .progress import Row
+
+__all__ = ["PlainRenderer", "Renderer", "Rows", "TtyRenderer", "summary_table"]
 
 PLAIN_INTERVAL = 1.0
 STATUS_STYLE = {"ok": "green", "failed": "bold red", "cancelled": "yellow"}
+
+
+class Rows(Protocol):
+    """Where the running children come from (a batch's `BatchProgress`)."""
+
+    def rows(self, now: float) -> list[Row]: ...
 
 
 class Renderer:
@@ -28,6 +41,10 @@ class Renderer:
 
     def __call__(self, value: Value) -> None:
         raise NotImplementedError
+
+    def watch(self, source: Rows) -> None:
+        """Show the running children of `source` too (where the renderer has room for them)."""
+        return None
 
     def close(self) -> None:
         return None
@@ -38,9 +55,15 @@ class TtyRenderer(Renderer):
         self._progress = Progress(
             TextColumn("{task.description}", style="bold", markup=False), BarColumn(),
             TextColumn("{task.fields[percent]}"), TimeElapsedColumn(),
+            TextColumn("{task.fields[mark]}", style="bold yellow", markup=False),
             TextColumn("{task.fields[message]}", markup=False), console=console,
             transient=False)
         self._task: TaskID | None = None
+        self._source: Rows | None = None
+        self._rows: dict[tuple[str, str], TaskID] = {}
+
+    def watch(self, source: Rows) -> None:
+        self._source = source
 
     def __call__(self, value: Value) -> None:
         kind = value["kind"]
@@ -50,8 +73,9 @@ class TtyRenderer(Renderer):
             self._progress.start()
             self._task = self._progress.add_task(
                 value.get("title", ""), total=100 if percentage is not None else None,
-                completed=percentage or 0, message=message,
+                completed=percentage or 0, message=message, mark="",
                 percent=f"{percentage}%" if percentage is not None else "")
+            self._show_rows([])
             return
         if self._task is None:
             return
@@ -65,7 +89,31 @@ class TtyRenderer(Renderer):
                 fields["completed"] = 1
         self._progress.update(self._task, **fields)
         if kind == "end":
+            self._show_rows([])
             self._progress.stop()
+        elif self._source is not None:
+            self._show_rows(self._source.rows(time.monotonic()))
+
+    def _show_rows(self, rows: list[Row]) -> None:
+        """One task per running child: added when it starts running, removed when it ends."""
+        running = {(row.project, row.action): row for row in rows}
+        for key in [k for k in self._rows if k not in running]:
+            self._progress.remove_task(self._rows.pop(key))
+        for key, row in running.items():
+            percentage = None if row.fraction is None else math.floor(row.fraction * 100)
+            fields: dict[str, Any] = {
+                "message": row.message or "", "percent": "" if percentage is None else
+                f"{percentage}%", "mark": "" if row.quiet is None else
+                f"stalled {math.floor(row.quiet)} s"}
+            task = self._rows.get(key)
+            if task is None:
+                self._rows[key] = self._progress.add_task(
+                    f"  {row.project} · {row.action}", completed=percentage or 0,
+                    total=None if percentage is None else 100, **fields)
+            elif percentage is not None:
+                self._progress.update(task, total=100, completed=percentage, **fields)
+            else:
+                self._progress.update(task, **fields)
 
     def close(self) -> None:
         self._progress.stop()

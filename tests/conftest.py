@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import tempfile
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +18,8 @@ from finecode_er.wire import Connection
 FIXTURES = Path(__file__).parent / "fixtures"
 ER_PROJECT = FIXTURES / "er_project"
 WORKSPACE = FIXTURES / "workspace"
+# `finecode-wm run` keeps run times in the user's cache directory: not the real one under test.
+CACHE = Path(tempfile.mkdtemp(prefix="finecode-test-cache-"))
 
 
 class RunnerUnderTest:
@@ -48,6 +51,7 @@ def probe_env() -> dict[str, str]:
     """The environment for servers and runners under test: probe handlers importable."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(FIXTURES), env.get("PYTHONPATH")) if p)
+    env["XDG_CACHE_HOME"] = str(CACHE)
     return env
 
 

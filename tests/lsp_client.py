@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -24,6 +25,7 @@ class RecordingClient(LanguageClient):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.values: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+        self.stamps: dict[Any, list[float]] = defaultdict(list)  # arrival times of `values`
         self.created: list[Any] = []
         self.events: list[tuple[str, Any]] = []
         self.init_result: Any = None
@@ -41,6 +43,7 @@ def _plain(value: Any) -> Any:
 def _on_progress(client: RecordingClient, params: types.ProgressParams) -> None:
     value = _plain(params.value)
     client.values[params.token].append(value)
+    client.stamps[params.token].append(time.monotonic())
     client.events.append(("progress", params.token))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .conftest import WORKSPACE, probe_env
+from .conftest import CACHE, WORKSPACE, probe_env
 from .rules import gone
 
 pytestmark = pytest.mark.timeout(60)
@@ -91,26 +92,8 @@ def test_ctrl_c_cancels_children_and_exits_130() -> None:
 
 
 def test_tty_renders_a_live_bar(examples: Path) -> None:
-    """Run under a pseudo-terminal, as a person would."""
-    import pty
-
-    env = probe_env() | {"COLUMNS": "120", "TERM": "xterm"}
-    pid, fd = pty.fork()
-    if pid == 0:  # child
-        os.chdir(examples)
-        os.execvpe(sys.executable, [sys.executable, "-m", "finecode_wm", "run", "stats"], env)
-    output = b""
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    _, status = os.waitpid(pid, 0)
-    text = output.decode(errors="replace")
-    assert os.waitstatus_to_exitcode(status) == 0, text
+    code, text = _pty_run(["run", "stats"], examples)
+    assert code == 0, text
     assert "FineCode: stats" in text and "100%" in text and "3 ok" in text
 
 
@@ -218,3 +201,49 @@ def test_lsp_accepts_stdio_flag(tmp_path: Path) -> None:
                           env=probe_env(), capture_output=True, timeout=50)
     assert b"unrecognized arguments" not in done.stderr, done.stderr
     assert done.returncode == 0, ("0 only after shutdown + exit", done.returncode, done.stderr)
+
+
+def _pty_run(args: list[str], cwd: Path) -> tuple[int, str]:
+    """Run `finecode-wm` under a pseudo-terminal, as a person would; (exit code, plain text)."""
+    import pty
+
+    env = probe_env() | {"COLUMNS": "160", "TERM": "xterm"}
+    pid, fd = pty.fork()
+    if pid == 0:  # child
+        os.chdir(cwd)
+        os.execvpe(sys.executable, [sys.executable, "-m", "finecode_wm", *args], env)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", output.decode(errors="replace"))  # styles
+    return os.waitstatus_to_exitcode(status), text
+
+
+def test_tty_live_rows_show_running_children_and_mark_a_stall() -> None:
+    code, text = _pty_run(["run", "sleepy", "slow", "--project", str(WORKSPACE / "alpha")],
+                          WORKSPACE)
+    assert code == 0, text
+    assert "alpha · sleepy" in text, "a row per running child"
+    assert re.search(r"alpha · slow +\S+ +[1-9]\d?% ", text), "with its own bar and percentage"
+    assert "stalled 5 s" in text and "stalled 6 s" in text, "the stalled row is marked"
+    assert re.search(r"~\d+ s left", text), "the estimate of the time left"
+    assert "2 ok" in text
+
+
+def test_plain_lines_carry_stall_and_estimate_and_history_is_kept() -> None:
+    done = cli("run", "sleepy", "count", "--project", str(WORKSPACE / "alpha"))
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert any("waiting on alpha · sleepy (5 s without progress)" in line for line in lines)
+    assert any("waiting on alpha · sleepy (6 s without progress)" in line for line in lines)
+    assert any(re.search(r"\d+% .* · ~\d+ s left", line) for line in lines), done.stderr
+    kept = json.loads((CACHE / "finecode" / "history.json").read_text())
+    timed = {(p, a): s for p, a, s in kept["entries"]}
+    assert timed[(str(WORKSPACE / "alpha"), "sleepy")] >= 7

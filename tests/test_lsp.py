@@ -200,9 +200,8 @@ async def test_stop_on_failure_concurrent_never_shows_100(client: RecordingClien
                              options={"stopOnFailure": True}, workDoneToken="sc")
     assert sorted(r["status"] for r in result["results"]) == ["cancelled", "failed"]
     shown = check_stream(client.values["sc"])
-    # the failed child counts as done (its share, at most half here); the cancelled one only
-    # with the progress it made: the bar never leaps to the end
-    assert max(shown) <= 50, f"a stopped run must not leap to the end: {shown}"
+    # Each action weighs half: the failed `boom` is finished work, the stopped `slow` is not.
+    assert max(shown) < 75, f"a stopped run must not leap to the end: {shown}"
 
 
 async def test_cancel_request_on_a_sequential_batch(client: RecordingClient) -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finecode_er.progress import Pacer, Stream, StreamError, Work
+from finecode_er.progress import Composite, Scope, Stream, StreamError, Work
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -49,10 +49,10 @@ events = st.lists(
     max_size=80)
 
 
-def drive(expected: int, script: list[tuple[int, str, int]]) -> tuple[Sim, list[Work]]:
-    sim = Sim(Work(composite=True, expected=expected))
-    parts: dict[int, Work] = {}
-    nests: dict[int, Work] = {}
+def drive(expected: int, script: list[tuple[int, str, int]]) -> tuple[Sim, list[Scope]]:
+    sim = Sim(Composite(expected))
+    parts: dict[int, Scope] = {}
+    nests: dict[int, Scope] = {}
     began = False
     for index, op, amount in script:
         part = parts.get(index)
@@ -109,7 +109,7 @@ def test_any_interleaving_gives_one_honest_stream(expected: int, script) -> None
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.integers(1, 1000), min_size=2, max_size=8), st.data())
 def test_weighting_is_proportional_to_declared_totals(totals: list[int], data) -> None:  # type: ignore[no-untyped-def]
-    root = Work(composite=True, expected=len(totals))
+    root = Composite(len(totals))
     parts = [root.add(total=t) for t in totals]
     finished = data.draw(st.sets(st.integers(0, len(totals) - 1)))
     for i in finished:
@@ -122,7 +122,7 @@ def test_weighting_is_proportional_to_declared_totals(totals: list[int], data) -
 
 
 def test_ten_and_thirty_moves_to_a_quarter() -> None:
-    sim = Sim(Work(composite=True, expected=2))
+    sim = Sim(Composite(2))
     small, big = sim.root.add(total=10), sim.root.add(total=30)
     sim.begin()
     small.done = 10
@@ -136,7 +136,7 @@ def test_ten_and_thirty_moves_to_a_quarter() -> None:
 
 
 def test_late_total_holds_the_bar_until_the_truth_passes_it() -> None:
-    sim = Sim(Work(composite=True, expected=2))
+    sim = Sim(Composite(2))
     a = sim.root.add(total=10)
     sim.begin()
     a.done = 10
@@ -153,11 +153,11 @@ def test_late_total_holds_the_bar_until_the_truth_passes_it() -> None:
 
 
 def test_count_is_the_measure_without_totals_and_single_untotalled_is_not_measurable() -> None:
-    root = Work(composite=True, expected=4)
+    root = Composite(4)
     assert root.units() == 4 and root.fraction() == 0
     root.add().finish()
     assert root.fraction() == 0.25
-    single = Work(composite=True, expected=1)
+    single = Composite(1)
     part = single.add()
     assert single.units() is None and single.fraction() is None
     part.set_fraction(0.4)
@@ -165,12 +165,12 @@ def test_count_is_the_measure_without_totals_and_single_untotalled_is_not_measur
 
 
 def test_abandoned_part_keeps_only_the_progress_it_made() -> None:
-    root = Work(composite=True, expected=2)
+    root = Composite(2)
     cancelled, other = root.add(total=10), root.add(total=30)
     cancelled.done = 2
     cancelled.finish(abandoned=True)
     assert root.fraction() == 2 / 40 and root.units() == 40
-    untotalled = Work(composite=True, expected=2)
+    untotalled = Composite(2)
     untotalled.add().finish(abandoned=True)
     assert untotalled.fraction() == 0.0
     other.finish()
@@ -178,7 +178,7 @@ def test_abandoned_part_keeps_only_the_progress_it_made() -> None:
 
 
 def test_nested_scope_moves_its_parent_within_one_step() -> None:
-    outer = Work(total=2)
+    outer = Scope(2)
     inner = outer.add(total=4)
     inner.done = 2
     assert outer.fraction() == 0.25
@@ -188,7 +188,7 @@ def test_nested_scope_moves_its_parent_within_one_step() -> None:
 
 
 def test_ended_parts_are_folded_so_memory_stays_flat() -> None:
-    root = Work(composite=True)
+    root = Composite()
     for _ in range(10_000):
         root.add(total=1).finish()
     assert root._active == [] and root.units() == 10_000 and root.fraction() == 1.0
@@ -215,9 +215,3 @@ def test_unchanged_reports_are_not_resent() -> None:
                                                          "percentage": 20}
 
 
-def test_pacer() -> None:
-    pacer = Pacer(0.1)
-    assert pacer.delay(5.0) == 0
-    pacer.sent(5.0)
-    assert math.isclose(pacer.delay(5.04), 0.06)
-    assert pacer.delay(5.2) == 0
