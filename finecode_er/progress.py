@@ -48,12 +48,7 @@ class Scope:
 
     def finish(self, *, abandoned: bool = False) -> None:
         """End this work. Abandoned (cancelled) work keeps only the progress it made."""
-        if self.ended:
-            return
-        kept = (self.fraction() or 0.0) if abandoned else 1.0
-        self.ended = True
-        if self.parent is not None:
-            self.parent.part_ended(self, kept)
+        _finish(self, abandoned)
 
     def part_ended(self, part: Scope | Composite, kept: float) -> None:
         """A nested scope ended: its share leaves until this scope advances."""
@@ -136,12 +131,7 @@ class Composite:
 
     def finish(self, *, abandoned: bool = False) -> None:
         """End this work. Abandoned (cancelled) work keeps only the progress it made."""
-        if self.ended:
-            return
-        kept = (self.fraction() or 0.0) if abandoned else 1.0
-        self.ended = True
-        if self.parent is not None:
-            self.parent.part_ended(self, kept)
+        _finish(self, abandoned)
 
     def part_ended(self, part: Scope | Composite, kept: float) -> None:
         """A part ended: it keeps its weight, with `kept` of it done."""
@@ -197,6 +187,16 @@ class Composite:
 
 
 Work = Scope | Composite  # any node of the tree
+
+
+def _finish(node: Work, abandoned: bool) -> None:
+    """End a node once; its parent learns how much of it was done (all, unless abandoned)."""
+    if node.ended:
+        return
+    kept = (node.fraction() or 0.0) if abandoned else 1.0
+    node.ended = True
+    if node.parent is not None:
+        node.parent.part_ended(node, kept)
 
 
 class StreamError(RuntimeError):

@@ -14,6 +14,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from .paths import cache_dir
+
 __all__ = ["History", "default_path", "load", "save"]
 
 MAX_ENTRIES = 2000
@@ -65,8 +67,7 @@ class History:
 
 def default_path() -> Path:
     """`$XDG_CACHE_HOME/finecode/history.json`, else `~/.cache/finecode/history.json`."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "finecode" / "history.json"
+    return cache_dir() / "history.json"
 
 
 def load(path: Path) -> History:

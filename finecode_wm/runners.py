@@ -29,6 +29,7 @@ import finecode_er
 from finecode_er.wire import Connection, ConnectionClosed
 
 from .lifecycle import RunnerState
+from .paths import cache_dir
 from .workspace import Environment
 
 __all__ = ["ProgressRouter", "RunnerDied", "RunnerPool", "RunnerProcess"]
@@ -51,8 +52,7 @@ def runner_path() -> str:
     """
     package = Path(finecode_er.__file__).resolve().parent
     digest = hashlib.sha1(str(package).encode()).hexdigest()[:12]
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    base = cache / "finecode" / f"runner-{finecode_er.__version__}-{digest}"
+    base = cache_dir() / f"runner-{finecode_er.__version__}-{digest}"
     link = base / "finecode_er"
     if not link.exists():
         base.mkdir(parents=True, exist_ok=True)

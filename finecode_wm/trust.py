@@ -25,43 +25,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .workspace import Project, Workspace
+from .paths import config_dir
+from .workspace import Project, Workspace, local_handler_files
 
 __all__ = ["Decision", "FileCache", "SessionTrust", "TrustStore", "TrustStoreError", "decide",
-           "fingerprint", "folder_keys", "local_handler_files", "store_path", "trust_hint"]
+           "fingerprint", "folder_keys", "store_path", "trust_hint"]
 
 STORE_VERSION = 1
 MAX_HASHED_INTERPRETER = 1 << 20  # a `python` script in the project is hashed; a copied binary too
-SKIPPED_IN_PACKAGES = {"__pycache__"}
 
 
 def store_path(env: Mapping[str, str] | None = None) -> Path:
     """`$XDG_CONFIG_HOME/finecode/trust.json`, else `~/.config/finecode/trust.json`."""
-    env = os.environ if env is None else env
-    base = env.get("XDG_CONFIG_HOME", "")
-    config = Path(base) if os.path.isabs(base) else Path.home() / ".config"
-    return config / "finecode" / "trust.json"
+    return config_dir(env) / "trust.json"
 
 
 # -- the key ---------------------------------------------------------------------------------
-
-
-def local_handler_files(root: Path, sources: Iterable[str]) -> list[Path]:
-    """Files of the handler modules that resolve under `root` (the runner puts it on sys.path).
-
-    `checks:run` is `root/checks.py`; `pkg.sub:run` is every `.py` file of `root/pkg/`. Handlers
-    from installed packages resolve elsewhere and are not the project's own code.
-    """
-    files: set[Path] = set()
-    for top in sorted({source.partition(":")[0].partition(".")[0] for source in sources} - {""}):
-        module, package = root / f"{top}.py", root / top
-        if package.is_dir():
-            for current, dirs, names in os.walk(package):
-                dirs[:] = sorted(d for d in dirs if d not in SKIPPED_IN_PACKAGES)
-                files.update(Path(current) / n for n in names if n.endswith(".py"))
-        elif module.is_file():
-            files.add(module)
-    return sorted(files)
 
 
 class FileCache:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.machinery
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from finecode_er.config import ActionConfig, ConfigError, ProjectConfig, load_project
-from finecode_er.handlers import split_source
 
 __all__ = ["Environment", "Project", "Workspace"]
 
 SKIPPED_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__"}
+SKIPPED_IN_PACKAGES = {"__pycache__"}
 
 
 @dataclass(frozen=True)
@@ -41,21 +41,26 @@ def _signature(paths: list[Path]) -> str:
     return "|".join(parts)
 
 
-def local_handler_files(root: Path, actions: dict[str, ActionConfig]) -> list[Path]:
-    """The project-local files behind its handlers (a `source` whose module is under `root`)."""
-    files: list[Path] = []
-    tops = sorted({split_source(h.source)[0].partition(".")[0]
-                   for action in actions.values() for h in action.handlers})
-    for top in tops:
-        spec = importlib.machinery.PathFinder.find_spec(top, [str(root)])
-        if spec is None:
-            continue
-        if spec.submodule_search_locations:
-            for location in spec.submodule_search_locations:
-                files += sorted(Path(location).rglob("*.py"))
-        elif spec.origin:
-            files.append(Path(spec.origin))
-    return files
+def sources_of(actions: dict[str, ActionConfig]) -> list[str]:
+    return [h.source for action in actions.values() for h in action.handlers]
+
+
+def local_handler_files(root: Path, sources: Iterable[str]) -> list[Path]:
+    """Files of the handler modules that resolve under `root`: the project's own handler code.
+
+    `checks:run` is `root/checks.py`; `pkg.sub:run` is every `.py` file of `root/pkg/`. Handlers
+    from installed packages resolve elsewhere and are not the project's own code.
+    """
+    files: set[Path] = set()
+    for top in sorted({source.partition(":")[0].partition(".")[0] for source in sources} - {""}):
+        module, package = root / f"{top}.py", root / top
+        if package.is_dir():
+            for current, dirs, names in os.walk(package):
+                dirs[:] = sorted(d for d in dirs if d not in SKIPPED_IN_PACKAGES)
+                files.update(Path(current) / n for n in names if n.endswith(".py"))
+        elif module.is_file():
+            files.add(module)
+    return sorted(files)
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class Project:
     def from_config(cls, config: ProjectConfig) -> Project:
         root = config.root
         return cls(root, config.name, config.python or sys.executable, config.actions,
-                   config.isolated, tuple(local_handler_files(root, config.actions)),
+                   config.isolated, tuple(local_handler_files(root, sources_of(config.actions))),
                    _signature([root / "pyproject.toml"]))
 
     @property

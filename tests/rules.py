@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import psutil
@@ -13,6 +14,15 @@ def gone(pid: int) -> bool:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return True
+
+
+async def waitgone(pids: list[int], seconds: float = 10) -> bool:
+    """Wait (bounded) until every process in `pids` is gone."""
+    for _ in range(int(seconds / 0.05)):
+        if all(gone(p) for p in pids):
+            return True
+        await asyncio.sleep(0.05)
+    return False
 
 
 def check_stream(values: list[dict[str, Any]]) -> list[int]:

@@ -24,7 +24,7 @@ from finecode_wm.runners import RunnerDied, RunnerPool, RunnerProcess
 from finecode_wm.workspace import Environment
 
 from .conftest import ER_PROJECT, FIXTURES
-from .rules import check_stream, gone
+from .rules import check_stream, waitgone
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -36,13 +36,6 @@ COUNT = {"handlers": [{"source": "probe_handlers:count"}]}
 def probe_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", str(FIXTURES))
 
-
-async def waitgone(pids: list[int], seconds: float = 10) -> bool:
-    for _ in range(int(seconds / 0.05)):
-        if all(gone(p) for p in pids):
-            return True
-        await asyncio.sleep(0.05)
-    return False
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from benchmarks.wm_client import WMClient
 from finecode_er.wire import RpcError
 
 from .conftest import FIXTURES, WORKSPACE
-from .rules import check_stream, gone
+from .rules import check_stream, gone, waitgone
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -39,13 +39,6 @@ async def wm() -> AsyncIterator[WMClient]:
 def values(client: WMClient, token: str) -> list[dict[str, Any]]:
     return [v for _, v in client.progress.get(token, [])]
 
-
-async def waitgone(pids: list[int], seconds: float = 10) -> bool:
-    for _ in range(int(seconds / 0.05)):
-        if all(gone(p) for p in pids):
-            return True
-        await asyncio.sleep(0.05)
-    return False
 
 
 async def test_uncooperative_handler_times_out_and_its_runner_is_replaced(wm: WMClient) -> None:

@@ -26,9 +26,8 @@ from finecode_wm.trust import (
     decide,
     fingerprint,
     folder_keys,
-    local_handler_files,
 )
-from finecode_wm.workspace import Workspace
+from finecode_wm.workspace import Workspace, local_handler_files
 
 from .conftest import probe_env
 from .lsp_client import CONFIG, RecordingClient, init_params
