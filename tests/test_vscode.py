@@ -2,12 +2,13 @@
 
 The end-to-end test runs code-server (VS Code in the browser) with the packaged extension and
 drives it with Playwright in Debian's Chromium, as a person would: command palette, quick pick,
-the progress notification, its Cancel button. `bash tests/vscode/setup.sh` installs all of it
-(cached outside the repository); without it the test is skipped and says so.
+the progress notification, its Cancel button, the Problems panel. `bash tests/vscode/setup.sh`
+installs all of it (cached outside the repository); without it the test is skipped and says so.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -27,6 +28,12 @@ from .vscode.editor import CodeServer, Workbench
 EXTENSION = cache.EXTENSION
 EXAMPLES = cache.REPO / "examples" / "workspace"
 RESULT = re.compile(r"FineCode: \d+ ok, \d+ failed, \d+ cancelled")
+# The Problems panel's rows: a file ("1 problems in file x.py of folder small/pkg", its
+# aria-label) and a finding (its text: message, source, code, position).
+FILE_ROW = re.compile(r"in file (?P<name>.+) of folder (?P<folder>.+)$")
+FINDING_ROW = re.compile(
+    r"^(?P<message>.*)finecode(?P<code>[A-Z]+\d+)\[Ln (?P<line>\d+), Col (?P<column>\d+)\]$")
+Shown = tuple[str, str, int, int, str]  # a finding row: file, code, line, column, message
 COMMAND_IDS = ("finecode.runAction", "finecode.runBatch", "finecode.listProjects")
 
 # A project-local handler for the workspace copy: steady progress, long enough to watch/cancel.
@@ -146,6 +153,52 @@ def _run_and_watch(workbench: Workbench, picks: list[str],
                          f"bar showed {shown}; toasts: {workbench.notifications()}")
 
 
+def _expected_lint() -> list[tuple[str, str]]:
+    """(file, code) of every lint finding in the workspace copy: the example's expected.json
+    (the copy's pace.py handlers are clean under the projects' `select = ["E", "F"]`)."""
+    expected = json.loads((EXAMPLES / "expected.json").read_text(encoding="utf-8"))
+    return sorted((f"{project}/{finding['path']}", finding["code"])
+                  for project, results in expected.items() for finding in results["lint"])
+
+
+def _findings(problems: dict[str, Any]) -> list[Shown]:
+    """The finding rows the panel shows, as (file, code, line, column, message)."""
+    found: list[Shown] = []
+    file = "?"
+    for row in problems["rows"]:
+        if row["level"] == 1:
+            match = FILE_ROW.search(row["label"])
+            file = f"{match['folder']}/{match['name']}" if match else f"? {row['label']}"
+        elif (match := FINDING_ROW.match(row["text"])) is not None:
+            found.append((file, match["code"], int(match["line"]), int(match["column"]),
+                          match["message"]))
+        else:
+            found.append((file, "?", 0, 0, row["text"]))
+    return found
+
+
+def _problems_after_run(workbench: Workbench, timeout: float = 15) -> list[Shown]:
+    """Open the Problems panel, maximized so its tree renders every row, and wait until it
+    shows exactly the expected lint findings, with its tab and the status bar counting them."""
+    expected = _expected_lint()
+    workbench.command("Problems: Focus on Problems View")
+    workbench.command("View: Toggle Maximized Panel")
+    deadline = time.monotonic() + timeout
+    while True:
+        problems = workbench.problems()
+        findings = _findings(problems)
+        if (sorted((file, code) for file, code, *_ in findings) == expected
+                and problems["badge"] == str(len(expected))
+                and problems["status"] == f"Warnings: {len(expected)}"):
+            return findings
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"the Problems panel does not show the {len(expected)} lint findings "
+                f"{expected} within {timeout} s; tab badge {problems['badge']!r}, status bar "
+                f"{problems['status']!r}, rows: {findings}")
+        time.sleep(0.1)
+
+
 @pytest.mark.timeout(240)
 def test_batch_in_real_vscode_shows_notification_progress_and_cancels(
         workspace: Path, code_server: CodeServer, tmp_path: Path) -> None:
@@ -181,6 +234,17 @@ def test_batch_in_real_vscode_shows_notification_progress_and_cancels(
             assert len(shown) >= 2 and shown == sorted(shown), f"bar went back: {shown}"
             assert 0 < shown[-1] <= 100, shown
             print(f"bar of the full run: {shown}; result: {final!r}")
+
+            # The lint findings show in the Problems panel, each once, where ruff puts them.
+            # (VS Code pulls workspace diagnostics as soon as the server starts, so they may be
+            # there before the run; the run's pushes and refresh must neither double nor drop
+            # them.)
+            started = time.monotonic()
+            findings = _problems_after_run(workbench)
+            print(f"Problems panel complete {time.monotonic() - started:.1f} s after the "
+                  f"result: {len(findings)} findings")
+            assert ("small/tinytools/lease_events.py", "F401", 5, 23,
+                    "`functools.partial` imported but unused") in findings, findings
 
             # A long run, cancelled from the notification: it ends "cancelled", promptly.
             page.screenshot(path=str(artifacts / "before-cancel.png"))

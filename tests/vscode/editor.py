@@ -36,6 +36,27 @@ _NOTIFICATIONS_JS = """() => [
   })"""
 
 
+# The Problems panel as a person sees it: the count on its tab, the status bar's count, and the
+# rows its tree renders (only those in view), in order. A file row (level 1) has the file's name
+# and folder; a finding row (level 2) has its message, source, code and `[Ln l, Col c]`.
+_PROBLEMS_JS = """() => {
+  const panel = document.querySelector('.part.panel');
+  const tab = [...(panel?.querySelectorAll('.composite-bar .action-item') ?? [])]
+    .find(item => item.querySelector('.action-label')?.textContent === 'Problems');
+  const rows = [...(panel?.querySelectorAll('.markers-panel .monaco-list-row') ?? [])];
+  rows.sort((a, b) => Number(a.dataset.index) - Number(b.dataset.index));
+  return {
+    badge: tab?.querySelector('.badge-content')?.textContent ?? '',
+    status: document.getElementById('status.problems')?.getAttribute('aria-label') ?? '',
+    rows: rows.map(row => ({
+      level: Number(row.getAttribute('aria-level')),
+      label: row.getAttribute('aria-label') ?? '',
+      text: row.textContent ?? '',
+    })),
+  };
+}"""
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -137,13 +158,17 @@ class Workbench:
         self.page.goto(f"{url}/?folder={folder}")
         self.page.wait_for_selector(".monaco-workbench .part.statusbar", timeout=60_000)
 
-    def run_command(self, title: str, picks: list[str]) -> None:
-        """Command palette → `title` → tick `picks` in the quick pick → OK."""
+    def command(self, title: str) -> None:
+        """Command palette → `title`."""
         self.page.keyboard.press("F1")
         box = self.page.locator(".quick-input-widget input.input")
         box.wait_for(timeout=10_000)
         box.fill(f">{title}")
         self.page.locator(".quick-input-list .monaco-list-row", has_text=title).first.click()
+
+    def run_command(self, title: str, picks: list[str]) -> None:
+        """Command palette → `title` → tick `picks` in the quick pick → OK."""
+        self.command(title)
         for pick in picks:
             self.page.locator(
                 f'.quick-input-list .monaco-checkbox[aria-label="{pick}"]').click(timeout=30_000)
@@ -157,3 +182,9 @@ class Workbench:
         toast = self.page.locator(".notifications-toasts .notification-toast",
                                   has_text=message_start)
         toast.locator(".monaco-button", has_text="Cancel").click()
+
+    def problems(self) -> dict[str, Any]:
+        """The Problems panel: `badge` (its tab's count), `status` (the status bar's count, e.g.
+        "Warnings: 10") and the `rows` it renders."""
+        result: dict[str, Any] = self.page.evaluate(_PROBLEMS_JS)
+        return result
