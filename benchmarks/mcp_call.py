@@ -94,10 +94,11 @@ async def run(quick: bool) -> list[Figure]:
                 await _call(session, {"actions": ["trivial"]})  # runners up
                 for _ in range(rounds):
                     stamps: list[float] = []
-                    started = now()
                     await _call(session, {"actions": ["flood"], "params": {"n": FLOOD_N}},
                                 stamps)
-                    rates.append(len(stamps) / (now() - started))
+                    # the paced stream: begin and the final notification go out undelayed
+                    if len(stamps) >= 3 and stamps[-1] > stamps[0]:
+                        rates.append((len(stamps) - 2) / (stamps[-1] - stamps[0]))
                     busiest.append(_busiest_second(stamps))
                 for i in range(rounds):
                     variants = [("cli", cli), ("cold", cold), ("warm", warm)]
@@ -116,7 +117,8 @@ async def run(quick: bool) -> list[Figure]:
     return [
         figure(NAME, "flood: notifications/progress per second", "msg/s", rates,
                goal_max=10.5, goal="≤ ~10",
-               note=f"2 projects × {FLOOD_N:,} raw child values; all notifications / call wall"),
+               note=f"2 projects × {FLOOD_N:,} raw child values; the notifications between the "
+                    "first and the last, per second between them"),
         figure(NAME, "flood: notifications in the busiest 1 s", "msgs", busiest, goal_max=12,
                goal="≤ ~10 (+ begin, end)"),
         figure(NAME, "CLI `run steps --json` (process per run)", "ms", [s * 1000 for s in cli],

@@ -481,13 +481,18 @@ class RunnerPool:
     # -- warm-up and shutdown ---------------------------------------------------------------
 
     async def warm(self, environments: list[Environment]) -> None:
-        """Start one runner per environment ahead of the first request (up to the cap).
+        """Start the runners a first request would use, ahead of it: `per_environment` of each
+        environment, up to the `max_runners` cap in all.
 
-        A warming runner holds no lease: the first execution of its environment takes it.
+        A warming runner holds no lease: the first executions of its environment take it.
         """
         starting = []
-        for environment in list(dict.fromkeys(environments))[:self.max_runners]:
-            if not self._envs.get(environment):
+        room = self.max_runners - len(self._owned)
+        for environment in dict.fromkeys(environments):
+            for _ in range(self.per_environment - len(self._envs.get(environment, []))):
+                if room <= 0:
+                    break
+                room -= 1
                 starting.append((environment, self._spawn(environment)))
         for environment, runner in starting:
             assert runner.starting is not None
