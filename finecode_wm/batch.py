@@ -63,6 +63,11 @@ def plan(workspace: Workspace, actions: list[str],
         raise BadRequest("'actions' must name at least one action")
     if projects is None:
         selected = sorted(workspace.projects.values(), key=lambda p: p.root)
+        if not selected:
+            raise BadRequest(f"no FineCode projects under "
+                             f"{', '.join(map(str, workspace.folders)) or 'the workspace'} "
+                             "(a project is a directory whose pyproject.toml has a "
+                             "[tool.finecode] table)")
     else:
         selected = []
         for raw in projects:
@@ -77,6 +82,8 @@ def plan(workspace: Workspace, actions: list[str],
                 raise BadRequest(f"{path} is outside the workspace folders "
                                  f"({', '.join(map(str, workspace.folders)) or 'none'})")
             project = workspace.projects.get(path)
+            if project is None and not path.exists():
+                raise BadRequest(f"{path} does not exist")
             if project is None:
                 problem = workspace.problems.get(path)
                 raise BadRequest(f"{path} has a broken FineCode config: {problem}" if problem else

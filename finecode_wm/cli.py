@@ -70,7 +70,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _service(workspace: str, console: Console, max_parallel: int | None = None) -> FineCode:
     def report(problem: str) -> None:
-        console.print(f"[bold red]config error:[/] {escape(problem)}", highlight=False)
+        console.print(f"[bold red]config error:[/] {escape(problem)}", highlight=False,
+                      soft_wrap=True)
 
     fine = FineCode(lambda _message: None, max_parallel=max_parallel, report=report)
     for problem in fine.set_folders([Path(workspace)]):
@@ -78,10 +79,19 @@ def _service(workspace: str, console: Console, max_parallel: int | None = None) 
     return fine
 
 
+def _project_path(raw: str, workspace: str) -> str:
+    """A relative `--project` is taken from the current directory when it exists there, else
+    from the workspace folder (as MCP's `projects` are)."""
+    if os.path.isabs(raw) or os.path.exists(raw):
+        return os.path.abspath(raw)
+    return os.path.abspath(os.path.join(workspace, raw))
+
+
 def _request(args: argparse.Namespace) -> RunRequest:
     return RunRequest(
         actions=args.actions,
-        projects=[os.path.abspath(p) for p in args.project] if args.project else None,
+        projects=[_project_path(p, args.workspace) for p in args.project]
+        if args.project else None,
         options=BatchOptions(concurrent=not args.sequential,
                              stop_on_failure=args.stop_on_failure, timeout=args.timeout))
 
@@ -94,7 +104,7 @@ async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, ou
     try:
         batch = fine.batch(request, emit=renderer)
     except BadRequest as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_USAGE
     if renderer is not None:
         renderer.watch(batch.progress)
@@ -103,10 +113,13 @@ async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, ou
     try:
         result = await batch.run()
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
+        # A second Ctrl-C while runners stop (a blocked handler gets a grace period) kills
+        # them at once instead of interrupting the clean-up.
+        loop.add_signal_handler(signal.SIGINT, fine.pool.kill_all)
         if renderer is not None:
             renderer.close()
         await fine.close()
+        loop.remove_signal_handler(signal.SIGINT)
     entries: list[dict[str, Any]] = result["results"]
     found = collect(entries)
     if args.json:
@@ -119,7 +132,7 @@ async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, ou
         for entry in entries:
             if entry["status"] == "failed":
                 err.print(f"[bold red]{names.get(entry['project'])} / {entry['action']}:[/] "
-                          f"{escape(str(entry.get('error')))}", highlight=False)
+                          f"{escape(str(entry.get('error')))}", highlight=False, soft_wrap=True)
         if found:
             files = len({path for path, _ in found})
             err.print(f"Found {len(found)} finding(s) in {files} file(s).", highlight=False)

@@ -155,6 +155,8 @@ class EditorDiagnostics:
         response carries no items (LSP partial-result rule); without one, the response has them.
         """
         if not self.server.unasked_work_allowed():
+            # Nothing runs unasked; explicit runs keep reaching the client by push meanwhile.
+            self.pulling = False
             return {"items": []}
         if not self.pulling and self._can_refresh():
             self.pulling = True  # from now on pulls only: what was pushed is taken back
@@ -198,7 +200,9 @@ class EditorDiagnostics:
 
         def on_entry(entry: dict[str, Any]) -> None:
             root = Path(entry["project"])
-            if entry["status"] == "failed":
+            import_failure = isinstance(entry.get("errorData"), dict) and \
+                entry["errorData"].get("kind") == "import"  # reported once as a config problem
+            if entry["status"] == "failed" and not import_failure:
                 first = str(entry.get("error", "")).split("\n", 1)[0]
                 self.server.show_problems([f"{entry['action']} failed in {names[root]}: {first}"])
             if countdown.finished(entry):

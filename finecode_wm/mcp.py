@@ -239,8 +239,9 @@ class McpFrontEnd:
             result = await asyncio.shield(running)
             if notifier is not None:
                 await notifier.drain()
-        except asyncio.CancelledError:
-            # No response and no more progress follow a cancel; the batch winds down by itself.
+        except BaseException:
+            # No response and no more progress follow a cancel (or a failure); the batch winds
+            # down by itself.
             batch.cancel()
             if notifier is not None:
                 notifier.task.cancel()

@@ -268,7 +268,8 @@ class BatchProgress:
 
     def narrative(self, now: float, *, estimate: bool = False) -> str:
         """The message of the next value; `estimate` only on a stream with a percentage."""
-        head = f"{self.finished}/{len(self.children)}"
+        done = self.finished - sum(c.status == "cancelled" for c in self.children)
+        head = f"{done}/{len(self.children)}"  # cancelled children are not done
         stalled = self.stalled(now)
         if stalled is not None:
             quiet = stalled.quiet(now) or 0.0

@@ -512,6 +512,12 @@ class RunnerPool:
         return [r.proc.pid for r in self._owned if r.proc is not None and r.proc.returncode
                 is None]
 
+    def kill_all(self) -> None:
+        """Synchronously SIGKILL every runner (a person asked twice to stop)."""
+        self.closed = True
+        for runner in self._owned:
+            runner.terminate()
+
     async def stop_all(self) -> None:
         """Stop every runner; none starts afterwards (a late lease gets `RunnerDied`)."""
         self.closed = True

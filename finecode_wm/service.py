@@ -118,7 +118,7 @@ class FineCode:
             parent.delegated.discard(task)
 
     async def warm(self) -> None:
-        """One runner per environment, ahead of the first request (starts no project code)."""
+        """The runners a first request would use, started ahead of it (no project code)."""
         await self.pool.warm([p.environment for p in self.workspace.projects.values()])
 
     async def close(self) -> None:
