@@ -82,7 +82,12 @@ async def format(params: dict[str, Any], ctx: RunActionContext) -> dict[str, Any
             unparsable.extend(failed)
             for path in batch:
                 await progress.advance(1, message=path.name)
-    return {"files": len(files), "would_change": would_change, "unparsable": unparsable}
+    # One finding per file to reformat, so a format check fails CI and shows in the editor.
+    diagnostics = [{"path": name, "line": 1, "column": 1, "code": "format",
+                    "message": "would be reformatted by `ruff format`", "severity": "warning"}
+                   for name in would_change]
+    return {"files": len(files), "would_change": would_change, "unparsable": unparsable,
+            "diagnostics": diagnostics}
 
 
 def _ruff_command() -> list[str]:
