@@ -20,9 +20,9 @@ from . import __version__
 from .api import Delegate, DelegationError, ProgressContext, RunActionContext
 from .config import ActionConfig, ConfigError, load_project, parse_actions
 from .handlers import Handler, HandlerLoadError, ProjectHandlers, describe_failure
-from .progress import Scope, Value
+from .progress import Scope
 from .reporter import ExecutionReporter, NullReporter
-from .wire import INVALID_PARAMS, Connection, RpcError
+from .wire import INVALID_PARAMS, Connection, RpcError, progress_sender
 
 ACTION_FAILED = -32001
 NOT_INITIALIZED = -32002
@@ -216,23 +216,16 @@ class Runner:
     def _reporter(self, action: str, token: Any, handlers: int) -> ExecutionReporter:
         if token is None:
             return NullReporter(handlers=handlers)
-        conn = self.conn
-        assert conn is not None
-
-        def emit(value: Value) -> None:
-            conn.notify("$/progress", {"token": token, "value": value})
-
-        return ExecutionReporter(emit, title=action, handlers=handlers)
+        assert self.conn is not None
+        return ExecutionReporter(progress_sender(self.conn.notify, token), title=action,
+                                 handlers=handlers)
 
     async def _run_handlers(self, name: str, root: Path, action: ActionConfig,
                             handlers: ProjectHandlers, params: dict[str, Any],
                             reporter: ExecutionReporter, partial_token: Any, token: Any) -> Any:
         assert self.conn is not None
-        conn = self.conn
-        partial = None
-        if partial_token is not None:
-            def partial(value: Any) -> None:
-                conn.notify("$/progress", {"token": partial_token, "value": value})
+        partial = progress_sender(self.conn.notify, partial_token) \
+            if partial_token is not None else None
 
         delegate = self._delegate(token)
         calls = []

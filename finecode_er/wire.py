@@ -49,6 +49,14 @@ class RpcError(Exception):
         return error
 
 
+def progress_sender(notify: Callable[[str, Any], None], token: Any) -> Callable[[Any], None]:
+    """A function that sends each value as `$/progress` on `token` through `notify`."""
+    def send(value: Any) -> None:
+        notify("$/progress", {"token": token, "value": value})
+
+    return send
+
+
 class ConnectionClosed(Exception):
     """The peer went away before answering."""
 

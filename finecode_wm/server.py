@@ -31,8 +31,8 @@ from pygls.protocol import (
     lsp_method,
 )
 
-from finecode_er.progress import Value
 from finecode_er.reporter import Emit
+from finecode_er.wire import progress_sender
 
 from . import __version__
 from .batch import BadRequest, Batch
@@ -113,12 +113,7 @@ class FineCodeServer(LanguageServer):
                 type=types.MessageType.Error, message=f"FineCode: {problem}"))
 
     def _emit_to(self, token: Any) -> Emit:
-        notify = self.protocol.notify
-
-        def emit(value: Value) -> None:
-            notify(types.PROGRESS, {"token": token, "value": value})
-
-        return emit
+        return progress_sender(self.protocol.notify, token)
 
     async def _created_token(self, token: str) -> Emit | None:
         """Ask the client to accept `token`; None when it refuses (then nothing is sent)."""

@@ -12,9 +12,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from finecode_er.progress import Value
 from finecode_er.reporter import Emit
-from finecode_er.wire import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError
+from finecode_er.wire import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError, progress_sender
 
 from .batch import BadRequest, Batch, plan
 from .delegation import Execution
@@ -98,13 +97,8 @@ class FineCode:
         try:
             request = parse_delegation(params, parent.project.root)
             token = params.get("progressToken")
-            emit = None
-            if token is not None and runner.conn is not None:
-                conn = runner.conn
-
-                def emit(value: Value) -> None:
-                    conn.notify("$/progress", {"token": token, "value": value})
-
+            emit = progress_sender(runner.conn.notify, token) \
+                if token is not None and runner.conn is not None else None
             batch = self.batch(request, emit=emit, parent=parent)
         except BadRequest as exc:
             raise RpcError(INVALID_PARAMS, str(exc)) from None
