@@ -63,3 +63,27 @@ async def delegated(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
     """A no-op run through delegation: the WM runs `trivial` as a batch of its own."""
     result: dict[str, Any] = await ctx.run_action("trivial")
     return result
+
+
+async def ticks(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    """`n` advances `gap` s apart; returns when each one was made (perf_counter, which is the
+    system's monotonic clock: the client's stamps compare with it)."""
+    import time
+
+    n, gap = int(params.get("n", 10)), float(params.get("gap", 0.05))
+    made = []
+    async with ctx.progress("Ticking", total=n) as progress:
+        for _ in range(n):
+            await asyncio.sleep(gap)
+            made.append(time.perf_counter())
+            await progress.advance()
+    return {"advanced": made}
+
+
+async def delegated_ticks(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    """`ticks` through delegation, attached to the whole of a one-step scope: the editor's
+    percentage is the delegated child's own."""
+    async with ctx.progress("Delegating", total=1) as progress:
+        result: dict[str, Any] = await ctx.run_action("ticks", params=params, progress=progress)
+        await progress.advance()
+    return result

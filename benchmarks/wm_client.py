@@ -24,7 +24,8 @@ from .common import REPO, now
 
 HANDLERS_SRC = Path(__file__).with_name("bench_handlers.py")
 ACTIONS = {"trivial": "fcbench:trivial", "steps": "fcbench:steps", "flood": "fcbench:flood",
-           "wait": "fcbench:wait", "block": "fcbench:block", "delegated": "fcbench:delegated"}
+           "wait": "fcbench:wait", "block": "fcbench:block", "delegated": "fcbench:delegated",
+           "ticks": "fcbench:ticks", "delegated_ticks": "fcbench:delegated_ticks"}
 
 
 def make_workspace(n_projects: int, *, prefix: str = "fcbench-") -> Path:

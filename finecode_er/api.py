@@ -106,16 +106,12 @@ class ProgressContext:
         if self._reporter.touch():
             await asyncio.sleep(0)
 
-    def attach(self) -> Scope | None:
+    def attach(self) -> Attached | None:
         """A nested part of this scope's current step for delegated work (None: no progress)."""
         node = self._node
         if node is None or node.ended or self._reporter.closed:
             return None
-        return node.add()
-
-    def narrate(self, message: str) -> None:
-        self._reporter.narrative = message
-        self._reporter.touch()
+        return Attached(node.add(), self._reporter)
 
     async def set_total(self, total: float) -> None:
         """Declare (or correct) the total once it is known; the shown bar never goes back."""
@@ -124,6 +120,34 @@ class ProgressContext:
             return
         node.total = total
         self._reporter.touch()
+
+
+class Attached:
+    """Delegated work in the current step of a scope (`ctx.run_action(..., progress=scope)`).
+
+    The WM reports the delegated batch's fraction and narrative; they move this part of the
+    step, like a nested scope, and become the parent's narrative.
+    """
+
+    __slots__ = ("_node", "_reporter")
+
+    def __init__(self, node: Scope, reporter: ExecutionReporter) -> None:
+        self._node = node
+        self._reporter = reporter
+
+    def update(self, fraction: float | None, message: str | None) -> None:
+        """The delegated work's newest state: sent on the parent's stream, paced."""
+        if self._node.ended:
+            return
+        if fraction is not None:
+            self._node.set_fraction(fraction)
+        if message is not None:
+            self._reporter.narrative = message
+        self._reporter.touch()
+
+    def finish(self) -> None:
+        """The delegation returned: its share leaves the step, which the parent advances."""
+        self._node.finish()
 
 
 class RunActionContext:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import os
 import sys
 import traceback
@@ -17,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .api import Delegate, DelegationError, ProgressContext, RunActionContext
+from .api import Attached, Delegate, DelegationError, ProgressContext, RunActionContext
 from .config import ActionConfig, ConfigError, load_project, parse_actions
 from .handlers import Handler, HandlerLoadError, ProjectHandlers, describe_failure
-from .progress import Scope
 from .reporter import ExecutionReporter, NullReporter
 from .wire import INVALID_PARAMS, Connection, RpcError, progress_sender
 
@@ -58,7 +58,7 @@ class Runner:
         self.default_root: Path | None = None
         self.default_actions: dict[str, ActionConfig] = {}
         self._projects: dict[Path, ProjectHandlers] = {}
-        self._attached: dict[str, tuple[Scope, ProgressContext]] = {}  # delegation progress
+        self._attached: dict[str, Attached] = {}  # delegated work moving a parent's step
         self._delegations = itertools.count(1)
         self.shutdown_requested = False
         self.exit_requested = asyncio.Event()
@@ -93,11 +93,11 @@ class Runner:
             assert self.conn is not None
             request: dict[str, Any] = {"parent": parent, "action": action, "params": params,
                                        "projects": projects}
-            node = progress.attach() if progress is not None else None
+            attached = progress.attach() if progress is not None else None
             token = None
-            if node is not None and progress is not None:
+            if attached is not None:
                 token = f"d-{next(self._delegations)}"
-                self._attached[token] = (node, progress)
+                self._attached[token] = attached
                 request["progressToken"] = token
             try:
                 result: dict[str, Any] = await self.conn.request("runAction", request)
@@ -107,23 +107,23 @@ class Runner:
             finally:
                 if token is not None:
                     del self._attached[token]
-                if node is not None:
-                    node.finish()
+                if attached is not None:
+                    attached.finish()
 
         return run_action
 
     def _delegated_progress(self, token: Any, value: Any) -> None:
-        """The WM's aggregated stream of a delegated batch: it moves the attached step."""
+        """`{kind: "fraction", fraction?, message?}` of a delegated batch (see docs/protocol.md):
+        it moves the attached step and narrates the parent's stream."""
         attached = self._attached.get(token) if isinstance(token, str) else None
-        if attached is None or not isinstance(value, dict):
+        if attached is None or not isinstance(value, dict) or value.get("kind") != "fraction":
             return
-        node, scope = attached
-        percentage = value.get("percentage")
-        if isinstance(percentage, int | float) and not isinstance(percentage, bool):
-            node.set_fraction(percentage / 100)
+        fraction = value.get("fraction")
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or \
+                not math.isfinite(fraction):
+            fraction = None
         message = value.get("message")
-        if isinstance(message, str) and value.get("kind") != "end":
-            scope.narrate(message)
+        attached.update(fraction, message if isinstance(message, str) else None)
 
     # -- initialize -------------------------------------------------------------------------
 

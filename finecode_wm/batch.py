@@ -8,20 +8,25 @@ count, so the stream begins at once and determinate. A single child is measurabl
 own declared total, so the stream waits for that child's begin — at most `BEGIN_WAIT_WARM` when
 its runner is warm, `BEGIN_WAIT_COLD` while it starts ("starting runners") — then begins
 determinate or not.
+
+A delegated batch (`ctx.run_action`) reports to the delegating runner instead, which takes a
+late switch: its stream (`FractionStream`) begins at once and carries the batch's fraction
+whenever there is one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finecode_er.progress import Value
-from finecode_er.reporter import Emit, PacedStream
+from finecode_er.progress import FractionStream, Stream, Value
+from finecode_er.reporter import INTERNAL_INTERVAL, REPORT_INTERVAL, Emit, PacedStream
 from finecode_er.wire import REQUEST_CANCELLED, RpcError
 
 from .delegation import Execution, refusal
@@ -99,20 +104,25 @@ def plan(workspace: Workspace, actions: list[str],
 
 
 class _BatchStream(PacedStream):
-    """The editor-visible stream of one batch, re-worded every `TICK` s while it is open.
+    """The aggregated stream of one batch, re-worded every `TICK` s while it is open.
 
     The tick lets the narrative move without news from the children: a stall notice that
-    counts up, an estimate of the time left. Unchanged wording is not resent.
+    counts up, an estimate of the time left. Unchanged wording is not resent. A delegated
+    batch's stream goes to the delegating runner as exact fractions (`FractionStream`), at the
+    internal pace (that runner paces again), without an estimate (the parent's stream has one).
     """
 
-    def __init__(self, emit: Emit, progress: BatchProgress) -> None:
-        super().__init__(emit, progress)
+    def __init__(self, emit: Emit, progress: BatchProgress, *, delegated: bool = False,
+                 late: bool = False) -> None:
+        shape = FractionStream if delegated else functools.partial(Stream, late=late)
+        super().__init__(emit, progress, shape=shape,
+                         interval=INTERNAL_INTERVAL if delegated else REPORT_INTERVAL)
         self.progress = progress
         self._tick: asyncio.TimerHandle | None = None
 
     def message(self) -> str | None:
         determinate = self.stream is not None and self.stream.determinate
-        return self.progress.narrative(time.monotonic(), estimate=determinate)
+        return self.progress.narrative(time.monotonic(), estimate=determinate) or None
 
     def begin(self, title: str, *, cancellable: bool, determinate: bool) -> None:
         super().begin(title, cancellable=cancellable, determinate=determinate)
@@ -139,8 +149,12 @@ class Batch:
                  emit: Awaitable[Emit | None] | Emit | None = None,
                  on_result: Callable[[dict[str, Any]], None] | None = None,
                  on_problem: Log | None = None, log: Log | None = None,
-                 parent: Execution | None = None, history: History | None = None) -> None:
+                 parent: Execution | None = None, history: History | None = None,
+                 late_percentage: bool = False) -> None:
+        """`late_percentage`: `emit` takes a percentage that appears after begin (the terminal),
+        so a single child measurable only later still gets a bar."""
         self._pool = pool
+        self._parent = parent  # the execution that delegated this batch, if one did
         self._chain = parent.chain if parent is not None else ()
         self._slots = slots
         self._on_problem = on_problem
@@ -149,6 +163,7 @@ class Batch:
         self._params = params or {}
         self.options = options or BatchOptions()
         self._emit_source = emit
+        self._late = late_percentage
         self._on_result = on_result
         self._log = log or (lambda _m: None)
         self._history = history
@@ -213,8 +228,10 @@ class Batch:
         emit = await self._resolve_emit()
         if emit is None or self._ended:
             return
-        stream = self._stream = _BatchStream(emit, self.progress)
-        if len(self._planned) == 1:
+        delegated = self._parent is not None
+        stream = self._stream = _BatchStream(emit, self.progress, delegated=delegated,
+                                             late=self._late)
+        if len(self._planned) == 1 and not delegated:
             ready = self._pool.has_ready(self._planned[0].project.environment)
             wait = BEGIN_WAIT_WARM if ready else BEGIN_WAIT_COLD
             with contextlib.suppress(TimeoutError):
@@ -305,7 +322,7 @@ class Batch:
         project = planned.project
         execution = Execution(project, planned.action,
                               (*self._chain, (project.root, project.name, planned.action)),
-                              self._slots)
+                              self._slots, up=self._parent)
         token = router.mint(lambda value: self._on_child_value(child, value), execution)
         action = project.actions[planned.action]
         timeout = self.options.timeout or action.timeout
@@ -313,7 +330,7 @@ class Batch:
                   "actionConfig": action.to_json(), "codeVersion": project.code_version(),
                   "params": self._params, "workDoneToken": token}
         try:
-            async with self._leased(child, project) as runner:
+            async with self._leased(child, execution) as runner:
                 try:
                     result = await asyncio.wait_for(runner.request("run", params), timeout)
                 except TimeoutError:
@@ -329,12 +346,17 @@ class Batch:
             execution.cancel_delegated()
 
     @contextlib.asynccontextmanager
-    async def _leased(self, child: Child, project: Project) -> AsyncIterator[RunnerProcess]:
-        """A runner for `project`; while none of its environment is ready, the child counts as
-        waiting for a runner to start (said in the narrative)."""
-        child.starting = not self._pool.has_ready(project.environment)
+    async def _leased(self, child: Child, execution: Execution) -> AsyncIterator[RunnerProcess]:
+        """A runner for the execution's project, never one that hosts one of its ancestors (a
+        crash of a delegated child's runner must not take its parent down); while none of its
+        environment is ready, the child counts as waiting for a runner to start (said in the
+        narrative)."""
+        environment = execution.project.environment
+        avoid = execution.ancestors_runners()
+        child.starting = not self._pool.has_ready(environment, avoid=avoid)
         try:
-            async with self._pool.lease(project.environment) as runner:
+            async with self._pool.lease(environment, avoid=avoid) as runner:
+                execution.runner = runner
                 self.progress.running(child, time.monotonic())
                 yield runner
         finally:

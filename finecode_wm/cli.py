@@ -102,7 +102,9 @@ async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, ou
     if not args.json:
         renderer = TtyRenderer(err) if err.is_terminal else PlainRenderer(err)
     try:
-        batch = fine.batch(request, emit=renderer)
+        # the terminal takes a late percentage: a single child that begins after a cold start
+        # still gets its bar
+        batch = fine.batch(request, emit=renderer, late_percentage=True)
     except BadRequest as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_USAGE

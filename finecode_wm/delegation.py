@@ -12,6 +12,8 @@ as `runBatch`, under these rules:
 - **Slots.** A parent waiting on delegated work lends its concurrency slot to it and takes a
   slot back when the work is done, so `maxParallel = 1` cannot deadlock: at any moment the
   executions doing work (not waiting on children) are at most `maxParallel`.
+- **Runners.** A delegated child never runs in the runner of one of its ancestors: a child that
+  crashes its runner fails alone, and its parent still gets the result.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from .workspace import Project
+
+if TYPE_CHECKING:
+    from .runners import RunnerProcess
 
 __all__ = ["MAX_DEPTH", "Execution", "refusal"]
 
@@ -40,6 +45,8 @@ class Execution:
     action: str
     chain: tuple[Link, ...]  # its ancestors, then itself
     slots: asyncio.Semaphore
+    up: Execution | None = None  # the execution that delegated it
+    runner: RunnerProcess | None = None  # once leased
     delegated: set[asyncio.Task[object]] = field(default_factory=set)
     _lent: int = 0  # delegations in progress
     _holding: bool = True  # the execution holds its slot (it was started with one)
@@ -73,6 +80,16 @@ class Execution:
             self._holding = True
         else:  # another delegation began meanwhile: it lends this slot at once
             self.slots.release()
+
+    def ancestors_runners(self) -> set[RunnerProcess]:
+        """The runners its ancestors run in: it must run elsewhere."""
+        runners = set()
+        execution = self.up
+        while execution is not None:
+            if execution.runner is not None:
+                runners.add(execution.runner)
+            execution = execution.up
+        return runners
 
     def cancel_delegated(self) -> None:
         """The parent is over: nothing it started may outlive it."""

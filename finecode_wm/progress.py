@@ -3,10 +3,11 @@
 Each child execution (project × action) reports on its own internal token; `BatchProgress`
 checks every child value (a misbehaving child cannot break the editor's rules: bad values are
 dropped and described), keeps each child's own `Scope`, weighs the children into one fraction,
-and words the narrative (`3/12 · lint · pkg-a: utils.py`), the stall notice, the estimate of the
-time left and the outcome (`11 ok, 1 failed`). Every time-dependent answer takes `now`.
+and words the narrative (`3/12 · lint · pkg-a: utils.py`; one child: `lint · pkg-a: utils.py`),
+the stall notice, the estimate of the time left and the outcome (`11 ok, 1 failed`). Every
+time-dependent answer takes `now`.
 
-Weighting (DESIGN.md rule 3):
+Weighting (docs/progress.md):
 - within one action, children weigh their declared units; a child whose units are not known yet
   weighs the mean of the known positive ones (1 when none is known); a total of 0 weighs nothing
   and counts as done, so it never holds the bar back;
@@ -267,29 +268,37 @@ class BatchProgress:
         return any(c.starting and c.status is None for c in self.children)
 
     def narrative(self, now: float, *, estimate: bool = False) -> str:
-        """The message of the next value; `estimate` only on a stream with a percentage."""
-        done = self.finished - sum(c.status == "cancelled" for c in self.children)
-        head = f"{done}/{len(self.children)}"  # cancelled children are not done
+        """The message of the next value; `estimate` only on a stream with a percentage.
+
+        With two or more children it opens with the counts (`3/12`); a single child's batch
+        leaves them out (`0/1` says nothing).
+        """
+        parts = []
+        if len(self.children) != 1:
+            done = self.finished - sum(c.status == "cancelled" for c in self.children)
+            parts.append(f"{done}/{len(self.children)}")  # cancelled children are not done
         stalled = self.stalled(now)
         if stalled is not None:
             quiet = stalled.quiet(now) or 0.0
-            text = (f"{head} · waiting on {stalled.project} · {stalled.action} "
-                    f"({math.floor(quiet)} s without progress)")
+            parts.append(f"waiting on {stalled.project} · {stalled.action} "
+                         f"({math.floor(quiet)} s without progress)")
         else:
-            text = self._active_text(head)
+            parts.append(self._active_text())
         if self.starting():
-            text += " · starting runners"
+            parts.append("starting runners")
         left = self.estimate(now) if estimate else None
-        return text if left is None else f"{text} · {describe_seconds_left(left)}"
+        if left is not None:
+            parts.append(describe_seconds_left(left))
+        return " · ".join(p for p in parts if p)
 
-    def _active_text(self, head: str) -> str:
+    def _active_text(self) -> str:
         child = self.current
         if child is None or child.status is not None:
             child = next((c for c in self.children if c.state == "active" and c.status is None),
                          None)
         if child is None:
-            return head
-        text = f"{head} · {child.action} · {child.project}"
+            return ""
+        text = f"{child.action} · {child.project}"
         return f"{text}: {child.message}" if child.message else text
 
     def rows(self, now: float) -> list[Row]:

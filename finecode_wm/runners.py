@@ -21,7 +21,7 @@ import itertools
 import os
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -347,7 +347,9 @@ class RunnerPool:
     - `per_environment` runners at most per environment (default: `maxParallel`): one runner
       serves many executions at once (each in its own task), so extra runners only buy
       parallelism for CPU-bound handlers; the next execution goes to the least loaded ready
-      runner, and a new runner starts only when every ready one is busy.
+      runner, and a new runner starts only when every ready one is busy. A delegated child never
+      runs in a runner of one of its ancestors (so its crash cannot take them down): an
+      environment may hold, besides `per_environment`, the runners a delegation chain needs.
     - `max_runners` live processes in all (default max(4, per_environment)): over it, the least
       recently used idle runners are stopped. Nothing idle means the cap is exceeded for a
       moment rather than a request being made to wait (which could deadlock a delegating parent).
@@ -379,17 +381,23 @@ class RunnerPool:
     # -- leasing ----------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def lease(self, environment: Environment) -> AsyncIterator[RunnerProcess]:
-        """A ready runner of `environment` for one execution; never stopped while leased."""
-        runner = await self._acquire(environment)
+    async def lease(self, environment: Environment, *,
+                    avoid: Collection[RunnerProcess] = ()) -> AsyncIterator[RunnerProcess]:
+        """A ready runner of `environment` for one execution; never stopped while leased.
+
+        Never one of `avoid` (the runners of a delegated child's ancestors): when every runner
+        of the environment is avoided, one more starts, over `per_environment`.
+        """
+        runner = await self._acquire(environment, avoid)
         try:
             yield runner
         finally:
             self._release(runner)
 
-    async def _acquire(self, environment: Environment) -> RunnerProcess:
+    async def _acquire(self, environment: Environment,
+                       avoid: Collection[RunnerProcess]) -> RunnerProcess:
         while True:
-            runner = self._choose(environment)  # decided and leased with no await in between
+            runner = self._choose(environment, avoid)  # decided and leased with no await between
             try:
                 if runner.starting is not None:
                     await asyncio.shield(runner.starting)
@@ -400,15 +408,15 @@ class RunnerPool:
                 return runner
             self._release(runner)  # it died or began draining while we waited: choose again
 
-    def _choose(self, environment: Environment) -> RunnerProcess:
+    def _choose(self, environment: Environment,
+                avoid: Collection[RunnerProcess]) -> RunnerProcess:
         runners = [r for r in self._envs.get(environment, []) if r.state.accepts_work
                    and (r.state.state == "starting" or r.alive)]  # not one dying unnoticed
         # the least loaded, a ready one before a starting one (which the lease waits for)
-        best = min(runners, key=lambda r: (r.state.leases, r.state.state != "ready"),
-                   default=None)
-        if (best is None or best.state.leases > 0) and len(runners) < self.per_environment:
+        best = min((r for r in runners if r not in avoid),
+                   key=lambda r: (r.state.leases, r.state.state != "ready"), default=None)
+        if best is None or (best.state.leases > 0 and len(runners) < self.per_environment):
             best = self._spawn(environment)
-        assert best is not None
         best.state.lease()
         return best
 
@@ -501,8 +509,10 @@ class RunnerPool:
             except Exception as exc:
                 self._log(f"could not warm a runner for {environment.label}: {exc}")
 
-    def has_ready(self, environment: Environment) -> bool:
-        return any(r.state.state == "ready" for r in self._envs.get(environment, []))
+    def has_ready(self, environment: Environment, *,
+                  avoid: Collection[RunnerProcess] = ()) -> bool:
+        return any(r.state.state == "ready" and r not in avoid
+                   for r in self._envs.get(environment, []))
 
     def runners(self) -> list[RunnerProcess]:
         return [r for runners in self._envs.values() for r in runners]

@@ -71,7 +71,7 @@ class FineCode:
 
     def batch(self, request: RunRequest, *, emit: Awaitable[Emit | None] | Emit | None,
               on_result: Callable[[dict[str, Any]], None] | None = None,
-              parent: Execution | None = None) -> Batch:
+              parent: Execution | None = None, late_percentage: bool = False) -> Batch:
         """Plan a request (raises `BadRequest` on bad input) into a runnable batch.
 
         Configs edited since they were read are read again first: an edit takes effect on the
@@ -83,7 +83,8 @@ class FineCode:
         title = "FineCode: " + ", ".join(request.actions)
         return Batch(self.pool, planned, title=title, slots=self.slots, params=request.params,
                      options=request.options, emit=emit, on_result=on_result,
-                     on_problem=self.report, log=self.log, parent=parent, history=self.history)
+                     on_problem=self.report, log=self.log, parent=parent, history=self.history,
+                     late_percentage=late_percentage)
 
     async def _runner_request(self, runner: RunnerProcess, method: str, params: Any) -> Any:
         """Requests from runners: `runAction` (a handler's `ctx.run_action`)."""

@@ -80,8 +80,8 @@ class TtyRenderer(Renderer):
         if self._task is None:
             return
         fields: dict[str, Any] = {"message": message} if message else {}
-        if percentage is not None:
-            fields.update(completed=percentage, percent=f"{percentage}%")
+        if percentage is not None:  # also the first one of a stream that began without any
+            fields.update(total=100, completed=percentage, percent=f"{percentage}%")
         if kind == "end":
             task = self._progress.tasks[0]
             if task.total is None:

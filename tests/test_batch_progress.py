@@ -246,6 +246,26 @@ def test_starting_runners_only_while_a_child_waits_for_its_runner() -> None:
     assert "starting" not in progress.narrative(0.2)
 
 
+def test_a_single_child_batch_narrates_without_counts() -> None:
+    """`0/1 ·` says nothing: one child's batch (top-level or delegated) leaves the counts out."""
+    progress = BatchProgress([("app", "lint")])
+    (child,) = progress.children
+    assert progress.narrative(0.0) == ""
+    child.starting = True
+    assert progress.narrative(0.0) == "starting runners"
+    begin(progress, child, 10, now=0.1)
+    report(progress, child, now=0.2, message="utils.py", done=3)
+    assert progress.narrative(0.2) == "lint · app: utils.py"
+    assert progress.narrative(5.2) == "waiting on app · lint (5 s without progress)"
+    progress.started = 0.0
+    assert progress.narrative(3.0, estimate=True) == "lint · app: utils.py · ~7 s left"
+    progress.finish(child, "ok")
+    assert progress.narrative(3.0) == ""
+    assert progress.outcome() == "1 ok"
+    two = BatchProgress([("app", "lint"), ("lib", "lint")])
+    assert two.narrative(0.0) == "0/2", "two or more children keep their counts"
+
+
 def test_estimate_from_elapsed_time_and_fraction() -> None:
     progress = BatchProgress([("a", "lint"), ("b", "lint")])
     progress.started = 100.0

@@ -113,7 +113,7 @@ async def test_cancelling_the_parent_cancels_the_delegated_child(
         await asyncio.sleep(0.05)
     assert marker.read_text().startswith("cancelled"), "the delegated handler saw the cancel"
     again = await run_batch(client, actions=["steps"], params={"n": 2, "delay": 0})
-    assert again["summary"]["ok"] == 2, "and the next request works"
+    assert again["summary"]["ok"] == 3, "and the next request works (app, lib, iso)"
 
 
 @pytest_lsp.fixture(config=CONFIG)
@@ -131,6 +131,24 @@ async def test_max_parallel_one_does_not_deadlock(single_slot: RecordingClient) 
     assert result["summary"] == {"ok": 2, "failed": 0, "cancelled": 0}
     assert all(r["result"]["summary"]["ok"] == 1 for r in result["results"])
     check_stream(single_slot.values["one"])
+
+
+async def test_max_parallel_one_a_crashing_delegated_child_fails_alone(
+        single_slot: RecordingClient) -> None:
+    """The child runs in a runner of its own, never its parent's (even over maxParallel = 1
+    runners), so a crash of its runner fails that child and the parent gets the result."""
+    result = await asyncio.wait_for(run_batch(
+        single_slot, actions=["parent"], projects=[APP], workDoneToken="crash",
+        params={"action": "crash", "attach": True}), 30)
+    (entry,) = result["results"]
+    assert entry["status"] == "ok", entry
+    (child,) = entry["result"]["results"]
+    assert child["status"] == "failed" and "exited (code 3)" in child["error"], child
+    check_stream(single_slot.values["crash"])
+    again = await run_batch(single_slot, actions=["parent"], projects=[APP],
+                            params={"action": "steps", "params": {"n": 2, "delay": 0}})
+    assert again["results"][0]["status"] == "ok"
+    assert again["results"][0]["result"]["summary"]["ok"] == 1, "and the next run works"
 
 
 async def test_delegation_across_two_environments(tmp_path: Path,

@@ -40,7 +40,8 @@ class McpServer:
     them: one task owns the connection for its whole life and tests use the session from theirs.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, workspace: Path = WORKSPACE) -> None:
+        self.workspace = workspace
         self.session: ClientSession | None = None
         self.notifications: list[types.ProgressNotificationParams] = []
         self.pid = 0
@@ -56,7 +57,7 @@ class McpServer:
         before = {p.pid for p in psutil.Process().children()}
         params = StdioServerParameters(
             command=sys.executable, args=["-m", "finecode_wm", "mcp", "--workspace",
-                                          str(WORKSPACE)], env=probe_env())
+                                          str(self.workspace)], env=probe_env())
         try:
             with _devnull() as errlog:
                 async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(

@@ -48,6 +48,26 @@ async def pool() -> AsyncIterator[RunnerPool]:
     assert p.pids() == []
 
 
+async def test_a_delegated_child_never_shares_a_runner_with_its_ancestors() -> None:
+    """Over `per_environment` if it must (the runners a delegation chain needs), and no more."""
+    pool = RunnerPool(lambda _m: None, per_environment=1, max_runners=4)
+    try:
+        async with pool.lease(ENV) as parent:
+            assert not pool.has_ready(ENV, avoid={parent})
+            async with pool.lease(ENV, avoid={parent}) as child:
+                assert child is not parent
+                async with pool.lease(ENV, avoid={parent}) as sibling:
+                    assert sibling is child, "a second child shares the child's runner"
+                async with pool.lease(ENV, avoid={parent, child}) as grandchild:
+                    assert grandchild not in (parent, child)
+        assert len(pool.runners()) == 3
+        assert sum(r.state.leases for r in pool.runners()) == 0
+    finally:
+        pids = pool.pids()
+        await pool.stop_all()
+        assert await waitgone(pids)
+
+
 def run_params(**params: Any) -> dict[str, Any]:
     return {"action": "count", "projectRoot": str(ER_PROJECT), "actionConfig": COUNT,
             "params": params}

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finecode_er.progress import Composite, Scope, Stream, StreamError, Work
+from finecode_er.progress import (
+    Composite,
+    FractionStream,
+    Scope,
+    Stream,
+    StreamError,
+    Work,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -215,3 +222,49 @@ def test_unchanged_reports_are_not_resent() -> None:
                                                          "percentage": 20}
 
 
+
+
+# -- what a delegating runner is told ---------------------------------------------------------
+
+fractions = st.lists(st.one_of(st.none(), st.floats(-0.5, 1.5), st.just(math.nan)), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(fractions, st.booleans())
+def test_fraction_stream_never_goes_back_and_is_one_only_when_complete(
+        script: list[float | None], complete: bool) -> None:
+    stream = FractionStream()
+    values = [stream.begin(fraction=None, message="starting runners")]
+    for fraction in script:
+        value = stream.report(fraction=fraction, message="m")
+        if value is not None:
+            values.append(value)
+    last = stream.report(fraction=script[-1] if script else None, complete=complete)
+    if last is not None:
+        values.append(last)
+    assert stream.end("1 ok") is None, "the answer to the delegation ends it, not a value"
+    assert all(v["kind"] == "fraction" for v in values)
+    sent = [v["fraction"] for v in values if "fraction" in v]
+    assert all(0.0 <= f <= 1.0 for f in sent), sent
+    assert sent == sorted(sent), f"a fraction went back: {sent}"
+    if complete:
+        assert sent[-1] == 1.0
+    finite = [f for f in script if f is not None and not math.isnan(f)]
+    if not complete and not finite:
+        assert sent == [], "nothing measurable, no fraction invented"
+
+
+def test_fraction_stream_takes_a_late_fraction_and_holds_a_dip() -> None:
+    stream = FractionStream()
+    assert stream.begin(fraction=None, message="a") == {"kind": "fraction", "message": "a"}
+    assert stream.report(fraction=None, message="a") is None, "unchanged: not resent"
+    assert stream.report(fraction=0.25, message="a") == {"kind": "fraction", "fraction": 0.25,
+                                                         "message": "a"}
+    assert stream.report(fraction=0.1, message="a") is None, "a late total holds the fraction"
+    assert stream.report(fraction=0.1, message="b") == {"kind": "fraction", "fraction": 0.25,
+                                                        "message": "b"}
+    assert stream.report(fraction=1 / 3, message="b")["fraction"] == 0.333333  # type: ignore[index]
+    assert stream.report(fraction=0.5, complete=True)["fraction"] == 1.0  # type: ignore[index]
+    stream.end()
+    with pytest.raises(StreamError):
+        stream.report(fraction=0.5)
