@@ -245,5 +245,5 @@ def test_plain_lines_carry_stall_and_estimate_and_history_is_kept() -> None:
     assert any("waiting on alpha · sleepy (6 s without progress)" in line for line in lines)
     assert any(re.search(r"\d+% .* · ~\d+ s left", line) for line in lines), done.stderr
     kept = json.loads((CACHE / "finecode" / "history.json").read_text())
-    timed = {(p, a): s for p, a, s in kept["entries"]}
+    timed = {(p, a): s for p, a, _signed, s, _total in kept["entries"]}
     assert timed[(str(WORKSPACE / "alpha"), "sleepy")] >= 7
