@@ -112,14 +112,18 @@ class Row:
 @dataclass(frozen=True)
 class Headline:
     """The batch's narrative in parts, for a display that lays them out itself: the count
-    (`3/12`), how long the longest-silent child has been stalled, and the rest of the words."""
+    (`3/12`), the stalled child (`pkg-a · lint`, empty when none) and how long it has been
+    silent, and the rest of the words. `str()` is the message an editor gets."""
 
     count: str
     quiet: float | None
+    waiting: str
     text: str
 
     def __str__(self) -> str:
-        return f"{self.count} · {self.text}" if self.text else self.count
+        stall = (f"waiting on {self.waiting} ({math.floor(self.quiet or 0.0)} s without "
+                 "progress)") if self.waiting else ""
+        return " · ".join(part for part in (self.count, stall, self.text) if part)
 
 
 def describe_seconds_left(seconds: float) -> str:
@@ -337,19 +341,18 @@ class BatchProgress:
         done = self.finished - sum(c.status == "cancelled" for c in self.children)
         count = f"{done}/{len(self.children)}"  # cancelled children are not done
         stalled = self.stalled(now)
-        quiet = None if stalled is None else stalled.quiet(now) or 0.0
         parts = []
-        if stalled is not None:
-            parts.append(f"waiting on {stalled.project} · {stalled.action} "
-                         f"({math.floor(quiet or 0.0)} s without progress)")
-        elif (active := self._active_text()) is not None:
+        if stalled is None and (active := self._active_text()) is not None:
             parts.append(active)
         if self.starting():
             parts.append("starting runners")
         left = self.estimate(now) if estimate else None
         if left is not None:
             parts.append(describe_seconds_left(left))
-        return Headline(count, quiet, " · ".join(parts))
+        if stalled is None:
+            return Headline(count, None, "", " · ".join(parts))
+        return Headline(count, stalled.quiet(now), f"{stalled.project} · {stalled.action}",
+                        " · ".join(parts))
 
     def _active_text(self) -> str | None:
         child = self.current
