@@ -331,3 +331,37 @@ def test_plain_lines_carry_stall_and_estimate_and_history_is_kept() -> None:
     kept = json.loads((CACHE / "finecode" / "history.json").read_text())
     timed = {(p, a): s for p, a, _signed, s, _total in kept["entries"]}
     assert timed[(str(WORKSPACE / "alpha"), "sleepy")] >= 7
+
+
+def test_failed_runs_are_recorded_and_a_changed_config_replaces_its_timing(
+        tmp_path: Path) -> None:
+    """The history file after a run with an always-failing child, and after the handler's
+    config changed (per-file delay 0.01 → 0.08 s): the new timing replaces the old one."""
+    project = tmp_path / "ws" / "d"
+    project.mkdir(parents=True)
+    toml = project / "pyproject.toml"
+    toml.write_text("[tool.finecode.actions.files]\nhandlers = [{ source = "
+                    "\"probe_handlers:units\", config = { total = 8, steps = 8, delay = 0.01 } }]\n"
+                    "[tool.finecode.actions.broken]\n"
+                    "handlers = [{ source = \"probe_handlers:boom\" }]\n")
+    env = probe_env() | {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    kept = tmp_path / "cache" / "finecode" / "history.json"
+
+    def run(*actions: str) -> int:
+        return subprocess.run([sys.executable, "-m", "finecode_wm", "run", *actions,
+                               "--workspace", str(project.parent)], env=env,
+                              capture_output=True, text=True, timeout=50).returncode
+
+    def entries() -> dict[str, tuple[str, float, float | None]]:
+        return {a: (signed, seconds, total)
+                for _, a, signed, seconds, total in json.loads(kept.read_text())["entries"]}
+
+    assert run("files", "broken") == 1
+    first = entries()
+    assert set(first) == {"files", "broken"}, "the failed run is recorded too"
+    assert first["broken"][2] == 3 and first["files"][2] == 8
+    toml.write_text(toml.read_text().replace("delay = 0.01", "delay = 0.08"))
+    assert run("files") == 0
+    signed, seconds, total = entries()["files"]
+    assert signed != first["files"][0] and total == 8
+    assert seconds >= 8 * 0.08, "replaced by the new run's time, not smoothed with the old"
