@@ -6,7 +6,7 @@ dropped and described), keeps each child's own `Scope`, weighs the children into
 and words the narrative (`3/12 · lint · pkg-a: utils.py`), the stall notice, the estimate of the
 time left and the outcome (`11 ok, 1 failed`). Every time-dependent answer takes `now`.
 
-Weighting (DESIGN.md rule 3):
+Weighting (docs/progress.md):
 - within one action, children weigh their declared units; a child whose units are not known yet
   weighs the mean of the known positive ones (1 when none is known); a total of 0 weighs nothing
   and counts as done, so it never holds the bar back;
@@ -35,6 +35,7 @@ STALL_AFTER = 5.0  # seconds a running child may stay silent before the message 
 ESTIMATE_AFTER = 3.0  # seconds into the batch before an estimate of the time left is shown
 ESTIMATE_MIN_FRACTION = 0.02  # below this, elapsed/fraction says nothing useful
 HISTORY_MARGIN = 0.10  # history may put the bar at most this far above the counted fraction
+OVERRUN_GRACE = 1.0  # seconds a child without a fraction may run past its expected time
 PAUSED = "estimate paused"
 
 
@@ -233,13 +234,14 @@ class BatchProgress:
     @staticmethod
     def _rest(child: Child, now: float) -> float | None:
         """Seconds an unfinished child still needs; None once it has outrun its expected time
-        without a fraction to tell how far it is."""
+        (by `OVERRUN_GRACE`, so quick children do not flicker) without a fraction to tell how
+        far it is."""
         expected = child.expected or 0.0
         ran = now - child.running_since if child.running_since is not None else 0.0
         own = child.fraction()
         if own is not None and own > 0:
             return (1 - own) * max(expected, ran / own)  # its own pace, when slower than history
-        return expected - ran if ran < expected else None
+        return max(0.0, expected - ran) if ran < expected + OVERRUN_GRACE else None
 
     # -- child values -----------------------------------------------------------------------
 

@@ -252,10 +252,10 @@ class PlainRenderer(Renderer):
             self._pending = line
             return
         if value["kind"] == "end" and self._pending:
-            self._console.print(self._pending, highlight=False, markup=False)
+            self._console.print(self._pending, highlight=False, markup=False, soft_wrap=True)
         self._pending = None
         self._next = now + self._interval
-        self._console.print(line, highlight=False, markup=False)
+        self._console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def summary_table(results: list[dict[str, Any]], names: dict[str, str]) -> Table:
