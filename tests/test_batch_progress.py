@@ -347,7 +347,7 @@ history_script = st.lists(st.tuples(
                                         "cancelled"]), st.integers(0, 30)), max_size=60)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(history_children, history_script)
 def test_history_never_puts_the_bar_more_than_the_margin_above_counted_work(
         specs: list[tuple[str, int | None, float, int | None]],
