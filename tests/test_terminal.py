@@ -75,7 +75,7 @@ lines = st.lists(st.builds(Line, texts, st.none(), st.just(""), st.just(0.0),
                  min_size=1, max_size=6)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(lines, widths)
 def test_layout_keeps_the_must_haves_whatever_the_texts(shown: list[Line], width: int) -> None:
     label, bar = layout(shown, width)
