@@ -30,7 +30,7 @@ from finecode_er.reporter import INTERNAL_INTERVAL, REPORT_INTERVAL, Emit, Paced
 from finecode_er.wire import REQUEST_CANCELLED, RpcError
 
 from .delegation import Execution, refusal
-from .history import History
+from .history import History, signature
 from .progress import BatchProgress, Child
 from .runners import RunnerDied, RunnerPool, RunnerProcess
 from .workspace import Project, Workspace
@@ -167,10 +167,13 @@ class Batch:
         self._on_result = on_result
         self._log = log or (lambda _m: None)
         self._history = history
+        # What determines each child's work besides its size; set again from what is sent.
+        self._signatures = [signature(p.project.actions[p.action].to_json(),
+                                      p.project.code_version()) for p in planned]
         self.progress = BatchProgress(
             [(p.project.name, p.action) for p in planned],
-            [history.expected(str(p.project.root), p.action) if history else None
-             for p in planned],
+            [history.timing(str(p.project.root), p.action, signed) if history else None
+             for p, signed in zip(planned, self._signatures, strict=True)],
             lanes=pool.per_environment if self.options.concurrent else 1)
         self.results: list[dict[str, Any] | None] = [None] * len(planned)
         self._started: list[float | None] = [None] * len(planned)
@@ -326,8 +329,10 @@ class Batch:
         token = router.mint(lambda value: self._on_child_value(child, value), execution)
         action = project.actions[planned.action]
         timeout = self.options.timeout or action.timeout
+        config, version = action.to_json(), project.code_version()
+        self._signatures[index] = signature(config, version)  # what this run is
         params = {"action": planned.action, "projectRoot": str(project.root),
-                  "actionConfig": action.to_json(), "codeVersion": project.code_version(),
+                  "actionConfig": config, "codeVersion": version,
                   "params": self._params, "workDoneToken": token}
         try:
             async with self._leased(child, execution) as runner:
@@ -387,9 +392,13 @@ class Batch:
                 entry["errorData"] = data
         self.results[index] = entry
         child = self.progress.children[index]
-        if status == "ok" and self._history is not None and child.running_since is not None:
+        # A failed run's time is real work too (the next one will likely fail the same way);
+        # a cancelled one says nothing about how long the work takes.
+        if status != "cancelled" and self._history is not None and \
+                child.running_since is not None:
             self._history.record(str(planned.project.root), planned.action,
-                                 time.monotonic() - child.running_since)
+                                 self._signatures[index], time.monotonic() - child.running_since,
+                                 child.work.total)
         self.progress.finish(child, status)
         if self._stream is not None:
             self._stream.touch()

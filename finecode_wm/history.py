@@ -1,67 +1,95 @@
-"""How long each (project, action) took in earlier ok runs, so the bar can weigh children by time.
+"""How long each (project, action) took in earlier runs, so the bar can weigh children by time.
+
+An entry is kept under (project, action) with a *signature* of what determines the work besides
+its size: the action's config as the runner gets it and the project's handler code version. An
+entry whose signature no longer matches is not used, and the next run replaces it. Size is the
+units the run declared: the entry keeps seconds with that total, and a run declaring another
+total expects the time scaled per unit (`Timing.for_total`).
 
 `History` is the in-memory record (one per WM session). The terminal front end, which lives for
 one run only, keeps it between runs in a small JSON file under the user's cache directory:
-`load()` ignores a missing or corrupt file, `save()` replaces the file atomically.
+`load()` ignores a missing, corrupt or older-format file, `save()` replaces the file atomically.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
-import math
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from .paths import cache_dir
+from .progress import Timing, non_negative
 
-__all__ = ["History", "default_path", "load", "save"]
+__all__ = ["History", "default_path", "load", "save", "signature"]
 
 MAX_ENTRIES = 2000
 SMOOTHING = 0.5  # weight of the newest run: recent runs matter, one odd run does not dominate
-VERSION = 1
+VERSION = 2  # 1 had no signature and no total: such files are ignored
+
+
+def signature(action_config: Mapping[str, object], code_version: str) -> str:
+    """A short digest of the action's config (as sent to the runner) and the handler code
+    version: when either changes, earlier timings say nothing about this run."""
+    text = json.dumps([action_config, code_version], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class History:
-    """Expected seconds per (project, action), least recently recorded dropped past a bound."""
+    """Timings per (project, action) under a signature, least recently recorded dropped past a
+    bound."""
 
     def __init__(self, limit: int = MAX_ENTRIES) -> None:
         self.limit = limit
-        self._seconds: dict[tuple[str, str], float] = {}
+        self._entries: dict[tuple[str, str], tuple[str, Timing]] = {}
 
     def __len__(self) -> int:
-        return len(self._seconds)
+        return len(self._entries)
 
-    def expected(self, project: str, action: str) -> float | None:
-        return self._seconds.get((project, action))
+    def timing(self, project: str, action: str, signed: str) -> Timing | None:
+        """The timing recorded under the same signature, else None."""
+        entry = self._entries.get((project, action))
+        return entry[1] if entry is not None and entry[0] == signed else None
 
-    def record(self, project: str, action: str, seconds: float) -> None:
-        """An ok run of `action` in `project` took `seconds` (running time, not runner start)."""
-        if not math.isfinite(seconds) or seconds < 0:
+    def record(self, project: str, action: str, signed: str, seconds: float,
+               total: float | None = None) -> None:
+        """A run (ok or failed) of `action` in `project` took `seconds` of running time and
+        declared `total` units (None: none). Smoothed with the entry of the same signature,
+        scaled to this total; an entry of another signature is replaced."""
+        took = non_negative(seconds)
+        if took is None:
             return
+        units = non_negative(total)
         key = (project, action)
-        old = self._seconds.pop(key, None)
-        self._seconds[key] = seconds if old is None else SMOOTHING * seconds + (1 - SMOOTHING) * old
-        while len(self._seconds) > self.limit:
-            del self._seconds[next(iter(self._seconds))]
+        old = self._entries.pop(key, None)
+        before = old[1].for_total(units) if old is not None and old[0] == signed else None
+        if before is not None:
+            took = SMOOTHING * took + (1 - SMOOTHING) * before
+        self._entries[key] = (signed, Timing(took, units))
+        while len(self._entries) > self.limit:
+            del self._entries[next(iter(self._entries))]
 
     def to_json(self) -> dict[str, object]:
         return {"version": VERSION,
-                "entries": [[p, a, round(s, 4)] for (p, a), s in self._seconds.items()]}
+                "entries": [[p, a, signed, round(t.seconds, 4), t.total]
+                            for (p, a), (signed, t) in self._entries.items()]}
 
     @classmethod
     def from_json(cls, data: object, limit: int = MAX_ENTRIES) -> History:
-        """Entries that are not `[project, action, seconds]` are skipped; a wrong shape is empty."""
+        """Entries that are not `[project, action, signature, seconds, total|null]` are
+        skipped; another version or a wrong shape is empty."""
         history = cls(limit)
         if not isinstance(data, dict) or data.get("version") != VERSION:
             return history
         entries = data.get("entries")
         for entry in entries if isinstance(entries, list) else []:
-            if (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)
-                    and isinstance(entry[1], str) and isinstance(entry[2], int | float)
-                    and not isinstance(entry[2], bool)):
-                history.record(entry[0], entry[1], float(entry[2]))
+            if (isinstance(entry, list) and len(entry) == 5
+                    and all(isinstance(part, str) for part in entry[:3])
+                    and (entry[4] is None or non_negative(entry[4]) is not None)):
+                history.record(entry[0], entry[1], entry[2], entry[3], entry[4])
         return history
 
 

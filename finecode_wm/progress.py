@@ -13,8 +13,10 @@ Weighting (docs/progress.md):
   and counts as done, so it never holds the bar back;
 - across actions, each action weighs by its number of children (files of `lint` are not bytes
   of `stats`);
-- when the expected seconds of every child are known from earlier ok runs, each child weighs
-  its expected seconds instead, so the percentage tracks time.
+- when the expected seconds of every child are known from earlier runs (`Timing`), each child
+  weighs its expected seconds instead, so the percentage tracks time; but history never puts
+  the bar more than `HISTORY_MARGIN` above the counted fraction (the rules above): where they
+  disagree that strongly, counted work wins.
 """
 
 from __future__ import annotations
@@ -26,19 +28,39 @@ from typing import Any
 
 from finecode_er.progress import Scope
 
-__all__ = ["BatchProgress", "Child", "Row", "describe_seconds_left"]
+__all__ = ["HISTORY_MARGIN", "BatchProgress", "Child", "Headline", "Row", "Timing",
+           "describe_seconds_left", "non_negative"]
 
 MAX_MESSAGE = 200
 STALL_AFTER = 5.0  # seconds a running child may stay silent before the message names it
 ESTIMATE_AFTER = 3.0  # seconds into the batch before an estimate of the time left is shown
 ESTIMATE_MIN_FRACTION = 0.02  # below this, elapsed/fraction says nothing useful
+HISTORY_MARGIN = 0.10  # history may put the bar at most this far above the counted fraction
+OVERRUN_GRACE = 1.0  # seconds a child without a fraction may run past its expected time
+PAUSED = "estimate paused"
 
 
-def _number(value: Any) -> float | None:
+def non_negative(value: Any) -> float | None:
     """A finite, non-negative number, else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) and value >= 0 else None
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long an earlier run of a child took (`seconds`) and the units it declared (`total`,
+    None when it declared none)."""
+
+    seconds: float
+    total: float | None = None
+
+    def for_total(self, total: float | None) -> float | None:
+        """Expected seconds of a run that declares `total` units: the recorded time scaled per
+        unit. None when there is no basis: the recorded run had no work and this one has."""
+        if total is None or self.total is None or total == self.total:
+            return self.seconds
+        return self.seconds * total / self.total if self.total > 0 else None
 
 
 @dataclass(eq=False)
@@ -48,7 +70,7 @@ class Child:
     project: str
     action: str
     work: Scope = field(default_factory=Scope)
-    expected: float | None = None  # seconds, from earlier ok runs
+    timing: Timing | None = None  # from an earlier run with the same signature
     state: str = "waiting"  # of its stream: waiting → active → ended
     message: str | None = None
     status: str | None = None  # ok | failed | cancelled, once it has finished
@@ -60,6 +82,11 @@ class Child:
     @property
     def running(self) -> bool:
         return self.running_since is not None and self.status is None
+
+    @property
+    def expected(self) -> float | None:
+        """Seconds this run should take, from history scaled to the units it declares now."""
+        return None if self.timing is None else self.timing.for_total(self.work.total)
 
     def fraction(self) -> float | None:
         """Its own progress in 0..1 (a total of 0 is done); None when it reported none."""
@@ -81,10 +108,30 @@ class Row:
     fraction: float | None
     message: str | None
     quiet: float | None  # seconds without progress, once stalled
+    ran: float  # seconds it has been running
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The batch's narrative in parts, for a display that lays them out itself: the count
+    (`3/12`), the stalled child (`pkg-a · lint`, empty when none) and how long it has been
+    silent, and the rest of the words. `str()` is the message an editor gets."""
+
+    count: str
+    quiet: float | None
+    waiting: str
+    text: str
+
+    def __str__(self) -> str:
+        stall = (f"waiting on {self.waiting} ({math.floor(self.quiet or 0.0)} s without "
+                 "progress)") if self.waiting else ""
+        return " · ".join(part for part in (self.count, stall, self.text) if part)
 
 
 def describe_seconds_left(seconds: float) -> str:
-    """`~40 s left`, `~3 min left`, `~2 h left`."""
+    """`~40 s left`, `~3 min left`, `~2 h left`; `estimate paused` for `math.inf`."""
+    if math.isinf(seconds):
+        return PAUSED
     if seconds < 90:
         return f"~{max(1, round(seconds))} s left"
     if seconds < 90 * 60:
@@ -108,15 +155,13 @@ class BatchProgress:
     """Folds the children's streams; decides what is measurable and what the narrative says."""
 
     def __init__(self, children: list[tuple[str, str]],
-                 expected: Sequence[float | None] | None = None, *, lanes: int = 1) -> None:
-        """`expected`: seconds per child from history; `lanes`: children that run at once."""
-        seconds = list(expected) if expected is not None else [None] * len(children)
-        self.children = [Child(p, a, expected=s) for (p, a), s in zip(children, seconds,
-                                                                        strict=True)]
+                 timings: Sequence[Timing | None] | None = None, *, lanes: int = 1) -> None:
+        """`timings`: per child from history; `lanes`: children that run at once."""
+        known = list(timings) if timings is not None else [None] * len(children)
+        self.children = [Child(p, a, timing=t) for (p, a), t in zip(children, known, strict=True)]
         self.actions: dict[str, list[Child]] = {}
         for child in self.children:
             self.actions.setdefault(child.action, []).append(child)
-        self.timed = bool(self.children) and all(c.expected is not None for c in self.children)
         self.lanes = max(1, lanes)
         self.current: Child | None = None
         self.finished = 0
@@ -131,15 +176,28 @@ class BatchProgress:
             return len(self.children) >= 2
         return self.children[0].work.total is not None
 
+    @property
+    def timed(self) -> bool:
+        """Every child has an expected time (its history matches the units it declares now)."""
+        return bool(self.children) and all(c.expected is not None for c in self.children)
+
     def fraction(self) -> float | None:
-        """The batch's true fraction in 0..1; None when nothing is measurable."""
+        """The batch's true fraction in 0..1; None when nothing is measurable.
+
+        Weighed by time when `timed`, but never more than `HISTORY_MARGIN` above the counted
+        fraction: stale or wrong history cannot run ahead of the work actually counted.
+        """
         if not self.measurable():
             return self.children[0].fraction() if self.children else None
-        if self.timed:
-            weights = [max(c.expected or 0.0, 1e-3) for c in self.children]
-            done = sum(w * (c.fraction() or 0.0) for w, c in zip(weights, self.children,
-                                                                 strict=True))
-            return min(1.0, done / sum(weights))
+        counted = self.counted_fraction()
+        if not self.timed:
+            return counted
+        weights = [max(c.expected or 0.0, 1e-3) for c in self.children]
+        done = sum(w * (c.fraction() or 0.0) for w, c in zip(weights, self.children, strict=True))
+        return min(1.0, done / sum(weights), counted + HISTORY_MARGIN)
+
+    def counted_fraction(self) -> float:
+        """The fraction by counted work alone: units within an action, children across."""
         total = len(self.children)
         return min(1.0, sum(len(group) / total * _action_fraction(group)
                             for group in self.actions.values()))
@@ -147,9 +205,13 @@ class BatchProgress:
     def estimate(self, now: float) -> float | None:
         """Seconds left, once measurable and `ESTIMATE_AFTER` in; None when there is no basis.
 
-        From history: what each unfinished child still has to do of its expected time, spread
-        over the lanes (never less than the longest single remainder). Else: elapsed time and
-        fraction done.
+        From history: what each unfinished child still has to do of its expected time (or of
+        the time its own pace gives, when it runs slower), spread over the lanes (never less
+        than the longest single remainder). Else: elapsed time and fraction done.
+
+        `math.inf` means paused: a running child is stalled (nothing says when it resumes), or
+        one has outrun its expected time with no fraction to measure it by. So while a stall
+        lasts the estimate is withdrawn, never frozen nor shrinking.
         """
         if (self.started is None or now - self.started < ESTIMATE_AFTER
                 or self.finished == len(self.children)):
@@ -161,20 +223,26 @@ class BatchProgress:
             rests = [self._rest(c, now) for c in self.children if c.status is None]
             if not rests:
                 return None
-            return max(sum(rests) / min(self.lanes, len(rests)), max(rests))
-        if fraction < ESTIMATE_MIN_FRACTION:
+            known = [r for r in rests if r is not None]
+            left = (max(sum(known) / min(self.lanes, len(known)), max(known))
+                    if len(known) == len(rests) else math.inf)
+        elif fraction < ESTIMATE_MIN_FRACTION:
             return None
-        return (now - self.started) * (1 - fraction) / fraction
+        else:
+            left = (now - self.started) * (1 - fraction) / fraction
+        return math.inf if self.stalled(now) is not None else left
 
     @staticmethod
-    def _rest(child: Child, now: float) -> float:
-        """Expected seconds an unfinished child still needs."""
+    def _rest(child: Child, now: float) -> float | None:
+        """Seconds an unfinished child still needs; None once it has outrun its expected time
+        (by `OVERRUN_GRACE`, so quick children do not flicker) without a fraction to tell how
+        far it is."""
         expected = child.expected or 0.0
-        own = child.fraction()
-        if own is not None:
-            return expected * (1 - own)
         ran = now - child.running_since if child.running_since is not None else 0.0
-        return max(0.0, expected - ran)
+        own = child.fraction()
+        if own is not None and own > 0:
+            return (1 - own) * max(expected, ran / own)  # its own pace, when slower than history
+        return max(0.0, expected - ran) if ran < expected + OVERRUN_GRACE else None
 
     # -- child values -----------------------------------------------------------------------
 
@@ -220,13 +288,13 @@ class BatchProgress:
     def _fold_units(work: Scope, value: dict[str, Any]) -> list[str]:
         problems = []
         if "total" in value:
-            total = _number(value["total"])
+            total = non_negative(value["total"])
             if total is None:
                 problems.append(f"bad total {value['total']!r}")
             else:
                 work.total = total
         if "done" in value:
-            done = _number(value["done"])
+            done = non_negative(value["done"])
             if done is None:
                 problems.append(f"bad done {value['done']!r}")
             elif done < work.done:
@@ -234,7 +302,7 @@ class BatchProgress:
             else:
                 work.done = done if work.total is None else min(done, work.total)
         if "percentage" in value and work.total is None:
-            percentage = _number(value["percentage"])
+            percentage = non_negative(value["percentage"])
             if percentage is None or percentage > 100:
                 problems.append(f"bad percentage {value['percentage']!r}")
             elif work.hint is not None and percentage / 100 < work.hint:
@@ -268,43 +336,43 @@ class BatchProgress:
         return any(c.starting and c.status is None for c in self.children)
 
     def narrative(self, now: float, *, estimate: bool = False) -> str:
-        """The message of the next value; `estimate` only on a stream with a percentage.
+        """The message of the next value; `estimate` only on a stream with a percentage."""
+        return str(self.headline(now, estimate=estimate))
 
-        With two or more children it opens with the counts (`3/12`); a single child's batch
-        leaves them out (`0/1` says nothing).
-        """
-        parts = []
-        if len(self.children) != 1:
-            done = self.finished - sum(c.status == "cancelled" for c in self.children)
-            parts.append(f"{done}/{len(self.children)}")  # cancelled children are not done
+    def headline(self, now: float, *, estimate: bool = False) -> Headline:
+        """The narrative in parts (see `Headline`)."""
+        done = self.finished - sum(c.status == "cancelled" for c in self.children)
+        # cancelled children are not done; a single child's batch shows no count (`0/1` says
+        # nothing)
+        count = f"{done}/{len(self.children)}" if len(self.children) != 1 else ""
         stalled = self.stalled(now)
-        if stalled is not None:
-            quiet = stalled.quiet(now) or 0.0
-            parts.append(f"waiting on {stalled.project} · {stalled.action} "
-                         f"({math.floor(quiet)} s without progress)")
-        else:
-            parts.append(self._active_text())
+        parts = []
+        if stalled is None and (active := self._active_text()) is not None:
+            parts.append(active)
         if self.starting():
             parts.append("starting runners")
         left = self.estimate(now) if estimate else None
         if left is not None:
             parts.append(describe_seconds_left(left))
-        return " · ".join(p for p in parts if p)
+        if stalled is None:
+            return Headline(count, None, "", " · ".join(parts))
+        return Headline(count, stalled.quiet(now), f"{stalled.project} · {stalled.action}",
+                        " · ".join(parts))
 
-    def _active_text(self) -> str:
+    def _active_text(self) -> str | None:
         child = self.current
         if child is None or child.status is not None:
             child = next((c for c in self.children if c.state == "active" and c.status is None),
                          None)
         if child is None:
-            return ""
+            return None
         text = f"{child.action} · {child.project}"
         return f"{text}: {child.message}" if child.message else text
 
     def rows(self, now: float) -> list[Row]:
         """The running children, for a live display."""
-        return [Row(c.project, c.action, c.fraction(), c.message, c.quiet(now))
-                for c in self.children if c.running]
+        return [Row(c.project, c.action, c.fraction(), c.message, c.quiet(now),
+                    now - (c.running_since or now)) for c in self.children if c.running]
 
     def outcome(self, *, cancelled: bool = False) -> str:
         counts = {s: sum(c.status == s for c in self.children) for s in

@@ -1,39 +1,56 @@
-"""Rendering the aggregated stream in a terminal (rich): the CLI's view of the same values.
+"""Rendering the aggregated stream in a terminal (rich): the CLI's view of the same stream.
 
-The renderer consumes exactly the LSP begin/report/end values an editor gets, so the terminal and
-the editor can never disagree. On a TTY: one live bar with percentage, elapsed time and the
-narrative (stall notice and estimate of the time left included), and below it a row per running
-child (project · action · its own bar, or a pulse when it declared nothing · its message), a
-stalled one marked. The rows are a snapshot the renderer asks the batch for (`watch()`); state
-stays in `BatchProgress`. Elsewhere (CI logs): plain lines, at most one per `PLAIN_INTERVAL`
-seconds.
+On a TTY: one live line for the batch and below it a line per running child, laid out for the
+terminal's real width every time they are drawn (so a resize re-lays them out). The batch line
+is `title bar percent elapsed count stall-mark narrative`; a child's is `project · action bar
+percent elapsed stall-mark message` (a pulse for a child that declared no total). Percentage,
+a bar of at least `BAR_MIN` cells, elapsed time, count and stall mark always fit in 80 columns;
+the title and the narrative take what is left, cut with `…` (`layout`). The percentage comes
+from the values an editor gets; the count, stall mark, narrative and rows from the batch's own
+state (`watch()`), snapshotted on every value, so the terminal says what the editor is told.
+Elsewhere (CI logs): plain lines, at most one per `PLAIN_INTERVAL` seconds.
 """
 
 from __future__ import annotations
 
+import datetime
 import math
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.live import Live
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress_bar import ProgressBar
+from rich.segment import Segment
 from rich.table import Table
+from rich.text import Text
 
 from finecode_er.progress import Value
 
-from .progress import Row
+from .progress import Headline, Row
 
-__all__ = ["PlainRenderer", "Renderer", "Rows", "TtyRenderer", "summary_table"]
+__all__ = ["Display", "Line", "PlainRenderer", "Renderer", "Source", "TtyRenderer", "layout",
+           "summary_table"]
 
 PLAIN_INTERVAL = 1.0
 STATUS_STYLE = {"ok": "green", "failed": "bold red", "cancelled": "yellow"}
+BAR_MIN, BAR_MAX = 10, 40  # cells
+LABEL_MIN = 16  # cells the title keeps while the narrative wants more room
+PERCENT = 4  # `100%`
+ELAPSED = 7  # `0:00:07`
+FIXED = 1 + PERCENT + 1 + ELAPSED + 1  # the gaps around the bar, the percentage and elapsed
 
 
-class Rows(Protocol):
-    """Where the running children come from (a batch's `BatchProgress`)."""
+class Source(Protocol):
+    """Where the live parts come from (a batch's `BatchProgress`)."""
 
     def rows(self, now: float) -> list[Row]: ...
+
+    def headline(self, now: float, *, estimate: bool = False) -> Headline: ...
 
 
 class Renderer:
@@ -42,81 +59,175 @@ class Renderer:
     def __call__(self, value: Value) -> None:
         raise NotImplementedError
 
-    def watch(self, source: Rows) -> None:
-        """Show the running children of `source` too (where the renderer has room for them)."""
+    def watch(self, source: Source) -> None:
+        """Take the count, stall mark, narrative and running children from `source` (where the
+        renderer has room for them)."""
         return None
 
     def close(self) -> None:
         return None
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of the live display, in the parts `layout` fits to a width."""
+
+    label: str  # the title, or `  project · action`
+    fraction: float | None  # of the bar; None pulses
+    percent: str  # `47%`, or empty
+    since: float  # monotonic time its elapsed time counts from
+    count: str = ""  # `3/12`: always shown
+    mark: str = ""  # `stalled 7 s`: always shown
+    text: str = ""  # narrative or message: what is left of the width
+    until: float | None = None  # when its elapsed time stopped
+    bold: bool = False
+
+
+def _gap(text: str) -> int:
+    """Cells `text` takes with the space before it (nothing when empty)."""
+    return cell_len(text) + 1 if text else 0
+
+
+def _tail(line: Line) -> int:
+    """Cells of what must show after the elapsed time: the count and the stall mark."""
+    return _gap(line.count) + _gap(line.mark)
+
+
+def layout(lines: Iterable[Line], width: int) -> tuple[int, int]:
+    """(label cells, bar cells) for `width` columns, the same for every line so bars align.
+
+    First what must show: percentage, elapsed time, count, stall mark and the bar, which
+    depends on the width alone so it does not jump as texts change: `BAR_MIN` cells up to 80
+    columns, growing to `BAR_MAX` at 140. It gives way only when even that does not fit. Then
+    the label gets up to a third of what is left (at least `LABEL_MIN`), also regardless of
+    the texts, so bars stay in one column from frame to frame; the texts take the rest.
+    """
+    lines = list(lines)
+    labels = max((cell_len(line.label) for line in lines), default=0)
+    tails = max((_tail(line) for line in lines), default=0)
+    bar = min(BAR_MAX, max(BAR_MIN, (width - 60) // 2))
+    room = width - FIXED - bar  # for the label, the tails and the texts
+    if room < tails:
+        bar = max(0, bar - (tails - room))
+        room = width - FIXED - bar
+    return max(0, min(labels, max(LABEL_MIN, room // 3), room - tails)), bar
+
+
+def _printable(text: str) -> str:
+    """One line of plain text: a handler's message may hold newlines or escape sequences."""
+    return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
+def _stalled(quiet: float | None) -> str:
+    return "" if quiet is None else f"stalled {math.floor(quiet)} s"
+
+
+def _elapsed(seconds: float) -> str:
+    return str(datetime.timedelta(seconds=max(0, int(seconds))))
+
+
+def _cut(text: str, cells: int, style: str = "") -> Text:
+    cut = Text(_printable(text), style=style, no_wrap=True)
+    cut.truncate(max(0, cells), overflow="ellipsis")
+    return cut
+
+
+class Display:
+    """The live lines, laid out for the width rich renders them at (resizes included)."""
+
+    def __init__(self) -> None:
+        self.lines: tuple[Line, ...] = ()  # replaced whole: the refresh thread reads it
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        lines = self.lines
+        width = options.max_width
+        label, bar = layout(lines, width)
+        now = time.monotonic()
+        for line in lines:
+            head = _cut(line.label, label, "bold" if line.bold else "")
+            head.pad_right(label - head.cell_len)
+            yield from head.render(console)
+            yield Segment(" ")
+            if bar:
+                cells = ProgressBar(total=None if line.fraction is None else 1.0,
+                                    completed=line.fraction or 0.0, width=bar)
+                segments = list(console.render(cells, options.update(width=bar)))
+                yield from segments
+                yield Segment(" " * (bar - Segment.get_line_length(segments)))
+            ended = line.until if line.until is not None else now
+            rest = Text(f" {line.percent:>{PERCENT}} ")
+            rest.append(f"{_elapsed(ended - line.since):>{ELAPSED}}", style="progress.elapsed")
+            if line.count:
+                rest.append(" ")
+                rest.append(line.count, style="bold")
+            if line.mark:
+                rest.append(" ")
+                rest.append(line.mark, style="bold yellow")
+            used = label + bar + FIXED + _tail(line)
+            if line.text and width - used > 1:
+                rest.append(" ")
+                rest.append_text(_cut(line.text, width - used - 1))
+            yield from rest.render(console)
+            yield Segment.line()
 
 
 class TtyRenderer(Renderer):
     def __init__(self, console: Console) -> None:
-        self._progress = Progress(
-            TextColumn("{task.description}", style="bold", markup=False), BarColumn(),
-            TextColumn("{task.fields[percent]}"), TimeElapsedColumn(),
-            TextColumn("{task.fields[mark]}", style="bold yellow", markup=False),
-            TextColumn("{task.fields[message]}", markup=False), console=console,
-            transient=False)
-        self._task: TaskID | None = None
-        self._source: Rows | None = None
-        self._rows: dict[tuple[str, str], TaskID] = {}
+        self._display = Display()
+        self._live = Live(self._display, console=console, refresh_per_second=10,
+                          transient=False)
+        self._source: Source | None = None
+        self._batch: Line | None = None
+        self._determinate = False
+        self._started: dict[tuple[str, str], float] = {}
 
-    def watch(self, source: Rows) -> None:
+    def watch(self, source: Source) -> None:
         self._source = source
 
     def __call__(self, value: Value) -> None:
         kind = value["kind"]
-        message = value.get("message", "")
+        now = time.monotonic()
         percentage = value.get("percentage")
         if kind == "begin":
-            self._progress.start()
-            self._task = self._progress.add_task(
-                value.get("title", ""), total=100 if percentage is not None else None,
-                completed=percentage or 0, message=message, mark="",
-                percent=f"{percentage}%" if percentage is not None else "")
-            self._show_rows([])
+            self._determinate = percentage is not None
+            self._batch = Line(value.get("title", ""), None, "", now, bold=True)
+            self._live.start()
+        if self._batch is None:
             return
-        if self._task is None:
-            return
-        fields: dict[str, Any] = {"message": message} if message else {}
+        batch = self._batch
         if percentage is not None:  # also the first one of a stream that began without any
-            fields.update(total=100, completed=percentage, percent=f"{percentage}%")
+            self._determinate = True
+            batch = replace(batch, fraction=percentage / 100, percent=f"{percentage}%")
         if kind == "end":
-            task = self._progress.tasks[0]
-            if task.total is None:
-                fields["total"] = 1
-                fields["completed"] = 1
-        self._progress.update(self._task, **fields)
-        if kind == "end":
-            self._show_rows([])
-            self._progress.stop()
-        elif self._source is not None:
-            self._show_rows(self._source.rows(time.monotonic()))
+            self._batch = replace(batch, count="", mark="", text=value.get("message", ""),
+                                  until=now,
+                                  fraction=1.0 if batch.fraction is None else batch.fraction)
+            self._display.lines = (self._batch,)
+            self._live.refresh()
+            self._live.stop()
+            return
+        rows: list[Row] = []
+        if self._source is not None:
+            headline = self._source.headline(now, estimate=self._determinate)
+            waiting = f"waiting on {headline.waiting}" if headline.waiting else ""
+            batch = replace(batch, count=headline.count, mark=_stalled(headline.quiet),
+                            text=" · ".join(part for part in (waiting, headline.text) if part))
+            rows = self._source.rows(now)
+        elif "message" in value:
+            batch = replace(batch, text=value["message"])
+        self._batch = batch
+        self._display.lines = (batch, *map(self._row, rows))
 
-    def _show_rows(self, rows: list[Row]) -> None:
-        """One task per running child: added when it starts running, removed when it ends."""
-        running = {(row.project, row.action): row for row in rows}
-        for key in [k for k in self._rows if k not in running]:
-            self._progress.remove_task(self._rows.pop(key))
-        for key, row in running.items():
-            percentage = None if row.fraction is None else math.floor(row.fraction * 100)
-            fields: dict[str, Any] = {
-                "message": row.message or "", "percent": "" if percentage is None else
-                f"{percentage}%", "mark": "" if row.quiet is None else
-                f"stalled {math.floor(row.quiet)} s"}
-            task = self._rows.get(key)
-            if task is None:
-                self._rows[key] = self._progress.add_task(
-                    f"  {row.project} · {row.action}", completed=percentage or 0,
-                    total=None if percentage is None else 100, **fields)
-            elif percentage is not None:
-                self._progress.update(task, total=100, completed=percentage, **fields)
-            else:
-                self._progress.update(task, **fields)
+    @staticmethod
+    def _row(row: Row) -> Line:
+        since = time.monotonic() - row.ran
+        percentage = None if row.fraction is None else math.floor(row.fraction * 100)
+        return Line(f"  {row.project} · {row.action}", row.fraction,
+                    "" if percentage is None else f"{percentage}%", since,
+                    mark=_stalled(row.quiet), text=row.message or "")
 
     def close(self) -> None:
-        self._progress.stop()
+        self._live.stop()
 
 
 class PlainRenderer(Renderer):
@@ -142,10 +253,10 @@ class PlainRenderer(Renderer):
             self._pending = line
             return
         if value["kind"] == "end" and self._pending:
-            self._console.print(self._pending, highlight=False, markup=False)
+            self._console.print(self._pending, highlight=False, markup=False, soft_wrap=True)
         self._pending = None
         self._next = now + self._interval
-        self._console.print(line, highlight=False, markup=False)
+        self._console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def summary_table(results: list[dict[str, Any]], names: dict[str, str]) -> Table:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from finecode_er.progress import Composite, Stream
-from finecode_wm.history import History, load, save
-from finecode_wm.progress import BatchProgress, Child, describe_seconds_left
+from finecode_wm.history import History, load, save, signature
+from finecode_wm.progress import (
+    HISTORY_MARGIN,
+    BatchProgress,
+    Child,
+    Timing,
+    describe_seconds_left,
+)
 
 from .rules import check_stream
 
@@ -168,7 +176,8 @@ def test_zero_total_is_done_and_untotalled_others_still_count() -> None:
               st.integers(0, 40)), max_size=50))
 def test_history_weighting_keeps_the_rules_for_any_interleaving(
         seconds: list[float], script: list[tuple[int, str, int]]) -> None:
-    progress = BatchProgress([(f"p{i}", "lint") for i in range(len(seconds))], seconds)
+    progress = BatchProgress([(f"p{i}", "lint") for i in range(len(seconds))],
+                             [Timing(s) for s in seconds])
     assert progress.timed
     shown = Shown(progress)
     for index, op, amount in script:
@@ -202,11 +211,11 @@ def test_history_weighting_keeps_the_rules_for_any_interleaving(
 
 
 def test_history_weighs_by_expected_seconds_only_when_every_child_has_one() -> None:
-    timed = BatchProgress([("fast", "lint"), ("slow", "lint")], [1.0, 3.0])
+    timed = BatchProgress([("fast", "lint"), ("slow", "lint")], [Timing(1.0), Timing(3.0)])
     begin(timed, timed.children[0], 40)
     timed.finish(timed.children[0], "ok")
     assert timed.fraction() == 0.25
-    partly = BatchProgress([("fast", "lint"), ("slow", "lint")], [1.0, None])
+    partly = BatchProgress([("fast", "lint"), ("slow", "lint")], [Timing(1.0), None])
     begin(partly, partly.children[0], 40)
     begin(partly, partly.children[1], 10)
     partly.finish(partly.children[0], "ok")
@@ -274,6 +283,8 @@ def test_estimate_from_elapsed_time_and_fraction() -> None:
     begin(progress, b, 10, now=100.0)
     report(progress, a, now=102.0, done=10)
     assert progress.estimate(102.9) is None, "not in the first seconds"
+    report(progress, a, now=108.0, message="wrapping up")  # news, so neither is stalled
+    report(progress, b, now=108.0, message="thinking")
     assert progress.estimate(110.0) == pytest.approx(10 * 0.5 / 0.5)
     assert progress.narrative(110.0, estimate=True).endswith(" · ~10 s left")
     assert "left" not in progress.narrative(110.0), "only on a stream with a percentage"
@@ -285,8 +296,8 @@ def test_estimate_from_elapsed_time_and_fraction() -> None:
 
 
 def test_estimate_from_history_spreads_the_rest_over_the_lanes() -> None:
-    progress = BatchProgress([("a", "lint"), ("b", "lint"), ("c", "lint")], [10.0, 10.0, 40.0],
-                             lanes=2)
+    progress = BatchProgress([("a", "lint"), ("b", "lint"), ("c", "lint")],
+                             [Timing(10.0), Timing(10.0), Timing(40.0)], lanes=2)
     progress.started = 0.0
     a, b, c = progress.children
     for child in (a, b, c):
@@ -297,10 +308,11 @@ def test_estimate_from_history_spreads_the_rest_over_the_lanes() -> None:
     assert progress.estimate(5.0) == pytest.approx(30.0), "the longest remainder bounds it"
     progress.finish(c, "ok")
     assert progress.estimate(5.0) == pytest.approx(5.0), "(5 + 5) over 2 lanes"
-    untotalled = BatchProgress([("a", "lint"), ("b", "lint")], [20.0, 20.0], lanes=1)
+    untotalled = BatchProgress([("a", "lint"), ("b", "lint")], [Timing(20.0), Timing(20.0)],
+                               lanes=1)
     untotalled.started = 0.0
     begin(untotalled, untotalled.children[0], None, now=0.0)
-    assert untotalled.estimate(8.0) == pytest.approx(12.0 + 20.0), "its expected time, less ran"
+    assert untotalled.estimate(4.0) == pytest.approx(16.0 + 20.0), "its expected time, less ran"
 
 
 @settings(max_examples=300, deadline=None)
@@ -310,7 +322,7 @@ def test_estimate_from_history_spreads_the_rest_over_the_lanes() -> None:
 def test_estimate_never_appears_without_a_percentage(
         count: int, script: list[tuple[int, str, int, float]], timed: bool) -> None:
     progress = BatchProgress([(f"p{i}", "lint") for i in range(count)],
-                             [5.0] * count if timed else None)
+                             [Timing(5.0)] * count if timed else None)
     progress.started = 0.0
     shown = Shown(progress)
     now = 0.0
@@ -342,25 +354,243 @@ def test_seconds_left_wording() -> None:
         "~1 s left", "~40 s left", "~89 s left", "~2 min left", "~2 h left"]
 
 
+# -- history: honest against counted work ----------------------------------------------------
+
+history_children = st.lists(st.tuples(
+    st.sampled_from(["lint", "stats"]),
+    st.one_of(st.none(), st.integers(0, 50)),  # the total it declares when it begins
+    st.floats(0.01, 100),  # recorded seconds: right, stale or absurd
+    st.one_of(st.none(), st.integers(0, 50))),  # the total recorded with them
+    min_size=1, max_size=6)
+history_script = st.lists(st.tuples(
+    st.integers(0, 5), st.sampled_from(["begin", "advance", "total", "percent", "ok", "failed",
+                                        "cancelled"]), st.integers(0, 30)), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(history_children, history_script)
+def test_history_never_puts_the_bar_more_than_the_margin_above_counted_work(
+        specs: list[tuple[str, int | None, float, int | None]],
+        script: list[tuple[int, str, int]]) -> None:
+    """Whatever history says and in whatever order children speak, the shown percentage is at
+    most 100 × (the counted fraction + HISTORY_MARGIN), the counted fraction held as the
+    stream holds it, and it never decreases."""
+    names = [(f"p{i}", action) for i, (action, *_) in enumerate(specs)]
+    timed = BatchProgress(names, [Timing(seconds, total) for _, _, seconds, total in specs])
+    counted = BatchProgress(names)
+    shown = Shown(timed)
+    held = counted.fraction() or 0.0
+    for index, op, amount in script:
+        i = index % len(specs)
+        for progress in (timed, counted):
+            child = progress.children[i]
+            if op == "begin":
+                if child.state == "waiting" and child.status is None:
+                    begin(progress, child, specs[i][1])
+            elif op == "advance":
+                report(progress, child, done=child.work.done + amount)
+            elif op == "total":
+                report(progress, child, total=amount)
+            elif op == "percent":
+                report(progress, child, percentage=amount * 3)
+            else:
+                progress.finish(child, op)
+        held = max(held, counted.fraction() or 0.0)
+        shown.report()
+        fraction = timed.fraction()
+        if shown.stream.determinate:
+            assert fraction is not None
+            assert fraction <= timed.counted_fraction() + HISTORY_MARGIN + 1e-9
+            assert shown.stream.shown is not None
+            assert shown.stream.shown <= 100 * (held + HISTORY_MARGIN) + 1e-6, (
+                shown.percentages(), held)
+    for progress in (timed, counted):
+        for child in progress.children:
+            progress.finish(child, "ok")
+    shown.end(all(c.status != "cancelled" for c in timed.children))  # never decreasing
+
+
+def test_stale_history_cannot_run_ahead_of_the_files_done() -> None:
+    """The issue: three projects done, the fourth's handler got slower since its history was
+    taken (0.3 s for 32 files then); with 6 of its 32 files done, time alone would say ~96%."""
+    progress = BatchProgress([(p, "lint") for p in "abcd"],
+                             [Timing(2.0, 8), Timing(2.0, 8), Timing(2.0, 8), Timing(0.3, 32)])
+    *first, last = progress.children
+    for child in first:
+        begin(progress, child, 8)
+        report(progress, child, done=8)
+        progress.finish(child, "ok")
+    begin(progress, last, 32)
+    report(progress, last, done=6)
+    assert progress.timed
+    counted = (24 + 6) / 56
+    assert progress.counted_fraction() == pytest.approx(counted)
+    assert progress.fraction() == pytest.approx(counted + HISTORY_MARGIN)
+    shown = Shown(progress)
+    assert shown.percentages() == [math.floor(100 * (counted + HISTORY_MARGIN))]
+
+
+def test_history_scales_with_the_units_a_run_declares() -> None:
+    recorded = Timing(4.0, 40)
+    assert [recorded.for_total(t) for t in (40, 80, 10, 0, None)] == [4.0, 8.0, 1.0, 0.0, 4.0]
+    assert Timing(2.0).for_total(10) == 2.0, "it declared no units then: as recorded"
+    assert Timing(0.5, 0).for_total(10) is None, "no work then, work now: no basis"
+    progress = BatchProgress([("a", "lint"), ("b", "lint")], [Timing(1.0, 10), Timing(0.2, 0)])
+    a, b = progress.children
+    assert progress.timed, "before they declare anything, the recorded times"
+    begin(progress, a, 30)
+    assert a.expected == 3.0 and progress.timed
+    begin(progress, b, 5)
+    assert b.expected is None and not progress.timed, "then the units rule, as without history"
+    assert progress.fraction() == progress.counted_fraction() == 0.0
+
+
+# -- estimate while stalled ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("timings", [None, [Timing(10.0, 10), Timing(10.0, 10)]],
+                         ids=["elapsed", "history"])
+def test_estimate_is_paused_while_a_child_is_stalled(timings: list[Timing] | None) -> None:
+    progress = BatchProgress([("a", "lint"), ("b", "lint")], timings, lanes=2)
+    progress.started = 0.0
+    a, b = progress.children
+    begin(progress, a, 10, now=0.0)
+    begin(progress, b, 10, now=0.0)
+    report(progress, a, now=1.0, done=5)
+    report(progress, b, now=3.0, done=5)
+    before = progress.estimate(4.0)
+    assert before is not None and math.isfinite(before)
+    assert progress.narrative(4.0, estimate=True).endswith(" s left")
+    for now in (6.0, 7.5, 30.0, 600.0):  # a silent 5 s and more
+        assert progress.estimate(now) == math.inf
+        words = progress.narrative(now, estimate=True)
+        assert "waiting on a · lint" in words and words.endswith(" · estimate paused"), words
+    assert "paused" not in progress.narrative(30.0), "no estimate on a stream without a bar"
+    report(progress, a, now=601.0, done=6)
+    report(progress, b, now=601.0, done=6)
+    after = progress.estimate(601.0)
+    assert after is not None and math.isfinite(after), "back as soon as they speak"
+
+
+def test_estimate_from_history_follows_a_child_slower_than_its_history() -> None:
+    """10 s expected, half done after 8 s: its own pace says 8 s more, not 5; and while it
+    only chats (no units), what is left grows with the time it takes."""
+    progress = BatchProgress([("a", "lint"), ("b", "lint")], [Timing(10.0), Timing(1.0)])
+    progress.started = 0.0
+    a, b = progress.children
+    begin(progress, a, 10, now=0.0)
+    begin(progress, b, 10, now=0.0)
+    progress.finish(b, "ok")
+    report(progress, a, now=8.0, done=5)
+    assert progress.estimate(8.0) == pytest.approx(8.0)
+    report(progress, a, now=9.0, message="still on it")
+    report(progress, a, now=10.0, message="still on it")
+    assert progress.estimate(10.0) == pytest.approx(10.0)
+    untotalled = BatchProgress([("a", "lint"), ("b", "lint")], [Timing(4.0), Timing(4.0)])
+    untotalled.started = 0.0
+    c, _ = untotalled.children
+    begin(untotalled, c, None, now=0.0)
+    report(untotalled, c, now=3.5, message="busy")
+    assert untotalled.estimate(3.5) == pytest.approx(0.5 + 4.0)
+    report(untotalled, c, now=4.5, message="busy")
+    assert untotalled.estimate(4.5) == pytest.approx(0.0 + 4.0), "just past it: a grace"
+    report(untotalled, c, now=5.5, message="busy")
+    assert untotalled.estimate(5.5) == math.inf, "well past its expected time, nothing measured"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 4), st.lists(st.tuples(
+    st.integers(0, 3), st.sampled_from(["begin", "begin_untotalled", "done", "message", "total",
+                                        "finish"]),
+    st.integers(0, 20), st.floats(0, 3)), max_size=40), st.booleans(),
+    st.lists(st.floats(0.1, 20), min_size=1, max_size=10))
+def test_estimate_never_freezes_or_shrinks_while_stalled(
+        count: int, script: list[tuple[int, str, int, float]], timed: bool,
+        silence: list[float]) -> None:
+    progress = BatchProgress([(f"p{i}", "lint") for i in range(count)],
+                             [Timing(5.0, 10)] * count if timed else None, lanes=2)
+    progress.started = 0.0
+    now = 0.0
+    for index, op, amount, pause in script:
+        now += pause
+        child = progress.children[index % count]
+        if op.startswith("begin") and (child.state != "waiting" or child.status):
+            continue
+        if op == "begin":
+            begin(progress, child, amount, now)
+        elif op == "begin_untotalled":
+            begin(progress, child, None, now)
+        elif op == "done":
+            report(progress, child, now, done=child.work.done + amount)
+        elif op == "message":
+            report(progress, child, now, message=f"m{amount}")
+        elif op == "total":
+            report(progress, child, now, total=amount)
+        else:
+            progress.finish(child, "ok")
+    earlier: float | None = None
+    for pause in silence:  # nothing happens from here on
+        now += pause
+        left = progress.estimate(now)
+        if progress.stalled(now) is not None:
+            assert left is None or left == math.inf, left
+            if earlier is not None:
+                assert left is not None and left >= earlier
+            earlier = left if left is not None else earlier
+        words = progress.narrative(now, estimate=True)
+        assert ("waiting on" in words) == (progress.stalled(now) is not None)
+        assert not re.search(r"~\d+ \w+ left", words) or "waiting on" not in words, words
+
+
 # -- history ----------------------------------------------------------------------------------
 
-def test_history_smooths_bounds_and_survives_a_corrupt_file(tmp_path: Path) -> None:
+FAST = {"handlers": [{"source": "probe:units", "config": {"delay": 0.01}}]}
+SLOW = {"handlers": [{"source": "probe:units", "config": {"delay": 0.1}}]}
+
+
+def test_history_is_keyed_by_what_determines_the_work() -> None:
+    fast, slow, edited = signature(FAST, "v1"), signature(SLOW, "v1"), signature(FAST, "v2")
+    assert len({fast, slow, edited}) == 3 and fast == signature(dict(FAST), "v1")
+    assert signature({"when": datetime.date(2024, 1, 1)}, ""), "TOML dates do not break it"
+    history = History()
+    history.record("/p", "lint", fast, 4.0, 40)
+    assert history.timing("/p", "lint", fast) == Timing(4.0, 40)
+    assert history.timing("/p", "lint", slow) is None, "another config: not used"
+    assert history.timing("/p", "lint", edited) is None, "other handler code: not used"
+    assert history.timing("/p", "stats", fast) is None
+    assert history.timing("/q", "lint", fast) is None
+    history.record("/p", "lint", fast, 8.0, 80)
+    assert history.timing("/p", "lint", fast) == Timing(8.0, 80), "4 s for 40 is 8 s for 80"
+    history.record("/p", "lint", fast, 2.0, 80)
+    assert history.timing("/p", "lint", fast) == Timing(5.0, 80), "each run counts half"
+    history.record("/p", "lint", slow, 40.0, 80)
+    assert history.timing("/p", "lint", slow) == Timing(40.0, 80), "replaced, not smoothed"
+    assert history.timing("/p", "lint", fast) is None and len(history) == 1
+    history.record("/p", "lint", slow, math.nan, 80)
+    history.record("/p", "lint", slow, -1.0, 80)
+    assert history.timing("/p", "lint", slow) == Timing(40.0, 80)
+
+
+def test_history_file_is_bounded_atomic_and_ignores_corrupt_or_older_files(
+        tmp_path: Path) -> None:
     history = History(limit=3)
-    history.record("/p", "lint", 4.0)
-    history.record("/p", "lint", 2.0)
-    assert history.expected("/p", "lint") == 3.0
+    history.record("/p", "lint", "s", 4.0)
     for name in ("a", "b", "c"):
-        history.record(f"/{name}", "lint", 1.0)
-    assert len(history) == 3 and history.expected("/p", "lint") is None, "oldest dropped"
-    history.record("/a", "lint", math.nan)
-    assert history.expected("/a", "lint") == 1.0
+        history.record(f"/{name}", "lint", "s", 1.0, 7)
+    assert len(history) == 3 and history.timing("/p", "lint", "s") is None, "oldest dropped"
     path = tmp_path / "cache" / "finecode" / "history.json"
     save(history, path)
     assert load(path).to_json() == history.to_json()
+    assert load(path).timing("/a", "lint", "s") == Timing(1.0, 7)
     assert [p.name for p in path.parent.iterdir()] == ["history.json"], "no temporary left"
     path.write_text("{not json")
     assert len(load(path)) == 0
-    path.write_text(json.dumps({"version": 1, "entries": [["/x", "lint", "slow"], ["/y", "lint",
-                                                                                 2]]}))
-    assert load(path).expected("/y", "lint") == 2.0 and len(load(path)) == 1
+    path.write_text(json.dumps({"version": 1, "entries": [["/y", "lint", 2]]}))
+    assert len(load(path)) == 0, "the format before signatures is ignored"
+    path.write_text(json.dumps({"version": 2, "entries": [
+        ["/x", "lint", "s", "slow", None], ["/y", "lint", "s", 2, None], ["/z", "lint", "s", 1,
+                                                                          -3],
+        ["/w", "lint", 5, 1, None], "junk", ["/v", "lint", "s", 1.5, 12]]}))
+    kept = load(path)
+    assert len(kept) == 2 and kept.timing("/y", "lint", "s") == Timing(2.0)
+    assert kept.timing("/v", "lint", "s") == Timing(1.5, 12)
     assert len(load(tmp_path / "missing.json")) == 0

@@ -10,10 +10,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
+from rich.cells import cell_len
 
 from .conftest import CACHE, WORKSPACE, probe_env
 from .rules import gone
@@ -203,38 +205,120 @@ def test_lsp_accepts_stdio_flag(tmp_path: Path) -> None:
     assert done.returncode == 0, ("0 only after shutdown + exit", done.returncode, done.stderr)
 
 
-def _pty_run(args: list[str], cwd: Path) -> tuple[int, str]:
-    """Run `finecode-wm` under a pseudo-terminal, as a person would; (exit code, plain text)."""
+def _pty_spawn(args: list[str], cwd: Path, columns: int) -> tuple[int, int]:
+    """Start `finecode-wm` under a pseudo-terminal of `columns` (the window size, as a terminal
+    sets it: no COLUMNS variable), as a person would; (pid, the terminal's fd)."""
     import pty
 
-    env = probe_env() | {"COLUMNS": "160", "TERM": "xterm"}
+    env = probe_env() | {"TERM": "xterm"}
+    for name in ("COLUMNS", "LINES"):
+        env.pop(name, None)
     pid, fd = pty.fork()
-    if pid == 0:  # child
+    if pid == 0:  # child: size its terminal before anything draws on it
+        _resize(0, columns)
         os.chdir(cwd)
         os.execvpe(sys.executable, [sys.executable, "-m", "finecode_wm", *args], env)
-    output = b""
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    _, status = os.waitpid(pid, 0)
-    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", output.decode(errors="replace"))  # styles
-    return os.waitstatus_to_exitcode(status), text
+    return pid, fd
 
 
-def test_tty_live_rows_show_running_children_and_mark_a_stall() -> None:
-    code, text = _pty_run(["run", "sleepy", "slow", "--project", str(WORKSPACE / "alpha")],
-                          WORKSPACE)
-    assert code == 0, text
-    assert "alpha · sleepy" in text, "a row per running child"
-    assert re.search(r"alpha · slow +\S+ +[1-9]\d?% ", text), "with its own bar and percentage"
-    assert "stalled 5 s" in text and "stalled 6 s" in text, "the stalled row is marked"
-    assert re.search(r"~\d+ s left", text), "the estimate of the time left"
-    assert "2 ok" in text
+def _resize(fd: int, columns: int) -> None:
+    import fcntl
+    import struct
+    import termios
+
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+
+
+def _pty_read(runs: dict[str, tuple[int, int]], timeout: float = 45,
+              at: dict[str, tuple[float, Callable[[int, int], None]]] | None = None
+              ) -> dict[str, tuple[int, bytes]]:
+    """Read every run's terminal until it closes; (exit code, raw output) per run. `at` calls
+    `act(fd, bytes read so far)` once for a run, that many seconds in."""
+    import select
+
+    output = {name: b"" for name in runs}
+    open_fds = {fd: name for name, (_, fd) in runs.items()}
+    pending = dict(at or {})
+    start = time.monotonic()
+    while open_fds and time.monotonic() - start < timeout:
+        for name, (after, act) in list(pending.items()):
+            if time.monotonic() - start >= after:
+                act(runs[name][1], len(output[name]))
+                del pending[name]
+        ready, _, _ = select.select(list(open_fds), [], [], 0.1)
+        for fd in ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            if chunk:
+                output[open_fds[fd]] += chunk
+            else:
+                del open_fds[fd]
+    done = {}
+    for name, (pid, fd) in runs.items():
+        if fd in open_fds:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+        done[name] = (os.waitstatus_to_exitcode(status), output[name])
+    return done
+
+
+def _plain(raw: bytes) -> str:
+    return re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", raw.decode(errors="replace"))  # styles
+
+
+def _pty_run(args: list[str], cwd: Path, columns: int = 160) -> tuple[int, str]:
+    """(exit code, plain text) of one run under a pseudo-terminal."""
+    code, raw = _pty_read({"run": _pty_spawn(args, cwd, columns)})["run"]
+    return code, _plain(raw)
+
+
+BATCH_LINE = re.compile(r"^FineCode:\S*( \S+)*? (?P<bar>[━╸╺]{10,}) +(\d+%)? \d:\d\d:\d\d( |$)")
+STALLED_BATCH = re.compile(r" \d+% \d:\d\d:\d\d \d/2 stalled \d+ s")
+ROW_LINE = re.compile(r"^  alpha · (sleepy|slow) +[━╸╺]{10,} +\d+% \d:\d\d:\d\d( |$)")
+
+
+def test_tty_lays_out_for_80_110_and_200_columns_during_a_stall() -> None:
+    """`sleepy` says one thing and is then silent for 7 s beside `slow`; four terminals at once
+    (the last starts at 200 columns and is narrowed to 80 after 2 s): every frame of every
+    width keeps the percentage, a bar of 10 cells or more, the elapsed time, the count and the
+    stall mark, within the width."""
+    alpha = WORKSPACE / "alpha"  # its own workspace: no broken neighbour printing errors
+    args = ["run", "sleepy", "slow", "--workspace", str(alpha)]
+    runs = {str(w): _pty_spawn(args, alpha, w) for w in (80, 110, 200)}
+    runs["resized"] = _pty_spawn(args, alpha, 200)
+    marks: dict[str, int] = {}
+
+    def narrow(fd: int, read: int) -> None:
+        _resize(fd, 80)
+        marks["resized"] = read
+
+    finished = _pty_read(runs, at={"resized": (2.0, narrow)})
+    for name, (code, raw) in finished.items():
+        text = _plain(raw[marks[name] + 4000:] if name == "resized" else raw)
+        width = 80 if name == "resized" else int(name)
+        assert code == 0 and "2 ok" in text, (name, text)
+        lines = [line for line in re.split(r"[\r\n]+", text) if re.search("[━╸╺]", line)]
+        for line in lines:
+            assert cell_len(line) <= width, (name, line)
+        batch = [line for line in lines if line.startswith("FineCode:")]
+        rows = [line for line in lines if line.startswith("  alpha · ")]
+        assert batch and rows, (name, text)
+        assert all(BATCH_LINE.search(line) for line in batch), (name, batch)
+        assert all(ROW_LINE.search(line) for line in rows if "%" in line), (name, rows)
+        stalled = [line for line in batch if STALLED_BATCH.search(line)]
+        assert stalled, ("the count and stall mark on the batch line", name, batch)
+        assert any(re.search(r"^  alpha · sleepy .* stalled [5-9] s dozing off", line)
+                   for line in rows), (name, rows)
+        if width == 200:
+            assert any(line.endswith("stalled 6 s waiting on alpha · sleepy · estimate paused")
+                       for line in stalled), stalled
+            assert any(re.search(r" 0/2 slow · alpha: Waiting · ~\d+ s left$", line)
+                       for line in batch), "the estimate, before the stall"
+            assert any(line.startswith("FineCode: sleepy, slow ") for line in batch)
+            assert "stalled 5 s" in text and "stalled 6 s" in text, "counting up"
 
 
 def test_plain_lines_carry_stall_and_estimate_and_history_is_kept() -> None:
@@ -245,5 +329,39 @@ def test_plain_lines_carry_stall_and_estimate_and_history_is_kept() -> None:
     assert any("waiting on alpha · sleepy (6 s without progress)" in line for line in lines)
     assert any(re.search(r"\d+% .* · ~\d+ s left", line) for line in lines), done.stderr
     kept = json.loads((CACHE / "finecode" / "history.json").read_text())
-    timed = {(p, a): s for p, a, s in kept["entries"]}
+    timed = {(p, a): s for p, a, _signed, s, _total in kept["entries"]}
     assert timed[(str(WORKSPACE / "alpha"), "sleepy")] >= 7
+
+
+def test_failed_runs_are_recorded_and_a_changed_config_replaces_its_timing(
+        tmp_path: Path) -> None:
+    """The history file after a run with an always-failing child, and after the handler's
+    config changed (per-file delay 0.01 → 0.08 s): the new timing replaces the old one."""
+    project = tmp_path / "ws" / "d"
+    project.mkdir(parents=True)
+    toml = project / "pyproject.toml"
+    toml.write_text("[tool.finecode.actions.files]\nhandlers = [{ source = "
+                    "\"probe_handlers:units\", config = { total = 8, steps = 8, delay = 0.01 } }]\n"
+                    "[tool.finecode.actions.broken]\n"
+                    "handlers = [{ source = \"probe_handlers:boom\" }]\n")
+    env = probe_env() | {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    kept = tmp_path / "cache" / "finecode" / "history.json"
+
+    def run(*actions: str) -> int:
+        return subprocess.run([sys.executable, "-m", "finecode_wm", "run", *actions,
+                               "--workspace", str(project.parent)], env=env,
+                              capture_output=True, text=True, timeout=50).returncode
+
+    def entries() -> dict[str, tuple[str, float, float | None]]:
+        return {a: (signed, seconds, total)
+                for _, a, signed, seconds, total in json.loads(kept.read_text())["entries"]}
+
+    assert run("files", "broken") == 1
+    first = entries()
+    assert set(first) == {"files", "broken"}, "the failed run is recorded too"
+    assert first["broken"][2] == 3 and first["files"][2] == 8
+    toml.write_text(toml.read_text().replace("delay = 0.01", "delay = 0.08"))
+    assert run("files") == 0
+    signed, seconds, total = entries()["files"]
+    assert signed != first["files"][0] and total == 8
+    assert seconds >= 8 * 0.08, "replaced by the new run's time, not smoothed with the old"

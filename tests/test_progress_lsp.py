@@ -5,9 +5,12 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import pytest_lsp
+
+from finecode_wm.progress import HISTORY_MARGIN
 
 from .lsp_client import CONFIG, RecordingClient, init_params
 from .rules import check_stream
@@ -80,3 +83,47 @@ async def test_second_run_tracks_time_from_history(client: RecordingClient) -> N
         deviations.append(abs(at_middle["percentage"] - 50))
     assert deviations[0] > 15, f"without history the bar follows units: {deviations}"
     assert deviations[1] <= 15, f"with history the bar follows time: {deviations}"
+
+
+def files_project(root: Path, files: int, delay: float) -> Path:
+    """A project whose `files` action declares `files` units and takes `delay` s for each."""
+    root.mkdir(parents=True)
+    (root / "pyproject.toml").write_text(
+        "[tool.finecode.actions.files]\nhandlers = [{ source = \"probe_handlers:units\", "
+        f"config = {{ total = {files}, steps = {files}, delay = {delay} }} }}]\n")
+    return root
+
+
+@pytest_lsp.fixture(config=CONFIG)
+async def four(lsp_client: RecordingClient, tmp_path: Path) -> AsyncIterator[None]:
+    """a, b, c: 4 files at 0.1 s; d: 32 files at 0.01 s. Four at once."""
+    for name in "abc":
+        files_project(tmp_path / "ws" / name, 4, 0.1)
+    lsp_client.d = files_project(tmp_path / "ws" / "d", 32, 0.01)  # type: ignore[attr-defined]
+    await lsp_client.initialize_session(init_params(root=tmp_path / "ws", warm=False,
+                                                    maxParallel=4))
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_a_changed_config_drops_history_and_the_bar_follows_the_files_done(
+        four: RecordingClient) -> None:
+    """The issue's case: d's handler got slower per file (0.01 → 0.08 s) after the first run
+    was timed. By that old timing a, b, c done would be ~80% of the batch while d has done a
+    few of its 32 files. Its history must not weigh the second run: with a, b, c done and d at
+    step n, the bar shows (12 + n + 1) / 44 of the files, within the margin."""
+    await run_batch(four, actions=["files"], workDoneToken="before")
+    check_stream(four.values["before"])
+    toml = four.d / "pyproject.toml"  # type: ignore[attr-defined]
+    toml.write_text(toml.read_text().replace("delay = 0.01", "delay = 0.08"))
+    await run_batch(four, actions=["files"], workDoneToken="after")
+    values = four.values["after"]
+    check_stream(values)
+    points = [(v["percentage"], int(m.group(1))) for v in values
+              if "percentage" in v and (m := re.match(r"3/4 · files · d: step (\d+)",
+                                                      v.get("message", "")))]
+    assert len(points) >= 5, values
+    for shown, step in points:
+        files = 100 * (12 + step + 1) / 44
+        assert abs(shown - files) <= 100 * HISTORY_MARGIN, (shown, step, points)
+        assert abs(shown - files) <= 2, ("d's timing no longer matches: files alone", points)
