@@ -19,6 +19,14 @@ from .progress import Composite, Stream, Value
 Emit = Callable[[Value], None]
 
 REPORT_INTERVAL = 0.1
+MAX_TEXT = 1000  # characters of a title or message a runner sends (a handler may pass anything)
+
+
+def cut(text: str | None) -> str | None:
+    """`text` cut to `MAX_TEXT` characters (non-strings pass: the WM drops them, logged)."""
+    if isinstance(text, str) and len(text) > MAX_TEXT:
+        return text[:MAX_TEXT - 1] + "…"
+    return text
 
 
 class Measure(Protocol):
@@ -133,7 +141,7 @@ class ExecutionReporter(PacedStream):
         return self.root.add_composite()
 
     def message(self) -> str | None:
-        return self.narrative
+        return cut(self.narrative)
 
     def extra(self, fraction: float | None) -> Value | None:
         units = self.root.units()
@@ -149,11 +157,11 @@ class ExecutionReporter(PacedStream):
         if self.begun:
             self.touch()
             return
-        self.begin(title or self._title, cancellable=cancellable,
+        self.begin(cut(title) or self._title, cancellable=cancellable,
                    determinate=self.root.units() is not None or self.root.fraction() is not None)
 
     def finish(self, outcome: str) -> None:
-        self.close(outcome, complete=outcome == "done")
+        self.close(cut(outcome) or outcome, complete=outcome == "done")
 
 
 class NullReporter(ExecutionReporter):
