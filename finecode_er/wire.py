@@ -231,8 +231,8 @@ class Connection:
         msg_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[msg_id] = future
-        self._send({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
         try:
+            self._send({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
             return await future
         except asyncio.CancelledError:
             if future.cancelled():  # no answer arrived: tell the peer to stop working on it
