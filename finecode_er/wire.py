@@ -316,6 +316,15 @@ class Connection:
     def _start_request(self, msg_id: Any, method: str, params: Any) -> None:
         task = asyncio.get_running_loop().create_task(self._answer(msg_id, method, params))
         self._serving[msg_id] = task
+        task.add_done_callback(lambda done: self._never_started(done, msg_id, method))
+
+    def _never_started(self, task: asyncio.Task[None], msg_id: Any, method: str) -> None:
+        """A `$/cancelRequest` read right after its request cancels the task before it began:
+        `_answer` never ran, and the peer is still owed the answer."""
+        if task.cancelled():
+            self._serving.pop(msg_id, None)
+            self._send({"jsonrpc": "2.0", "id": msg_id, "error": {
+                "code": REQUEST_CANCELLED, "message": f"{method} cancelled"}})
 
     async def _answer(self, msg_id: Any, method: str, params: Any) -> None:
         reply: dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id}

@@ -302,27 +302,45 @@ class Batch:
     # -- children ---------------------------------------------------------------------------
 
     async def _run_children(self) -> None:
+        """Every child gets an entry, even one cancelled before its task began to run.
+
+        `gather(..., return_exceptions=True)`: a child cancelled before it started must not end
+        the wait while the others still run; cancelling this task still cancels them all.
+        """
         loop = asyncio.get_running_loop()
         if self.options.concurrent:
             self._tasks = [loop.create_task(self._run_child(i)) for i in range(len(self._planned))]
-            await asyncio.gather(*self._tasks)
+            try:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            finally:
+                for index in range(len(self._planned)):
+                    self._not_run(index)
             return
         current = asyncio.current_task()
         for index in range(len(self._planned)):
             if current is not None and current.cancelling() and self._halted is None:
-                self._halt("the request was cancelled")  # it reached the child, not us
+                self._halt("the request was cancelled")
             if self._halted is not None:
-                self._record(index, "cancelled", error=f"not run: {self._halted}")
+                self._not_run(index)
                 continue
             task = loop.create_task(self._run_child(index))
             self._tasks = [task]
-            await task
+            with contextlib.suppress(asyncio.CancelledError):  # ours: raised after the loop
+                await asyncio.gather(task, return_exceptions=True)
+            self._not_run(index)
         if current is not None and current.cancelling():
             raise asyncio.CancelledError
+
+    def _not_run(self, index: int) -> None:
+        """The entry of a child that never got to record one (no-op for the others)."""
+        self._record(index, "cancelled", error=f"not run: {self._halted or 'cancelled'}")
 
     async def _run_child(self, index: int) -> None:
         planned = self._planned[index]
         child = self.progress.children[index]
+        if self._halted is not None:  # halted before this child's task began
+            self._not_run(index)
+            return
         refused = refusal(self._chain, planned.project, planned.action)
         if refused is not None:
             self._record(index, "failed", error=refused)

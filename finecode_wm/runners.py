@@ -69,39 +69,44 @@ def runner_path() -> str:
 
 class LineCutter:
     """Splits a byte stream into lines for the log, whatever arrives: `\r` ends a line as `\n`
-    does (a progress bar redrawn in place), a line longer than `limit` bytes keeps its start
-    and says how much was cut, and nothing is buffered beyond `limit` bytes."""
+    does (a progress bar redrawn in place), and a line longer than `limit` bytes is given as
+    soon as it reaches the limit, cut, the rest of it dropped: nothing is buffered beyond
+    `limit` bytes, and a line that never ends is still seen."""
 
     def __init__(self, limit: int = STDERR_LINE) -> None:
         self._limit = limit
         self._part = bytearray()
-        self._cut = 0
+        self._cutting = False  # the current line was given cut: drop the rest of it
 
     def feed(self, chunk: bytes) -> list[str]:
-        """The lines that `chunk` completes (empty lines left out)."""
+        """The lines that `chunk` completes or cuts (empty lines left out)."""
         *ended, rest = _LINE_ENDS.split(chunk)
         lines = []
         for piece in ended:
-            self._add(piece)
-            lines.extend(self._take())
-        self._add(rest)
-        return lines
+            lines += self._add(piece)
+            lines += self._take()
+            self._cutting = False
+        return lines + self._add(rest)
 
     def end(self) -> list[str]:
         """The unfinished last line, at end of stream."""
         return self._take()
 
-    def _add(self, piece: bytes) -> None:
+    def _add(self, piece: bytes) -> list[str]:
+        if self._cutting:
+            return []
         room = self._limit - len(self._part)
         self._part += piece[:room]
-        self._cut += max(0, len(piece) - room)
+        if len(piece) <= room:
+            return []
+        self._cutting = True
+        return self._take(cut=True)
 
-    def _take(self) -> list[str]:
+    def _take(self, *, cut: bool = False) -> list[str]:
         text = self._part.decode(errors="replace").rstrip()
-        if self._cut:
-            text += f" … ({self._cut} bytes cut)"
         self._part.clear()
-        self._cut = 0
+        if cut:
+            text += f" … (line cut at {self._limit} bytes)"
         return [text] if text else []
 
 
@@ -177,6 +182,8 @@ class RunnerProcess:
         self._watchers: set[asyncio.Task[None]] = set()
         self.starting: asyncio.Task[None] | None = None
         self.stopping = False  # a stop is under way: no second one, no cancel bookkeeping
+        self._settled = asyncio.Event()  # every cancelled request was answered
+        self._settled.set()
 
     @property
     def name(self) -> str:
@@ -329,6 +336,7 @@ class RunnerProcess:
         if self.stopping:
             return  # our own `shutdown` timed out: the stop kills the process anyway
         self.state.cancel_sent()
+        self._settled.clear()
         self._on_change(self)
         watcher = asyncio.get_running_loop().create_task(self._watch_cancel(msg_id))
         self._watchers.add(watcher)
@@ -336,6 +344,8 @@ class RunnerProcess:
 
     def _cancel_answered(self, _msg_id: int) -> None:
         self.state.cancel_answered()
+        if self.conn is not None and not self.conn.cancelling:
+            self._settled.set()
         self._on_change(self)
 
     async def _watch_cancel(self, msg_id: int) -> None:
@@ -359,12 +369,16 @@ class RunnerProcess:
     async def stop(self) -> None:
         """`shutdown` + `exit`, then close stdin; killed if it does not go within the timeout.
 
-        The kill is in `finally`: cancelling the task that stops a runner never leaves the
-        process behind.
+        Handlers that were just cancelled first get the cancel grace to finish their clean-up
+        (their `finally`): `exit` would end them where they are. The kill is in `finally`:
+        cancelling the task that stops a runner never leaves the process behind.
         """
         self.stopping = True
         try:
             proc = self.proc
+            if self.alive:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._settled.wait(), CANCEL_GRACE)
             if proc is not None and proc.returncode is None and self.conn is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.conn.request("shutdown", None), STOP_TIMEOUT)

@@ -262,7 +262,7 @@ class FineCodeServer(LanguageServer):
         if self.running:
             await asyncio.wait(self.running, timeout=WIND_DOWN)
         try:
-            await asyncio.wait_for(self.fine.close(), 2 * STOP_TIMEOUT + 1)
+            await asyncio.wait_for(self.fine.close(), CANCEL_GRACE + 2 * STOP_TIMEOUT + 1)
         except TimeoutError:
             pass
         finally:

@@ -126,6 +126,25 @@ async def test_nan_infinity_and_overflowing_numbers_from_a_peer_are_read_as_null
     assert sum("read as null" in m for m in logged) == 1, logged
 
 
+async def test_a_cancel_read_with_its_request_is_still_answered() -> None:
+    """Both in one read: the task answering the request is cancelled before it ever ran."""
+    async def answer(method: str, params: Any) -> Any:
+        await asyncio.sleep(10)
+
+    reader, pipe, logged = asyncio.StreamReader(), Pipe(), []
+    conn = connection(reader, pipe, logged, on_request=answer)
+    serving = asyncio.create_task(conn.serve())
+    reader.feed_data(framed(b'{"jsonrpc":"2.0","id":7,"method":"run"}') +
+                     framed(b'{"jsonrpc":"2.0","method":"$/cancelRequest","params":{"id":7}}'))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert pipe.messages() == [{"jsonrpc": "2.0", "id": 7, "error": {
+        "code": -32800, "message": "run cancelled"}}]
+    assert not conn._serving
+    reader.feed_eof()
+    await serving
+
+
 # -- the size limit -------------------------------------------------------------------------
 
 def test_encode_refuses_a_message_over_the_limit() -> None:
@@ -226,14 +245,17 @@ def test_lines_are_the_same_however_the_stream_is_chunked(data: bytes, cuts: lis
     chunks.append(rest)
     assert cut_all(chunks, limit) == cut_all([data], limit)
     for line in cut_all([data], limit):
-        text, _, _ = line.partition(" … (")
+        text, _, _ = line.partition(" … (line cut")
         assert len(text.encode()) <= 3 * limit, "a cut line keeps at most `limit` bytes"
 
 
-def test_a_line_that_never_ends_is_cut_and_counted() -> None:
+def test_a_line_that_never_ends_is_given_cut_at_once_and_the_rest_dropped() -> None:
     cutter = LineCutter(10)
+    assert cutter.feed(b"#" * 4) == []
+    assert cutter.feed(b"#" * 1000) == ["########## … (line cut at 10 bytes)"]
     for _ in range(1000):
         assert cutter.feed(b"#" * 1000) == []
-    assert len(cutter._part) == 10, "never buffers more than the limit"
-    assert cutter.feed(b"\rdone\n") == ["########## … (999990 bytes cut)", "done"]
-    assert cutter.end() == []
+    assert len(cutter._part) == 0, "never buffers more than the limit"
+    assert cutter.feed(b"\rdone\n\n12345") == ["done"]
+    assert cutter.end() == ["12345"]
+    assert cutter.feed(b"0123456789\n") == ["0123456789"], "a line of the limit is whole"
