@@ -218,7 +218,7 @@ class Batch:
         if await self._end(interrupted=interrupted):
             if self.cancelled:
                 raise asyncio.CancelledError
-            if self._task is not None:
+            while self._task is not None and self._task.cancelling():
                 self._task.uncancel()
         return self.result()
 

@@ -264,6 +264,8 @@ class RunnerProcess:
         which its requests in flight fail with."""
         assert self.conn is not None and self.proc is not None
         await self.conn.serve()
+        if self.conn.violation is None and self.stopping:
+            return  # the stop waits for the exit, and kills if it does not come
         if self.conn.violation is None:
             with contextlib.suppress(TimeoutError):  # the usual end: the process is exiting
                 await asyncio.wait_for(self.proc.wait(), CLOSED_WAIT)

@@ -130,22 +130,29 @@ SHARED = textwrap.dedent('''
     [tool.finecode.actions.wait]
     handlers = [{{ source = "hostile_handlers:pid" }}]
 ''')
-VIOLATE = '''
+FAULTS = '''
 [tool.finecode.actions.violate]
 handlers = [{ source = "hostile_handlers:violate" }]
+[tool.finecode.actions.close_output]
+handlers = [{ source = "hostile_handlers:close_output" }]
 '''
+REASONS = {"violate": "protocol violation: a message of 95.4 MiB, over the 64 MiB limit; the "
+                      "runner was killed and is replaced on next use",
+           "close_output": "it closed its stdout while still running; the runner was killed "
+                           "and is replaced on next use",
+           "crash": "exited (code -9)"}
 
 
-@pytest.mark.parametrize("fault", ["violate", "crash"])
+@pytest.mark.parametrize("fault", ["violate", "close_output", "crash"])
 async def test_a_broken_shared_runner_fails_only_its_children_the_next_run_is_all_ok(
         tmp_path: Path, fault: str) -> None:
     """maxParallel 5, one runner for the shared environment: several children in flight in
-    it when it breaks the framing (or is killed); an isolated project's child on its own runner
-    is not touched."""
+    it when it breaks the framing, closes its output while it goes on, or is killed; an isolated
+    project's child on its own runner is not touched."""
     for name, isolated in (("a", "false"), ("b", "false"), ("c", "false"), ("solo", "true")):
         (tmp_path / name).mkdir()
         (tmp_path / name / "pyproject.toml").write_text(
-            SHARED.format(name=name, isolated=isolated) + (VIOLATE if name == "c" else ""))
+            SHARED.format(name=name, isolated=isolated) + (FAULTS if name == "c" else ""))
     fine = FineCode(lambda _m: None, max_parallel=5)
     fine.pool.set_limits(per_environment=1)
     fine.set_folders([tmp_path])
@@ -158,16 +165,14 @@ async def test_a_broken_shared_runner_fails_only_its_children_the_next_run_is_al
             asyncio.get_running_loop().call_later(0.3, psutil.Process(old).kill)
             planned = ["wait"]
         else:
-            planned = ["wait", "violate"]
+            planned = ["wait", fault]
         result, _ = await run(fine, planned, params={"seconds": 1.5})
         entries = by_child(result)
         assert entries.pop("solo/wait")["status"] == "ok", "another runner's child is untouched"
         assert len(entries) == (3 if fault == "crash" else 4)
         for entry in entries.values():
             assert entry["status"] == "failed", entry
-            if fault == "violate":
-                assert "protocol violation: a message of 95.4 MiB, over the 64 MiB limit" \
-                    in entry["error"], entry["error"]
+            assert REASONS[fault] in entry["error"], entry["error"]
         assert await waitgone([old], 5), "the broken runner is gone, not left beside a new one"
         again, _ = await run(fine, ["wait"])
         assert again["summary"] == {"ok": 4, "failed": 0, "cancelled": 0}, again
