@@ -171,10 +171,11 @@ def test_nonfinite_values_in_run_json_are_strict_json() -> None:
     assert [e["result"]["y"] for e in result["results"]] == [[None]] * 3
 
 
-def mcp_exchange(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def mcp_exchange(calls: list[dict[str, Any]], workspace: Path = WS) -> list[dict[str, Any]]:
     """Speak raw MCP (newline-delimited JSON) to `finecode-wm mcp`; every line it writes is
     parsed strictly. The answers to `calls`, in order."""
-    proc = subprocess.Popen([sys.executable, "-m", "finecode_wm", "mcp", "--workspace", str(WS)],
+    proc = subprocess.Popen([sys.executable, "-m", "finecode_wm", "mcp", "--workspace",
+                             str(workspace)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, env=probe_env(), text=True)
     assert proc.stdin is not None and proc.stdout is not None
@@ -211,6 +212,58 @@ def test_nonfinite_values_over_mcp_are_strict_json() -> None:
         {"x": None, "y": [None], "z": None, "fine": 1.5}] * 3
 
 
+# -- a config value JSON cannot carry --------------------------------------------------------
+
+def dated_workspace() -> Path:
+    """Two healthy projects beside one whose handler config holds a TOML date."""
+    root = Path(tempfile.mkdtemp(prefix="finecode-dated-")).resolve()
+    for name in ("good1", "good2", "dated"):
+        (root / name).mkdir()
+        config = ', config = { since = 2024-01-02 }' if name == "dated" else ""
+        (root / name / "pyproject.toml").write_text(
+            f'[project]\nname = "{name}"\n[tool.finecode.actions.quiet]\n'
+            f'handlers = [{{ source = "probe_handlers:quiet"{config} }}]\n')
+    return root
+
+
+def check_dated(result: dict[str, Any]) -> None:
+    """The healthy projects keep their results; the dated one is ok (its value converted) or
+    failed with a message naming the value, never the whole request lost."""
+    by_name = {Path(e["project"]).name: e for e in result["results"]}
+    assert by_name["good1"]["status"] == by_name["good2"]["status"] == "ok", result
+    dated = by_name.get("dated")
+    if dated is not None and dated["status"] != "ok":
+        assert "date" in dated["error"], dated
+
+
+def test_a_toml_date_in_one_project_costs_only_that_project_in_the_terminal() -> None:
+    done = subprocess.run([sys.executable, "-m", "finecode_wm", "run", "quiet", "--json",
+                           "--workspace", str(dated_workspace())], capture_output=True,
+                          text=True, timeout=60, env=probe_env())
+    check_dated(strict(done.stdout))
+
+
+def test_a_toml_date_in_one_project_costs_only_that_project_over_mcp() -> None:
+    (answer,) = mcp_exchange([{"name": "run_actions", "arguments": {"actions": ["quiet"]}}],
+                             dated_workspace())
+    assert "result" in answer, answer
+    check_dated(answer["result"]["structuredContent"])
+
+
+async def test_a_toml_date_in_one_project_costs_only_that_project_over_lsp() -> None:
+    client = Recorder()
+    await client.start(dated_workspace(), options={"warmRunners": False})
+    try:
+        for _ in range(2):  # a re-run fails the same way, and only that way
+            run = await asyncio.wait_for(client.run_batch(["quiet"], token=client.token()), 30)
+            check_dated(run.result)
+            check_stream([v for _, v in run.progress])
+    finally:
+        pids = client.runner_pids()
+        await client.stop()
+    assert await waitgone(pids)
+
+
 # -- huge output ------------------------------------------------------------------------------
 
 async def test_a_20_mib_stderr_line_neither_blocks_the_runner_nor_the_next_run(
@@ -236,6 +289,16 @@ async def test_a_result_over_64_mib_fails_that_child_and_its_runner_serves_on(
     assert again.result["results"][0]["result"] == pid, "the same runner kept serving"
     await healthy(wm)
     assert len(wm.runner_pids()) <= 3
+
+
+def test_huge_output_in_the_terminal_fails_only_the_oversize_child() -> None:
+    done = subprocess.run([sys.executable, "-m", "finecode_wm", "run", "huge", "stderr_line",
+                           "wait", "--json", "--workspace", str(WS), "--project", str(BAD)],
+                          capture_output=True, text=True, timeout=60, env=probe_env())
+    assert done.returncode == 1, done.stderr
+    result = strict(done.stdout)
+    assert statuses(result) == {"bad/huge": "failed", "bad/stderr_line": "ok", "bad/wait": "ok"}
+    assert result["results"][0]["error"] == "run: result is 65.0 MiB, over the 64 MiB limit"
 
 
 async def test_params_over_64_mib_fail_every_child_and_nothing_else(wm: Recorder) -> None:
