@@ -321,8 +321,8 @@ class Connection:
     def _never_started(self, task: asyncio.Task[None], msg_id: Any, method: str) -> None:
         """A `$/cancelRequest` read right after its request cancels the task before it began:
         `_answer` never ran, and the peer is still owed the answer."""
-        if task.cancelled():
-            self._serving.pop(msg_id, None)
+        if task.cancelled() and self._serving.get(msg_id) is task:  # `_answer` pops it
+            del self._serving[msg_id]
             self._send({"jsonrpc": "2.0", "id": msg_id, "error": {
                 "code": REQUEST_CANCELLED, "message": f"{method} cancelled"}})
 

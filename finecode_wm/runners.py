@@ -378,7 +378,7 @@ class RunnerProcess:
         self.stopping = True
         try:
             proc = self.proc
-            if self.alive:
+            if self.alive and not self._settled.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._settled.wait(), CANCEL_GRACE)
             if proc is not None and proc.returncode is None and self.conn is not None:
