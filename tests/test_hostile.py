@@ -13,11 +13,12 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from benchmarks.wm_client import WMClient
 from finecode_er.wire import RpcError
@@ -26,6 +27,8 @@ from .conftest import probe_env
 from .rules import check_stream, waitgone
 
 pytestmark = pytest.mark.timeout(90)
+# One server serves most LSP tests (started once: the suite runs on 2 shared cores).
+on_module_loop = pytest.mark.asyncio(loop_scope="module")
 
 HOSTILE = textwrap.dedent('''
     [project]
@@ -76,10 +79,12 @@ def strict(text: str | bytes) -> Any:
     return json.loads(text, parse_constant=refuse)
 
 
-@pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in probe_env().items():
-        monkeypatch.setenv(key, value)
+@pytest.fixture(scope="module", autouse=True)
+def environment() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in probe_env().items():
+            patch.setenv(key, value)
+        yield
 
 
 class Recorder(WMClient):
@@ -125,7 +130,7 @@ class Recorder(WMClient):
         return [p["message"] for m, p in self.notified if m == "window/logMessage"]
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def wm() -> AsyncIterator[Recorder]:
     client = Recorder()
     await client.start(WS, options={"warmRunners": False, "maxParallel": 3})
@@ -148,6 +153,7 @@ async def healthy(wm: Recorder) -> None:
 
 # -- NaN and Infinity ---------------------------------------------------------------------------
 
+@on_module_loop
 async def test_nonfinite_values_reach_the_editor_as_strict_json(wm: Recorder) -> None:
     wm.progress["nf"], wm.progress["nf-p"] = [], []
     result = await asyncio.wait_for(wm.conn.request("runBatch", {  # type: ignore[union-attr]
@@ -204,12 +210,18 @@ def mcp_exchange(calls: list[dict[str, Any]], workspace: Path = WS) -> list[dict
     return answers
 
 
-def test_nonfinite_values_over_mcp_are_strict_json() -> None:
-    (answer,) = mcp_exchange([{"name": "run_actions", "arguments": {"actions": ["nonfinite"]},
-                               "_meta": {"progressToken": "p"}}])
-    result = answer["result"]["structuredContent"]
+def test_over_mcp_nonfinite_values_are_strict_json_and_outside_findings_are_dropped() -> None:
+    """One server for both (an MCP server per test costs seconds on a loaded machine)."""
+    nonfinite, outside = mcp_exchange([
+        {"name": "run_actions", "arguments": {"actions": ["nonfinite"]},
+         "_meta": {"progressToken": "p"}},
+        {"name": "run_actions", "arguments": {"actions": ["outside"], "projects": ["bad"]}}])
+    result = nonfinite["result"]["structuredContent"]
     assert [e["result"] for e in result["results"]] == [
         {"x": None, "y": [None], "z": None, "fine": 1.5}] * 3
+    text = outside["result"]["content"][0]["text"]
+    assert "bad · outside: dropped 3 finding(s) for files outside the project" in text
+    assert "/etc/hosts" not in text and "escape.py" not in text
 
 
 # -- a config value JSON cannot carry --------------------------------------------------------
@@ -250,6 +262,7 @@ def test_a_toml_date_in_one_project_costs_only_that_project_over_mcp() -> None:
     check_dated(answer["result"]["structuredContent"])
 
 
+@on_module_loop
 async def test_a_toml_date_in_one_project_costs_only_that_project_over_lsp() -> None:
     client = Recorder()
     await client.start(dated_workspace(), options={"warmRunners": False})
@@ -266,6 +279,7 @@ async def test_a_toml_date_in_one_project_costs_only_that_project_over_lsp() -> 
 
 # -- huge output ------------------------------------------------------------------------------
 
+@on_module_loop
 async def test_a_20_mib_stderr_line_neither_blocks_the_runner_nor_the_next_run(
         wm: Recorder) -> None:
     run = await asyncio.wait_for(wm.run_batch(["stderr_line"], token="big-err"), 30)
@@ -276,6 +290,7 @@ async def test_a_20_mib_stderr_line_neither_blocks_the_runner_nor_the_next_run(
     assert len(wm.runner_pids()) <= 3
 
 
+@on_module_loop
 async def test_a_result_over_64_mib_fails_that_child_and_its_runner_serves_on(
         wm: Recorder) -> None:
     first = await wm.run_batch(["wait"], projects=[str(BAD)])
@@ -301,6 +316,7 @@ def test_huge_output_in_the_terminal_fails_only_the_oversize_child() -> None:
     assert result["results"][0]["error"] == "run: result is 65.0 MiB, over the 64 MiB limit"
 
 
+@on_module_loop
 async def test_params_over_64_mib_fail_every_child_and_nothing_else(wm: Recorder) -> None:
     """An editor may send that much (LSP has no limit); no runner can be sent it."""
     assert wm.conn is not None
@@ -323,6 +339,7 @@ async def test_params_over_64_mib_fail_every_child_and_nothing_else(wm: Recorder
 
 # -- the editor leaves mid-run ----------------------------------------------------------------
 
+@on_module_loop
 async def test_closing_stdin_mid_run_lets_handlers_clean_up_and_leaves_no_runner(
         tmp_path: Path) -> None:
     client = Recorder()
@@ -350,6 +367,7 @@ async def test_closing_stdin_mid_run_lets_handlers_clean_up_and_leaves_no_runner
 
 # -- a cancel racing the end ------------------------------------------------------------------
 
+@on_module_loop
 async def test_cancel_racing_the_end_stream_and_response_always_agree(wm: Recorder) -> None:
     """200 tiny batches, each cancelled at a jittered moment around its end, half through the
     progress token and half through `$/cancelRequest`."""
@@ -399,6 +417,7 @@ async def test_cancel_racing_the_end_stream_and_response_always_agree(wm: Record
 
 # -- tokens that would mix two streams --------------------------------------------------------
 
+@on_module_loop
 async def test_one_token_for_progress_and_partial_results_is_refused(wm: Recorder) -> None:
     with pytest.raises(RpcError) as refused:
         await wm.conn.request("runBatch", {  # type: ignore[union-attr]
@@ -425,6 +444,7 @@ async def test_one_token_for_progress_and_partial_results_is_refused(wm: Recorde
 
 # -- findings outside the project -------------------------------------------------------------
 
+@on_module_loop
 async def test_findings_outside_the_project_are_never_published_and_positions_are_bounded(
         wm: Recorder) -> None:
     await wm.run_batch(["outside"], projects=[str(BAD)])
@@ -440,7 +460,7 @@ async def test_findings_outside_the_project_are_never_published_and_positions_ar
     await healthy(wm)
 
 
-def test_findings_outside_the_project_in_the_terminal_and_over_mcp() -> None:
+def test_findings_outside_the_project_in_the_terminal() -> None:
     done = subprocess.run([sys.executable, "-m", "finecode_wm", "run", "outside",
                            "--workspace", str(WS), "--project", str(BAD)], cwd=WS,
                           capture_output=True, text=True, timeout=60, env=probe_env())
@@ -449,15 +469,11 @@ def test_findings_outside_the_project_in_the_terminal_and_over_mcp() -> None:
     notes = [line for line in done.stderr.splitlines() if "outside the project" in line]
     assert notes == ["warning: bad · outside: dropped 3 finding(s) for files outside the "
                      "project (a finding's path must be inside its project)"], done.stderr
-    (answer,) = mcp_exchange([{"name": "run_actions", "arguments": {
-        "actions": ["outside"], "projects": ["bad"]}}])
-    text = answer["result"]["content"][0]["text"]
-    assert "bad · outside: dropped 3 finding(s) for files outside the project" in text
-    assert "/etc/hosts" not in text and "escape.py" not in text
 
 
 # -- what real editors send at start ----------------------------------------------------------
 
+@on_module_loop
 async def test_did_change_configuration_is_handled_and_can_set_diagnostic_actions(
         tmp_path: Path) -> None:
     """Eglot and coc.nvim send it at start; `settings.finecode.diagnosticActions` is used."""

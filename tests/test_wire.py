@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from finecode_er.api import RunActionContext
+from finecode_er.reporter import ExecutionReporter
 from finecode_er.wire import (
     INTERNAL_ERROR,
     MAX_MESSAGE,
@@ -75,7 +78,7 @@ json_values = st.recursive(
     max_leaves=12)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(json_values)
 def test_dumps_is_always_strict_json_and_keeps_finite_values(value: Any) -> None:
     said: list[bool] = []
@@ -259,3 +262,18 @@ def test_a_line_that_never_ends_is_given_cut_at_once_and_the_rest_dropped() -> N
     assert cutter.feed(b"\rdone\n\n12345") == ["done"]
     assert cutter.end() == ["12345"]
     assert cutter.feed(b"0123456789\n") == ["0123456789"], "a line of the limit is whole"
+
+
+# -- what a runner sends --------------------------------------------------------------------
+
+async def test_titles_and_messages_a_runner_sends_are_cut_to_1000_characters() -> None:
+    sent: list[dict[str, Any]] = []
+    reporter = ExecutionReporter(sent.append, title="t", handlers=1, interval=0)
+    ctx = RunActionContext(project_root=Path("."), config={}, action="a", reporter=reporter,
+                           work=reporter.handler_work())
+    async with ctx.progress("T" * 5000, total=2) as progress:
+        await progress.advance(1, message="m" * 5000)
+    reporter.finish("failed: " + "e" * 5000)
+    texts = [v.get(key) for v in sent for key in ("title", "message") if key in v]
+    assert texts and all(len(text) <= 1000 for text in texts), [len(t) for t in texts]
+    assert sent[0]["title"].startswith("TTT") and sent[-1]["message"].startswith("failed: ee")
