@@ -111,10 +111,11 @@ class WMClient:
         self._serving: asyncio.Task[None] | None = None
 
     async def start(self, workspace: Path, *, options: dict[str, Any] | None = None,
-                    work_done_progress: bool = False) -> dict[str, Any]:
+                    work_done_progress: bool = False,
+                    stderr: Any = asyncio.subprocess.DEVNULL) -> dict[str, Any]:
         self.proc = await asyncio.create_subprocess_exec(
             *wm_command(), cwd=REPO, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, limit=2**24)
+            stdout=asyncio.subprocess.PIPE, stderr=stderr, limit=2**24)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.ps = psutil.Process(self.proc.pid)
         self.conn = Connection(self.proc.stdout, self.proc.stdin, on_request=self._on_request,

@@ -29,6 +29,14 @@ INTERNAL_INTERVAL = 0.025
 # touches that change nothing costs at most 100 looks a second, and does not hold back the next
 # real change by a whole interval (only the interval since the last value *sent* does).
 RECHECK = 0.01
+MAX_TEXT = 1000  # characters of a title or message a runner sends (a handler may pass anything)
+
+
+def cut(text: str | None) -> str | None:
+    """`text` cut to `MAX_TEXT` characters (non-strings pass: the WM drops them, logged)."""
+    if isinstance(text, str) and len(text) > MAX_TEXT:
+        return text[:MAX_TEXT - 1] + "…"
+    return text
 
 
 class Measure(Protocol):
@@ -171,7 +179,7 @@ class ExecutionReporter(PacedStream):
         return self.root.add_composite()
 
     def message(self) -> str | None:
-        return self.narrative
+        return cut(self.narrative)
 
     def extra(self, fraction: float | None) -> Value | None:
         units = self.root.units()
@@ -187,11 +195,11 @@ class ExecutionReporter(PacedStream):
         if self.begun:
             self.touch()
             return
-        self.begin(title or self._title, cancellable=cancellable,
+        self.begin(cut(title) or self._title, cancellable=cancellable,
                    determinate=self.root.units() is not None or self.root.fraction() is not None)
 
     def finish(self, outcome: str) -> None:
-        self.close(outcome, complete=outcome == "done")
+        self.close(cut(outcome) or outcome, complete=outcome == "done")
 
 
 class NullReporter(ExecutionReporter):

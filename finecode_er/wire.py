@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -23,6 +24,7 @@ REQUEST_FAILED = -32803
 REQUEST_CANCELLED = -32800
 
 MAX_MESSAGE = 64 * 1024 * 1024
+MIB = 1024 * 1024
 
 RequestHandler = Callable[[str, Any], Awaitable[Any]]
 NotificationHandler = Callable[[str, Any], None]
@@ -58,20 +60,91 @@ def progress_sender(notify: Callable[[str, Any], None], token: Any) -> Callable[
 
 
 class ConnectionClosed(Exception):
-    """The peer went away before answering."""
+    """The peer went away before answering (or broke the framing: see `ProtocolViolation`)."""
 
 
-def encode(message: dict[str, Any]) -> bytes:
-    body = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+class MessageTooLarge(ValueError):
+    """A message over `MAX_MESSAGE`: never sent, since the peer could only drop the connection."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"{size / MIB:.1f} MiB, over the {MAX_MESSAGE // MIB} MiB limit")
+        self.size = size
+
+
+class ProtocolViolation(Exception):
+    """The peer's stream cannot be framed any more: the connection is over."""
+
+
+def finite(value: Any) -> Any:
+    """`value` with every NaN and Infinity replaced by None: JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def dumps(value: Any, *, mapped: Callable[[], None] | None = None, **options: Any) -> str:
+    """Strict JSON (never `NaN`/`Infinity`, which JSON parsers reject).
+
+    Strict encoding is tried first, so a value without non-finite floats costs nothing extra;
+    otherwise they are written as `null` and `mapped` is called.
+    """
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, **options)
+    except ValueError as exc:
+        if not str(exc).startswith("Out of range float"):
+            raise  # a circular reference
+    text = json.dumps(finite(value), ensure_ascii=False, allow_nan=False, **options)
+    if mapped is not None:
+        mapped()
+    return text
+
+
+def encode(message: dict[str, Any], *, mapped: Callable[[], None] | None = None) -> bytes:
+    """One framed message. Raises `MessageTooLarge` over `MAX_MESSAGE`, and TypeError or
+    ValueError for a value JSON cannot carry; non-finite floats become null (see `dumps`)."""
+    body = dumps(message, mapped=mapped, separators=(",", ":")).encode()
+    if len(body) > MAX_MESSAGE:
+        raise MessageTooLarge(len(body))
     return b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
 
 
+def decoder(on_nonfinite: Callable[[], None] | None = None) -> json.JSONDecoder:
+    """A JSON decoder that reads `NaN`, `Infinity` and overflowing numbers (`1e999`) as None,
+    so no non-finite float enters from a peer that writes them."""
+    def nonfinite() -> None:
+        if on_nonfinite is not None:
+            on_nonfinite()
+
+    def constant(_name: str) -> None:
+        nonfinite()
+
+    def number(text: str) -> float | None:
+        value = float(text)
+        if math.isfinite(value):
+            return value
+        nonfinite()
+        return None
+
+    return json.JSONDecoder(parse_constant=constant, parse_float=number)
+
+
 async def read_message(reader: asyncio.StreamReader) -> bytes | None:
-    """The next framed body, or None at end of stream; skips header blocks it cannot use."""
+    """The next framed body, or None at end of stream; skips header blocks without a length.
+
+    Raises `ProtocolViolation` when what follows cannot be framed: a length over `MAX_MESSAGE`
+    (its body would have to be read as headers), or a header line over the reader's limit.
+    """
     while True:
         length = -1
         while True:
-            line = await reader.readline()
+            try:
+                line = await reader.readline()
+            except ValueError:  # the line is over the reader's limit (and was discarded)
+                raise ProtocolViolation("a header line over the reader's limit") from None
             if not line:
                 return None
             if line in (b"\r\n", b"\n"):
@@ -82,7 +155,9 @@ async def read_message(reader: asyncio.StreamReader) -> bytes | None:
                     length = int(value.strip())
                 except ValueError:
                     length = -1
-        if 0 <= length <= MAX_MESSAGE:
+        if length > MAX_MESSAGE:
+            raise ProtocolViolation(f"a message of {MessageTooLarge(length)}")
+        if length >= 0:
             try:
                 return await reader.readexactly(length)
             except asyncio.IncompleteReadError:
@@ -115,26 +190,49 @@ class Connection:
         # Requests we cancelled, by id, with when: the peer still owes an answer.
         self.cancelling: dict[int, float] = {}
         self.closed = False
+        self.violation: str | None = None  # why the peer's stream could not be read on
+        self._told: set[str] = set()
+        self._decoder = decoder(lambda: self._once(
+            "read", "NaN/Infinity in a message from the peer was read as null"))
+
+    def _once(self, key: str, message: str) -> None:
+        """Log `message` the first time only (a value that keeps coming must not flood)."""
+        if key not in self._told:
+            self._told.add(key)
+            self._log(message)
+
+    def _encode(self, message: dict[str, Any]) -> bytes:
+        return encode(message, mapped=lambda: self._once(
+            "sent", "NaN/Infinity in a value was sent as null (JSON has no such numbers); "
+                    "said once"))
 
     # -- sending ----------------------------------------------------------------------------
 
     def _send(self, message: dict[str, Any]) -> None:
+        """Raises `MessageTooLarge` (nothing is sent), or TypeError for a value that is not JSON."""
         if self.closed or self._writer.is_closing():
             return
-        self._writer.write(encode(message))
+        self._writer.write(self._encode(message))
 
     def notify(self, method: str, params: Any = None) -> None:
-        self._send({"jsonrpc": "2.0", "method": method, "params": params})
+        """A notification over the size limit is dropped and logged: the peer could not read it."""
+        try:
+            self._send({"jsonrpc": "2.0", "method": method, "params": params})
+        except MessageTooLarge as exc:
+            self._log(f"dropped a {method} notification of {exc}")
 
     async def request(self, method: str, params: Any = None) -> Any:
-        """Send a request and wait for its answer; cancelling the wait cancels it at the peer."""
+        """Send a request and wait for its answer; cancelling the wait cancels it at the peer.
+
+        Params that cannot be sent raise here (`MessageTooLarge`, TypeError): nothing was sent.
+        """
         if self.closed:
             raise ConnectionClosed(method)
         msg_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[msg_id] = future
-        self._send({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
         try:
+            self._send({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
             return await future
         except asyncio.CancelledError:
             if future.cancelled():  # no answer arrived: tell the peer to stop working on it
@@ -149,21 +247,26 @@ class Connection:
     # -- receiving --------------------------------------------------------------------------
 
     async def serve(self) -> None:
-        """Read until the peer closes its end; then fail every request still waiting."""
+        """Read until the peer closes its end or breaks the framing (`violation` says how);
+        then fail every request still waiting."""
         try:
             while (body := await read_message(self._reader)) is not None:
                 self._dispatch(body)
+        except ProtocolViolation as exc:
+            self.violation = f"protocol violation: {exc}"
+            self._log(f"{self.violation}; the connection is closed")
         finally:
             self.closed = True
+            reason = self.violation or "peer closed the connection"
             for future in self._pending.values():
                 if not future.done():
-                    future.set_exception(ConnectionClosed("peer closed the connection"))
+                    future.set_exception(ConnectionClosed(reason))
             for task in self._serving.values():
                 task.cancel()
 
     def _dispatch(self, body: bytes) -> None:
         try:
-            message = json.loads(body)
+            message = self._decoder.decode(body.decode())
         except ValueError:
             self._log(f"dropped a message that is not JSON: {body[:120]!r}")
             return
@@ -213,6 +316,15 @@ class Connection:
     def _start_request(self, msg_id: Any, method: str, params: Any) -> None:
         task = asyncio.get_running_loop().create_task(self._answer(msg_id, method, params))
         self._serving[msg_id] = task
+        task.add_done_callback(lambda done: self._never_started(done, msg_id, method))
+
+    def _never_started(self, task: asyncio.Task[None], msg_id: Any, method: str) -> None:
+        """A `$/cancelRequest` read right after its request cancels the task before it began:
+        `_answer` never ran, and the peer is still owed the answer."""
+        if task.cancelled() and self._serving.get(msg_id) is task:  # `_answer` pops it
+            del self._serving[msg_id]
+            self._send({"jsonrpc": "2.0", "id": msg_id, "error": {
+                "code": REQUEST_CANCELLED, "message": f"{method} cancelled"}})
 
     async def _answer(self, msg_id: Any, method: str, params: Any) -> None:
         reply: dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id}
@@ -229,9 +341,17 @@ class Connection:
         finally:
             self._serving.pop(msg_id, None)
         try:
-            data = encode(reply)
-        except (TypeError, ValueError) as exc:
-            data = encode({"jsonrpc": "2.0", "id": msg_id, "error": {
-                "code": INTERNAL_ERROR, "message": f"{method}: result is not JSON: {exc}"}})
+            data = self._encode(reply)
+        except MessageTooLarge as exc:
+            data = self._failure(msg_id, f"{method}: {'result' if 'result' in reply else 'error'}"
+                                         f" is {exc}")
+        except Exception as exc:  # any answer is better than none: the peer would wait forever
+            data = self._failure(msg_id, f"{method}: result is not JSON: "
+                                         f"{type(exc).__name__}: {exc}"[:1000])
         if not self.closed and not self._writer.is_closing():
             self._writer.write(data)
+
+    def _failure(self, msg_id: Any, message: str) -> bytes:
+        self._log(message)
+        return self._encode({"jsonrpc": "2.0", "id": msg_id,
+                             "error": {"code": INTERNAL_ERROR, "message": message}})

@@ -12,6 +12,11 @@ determinate or not.
 A delegated batch (`ctx.run_action`) reports to the delegating runner instead, which takes a
 late switch: its stream (`FractionStream`) begins at once and carries the batch's fraction
 whenever there is one.
+
+Cancel decision (docs/progress.md#cancellation): every cancel path — `cancel()` (a progress
+token's cancel, Ctrl-C, MCP) and the cancellation of the task running `run()` (`$/cancelRequest`,
+a delegating parent's cancel) — ends in `_decide`, so the stream's end and the response always
+agree. A cancel that comes after every child finished changes nothing.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from finecode_er.handlers import describe_failure
 from finecode_er.progress import FractionStream, Stream, Value
 from finecode_er.reporter import INTERNAL_INTERVAL, REPORT_INTERVAL, Emit, PacedStream
-from finecode_er.wire import REQUEST_CANCELLED, RpcError
+from finecode_er.wire import REQUEST_CANCELLED, MessageTooLarge, RpcError
 
 from .delegation import Execution, refusal
 from .history import History, signature
@@ -103,6 +109,16 @@ def plan(workspace: Workspace, actions: list[str],
     return [Planned(p, a) for p in selected for a in dict.fromkeys(actions) if a in p.actions]
 
 
+def _signature_of(planned: Planned) -> str | None:
+    """What determines a child's work besides its size (None when it cannot be read: that
+    child then fails on its own when it runs, and has no history)."""
+    try:
+        return signature(planned.project.actions[planned.action].to_json(),
+                         planned.project.code_version())
+    except Exception:
+        return None
+
+
 class _BatchStream(PacedStream):
     """The aggregated stream of one batch, re-worded every `TICK` s while it is open.
 
@@ -168,19 +184,23 @@ class Batch:
         self._log = log or (lambda _m: None)
         self._history = history
         # What determines each child's work besides its size; set again from what is sent.
-        self._signatures = [signature(p.project.actions[p.action].to_json(),
-                                      p.project.code_version()) for p in planned]
+        self._signatures = [_signature_of(p) for p in planned]
         self.progress = BatchProgress(
             [(p.project.name, p.action) for p in planned],
-            [history.timing(str(p.project.root), p.action, signed) if history else None
+            [history.timing(str(p.project.root), p.action, signed)
+             if history is not None and signed is not None else None
              for p, signed in zip(planned, self._signatures, strict=True)],
             lanes=pool.per_environment if self.options.concurrent else 1)
         self.results: list[dict[str, Any] | None] = [None] * len(planned)
+        self._unfinished = len(planned)
         self._started: list[float | None] = [None] * len(planned)
         self._stream: _BatchStream | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._child_begun = asyncio.Event()
-        self.cancelled = False
+        self._task: asyncio.Task[Any] | None = None  # the one running `run()`
+        self._cancel_asked = False  # `cancel()` was called before the batch settled
+        self._settled = not planned  # every child finished before any cancel was asked
+        self.cancelled = False  # the decision (`_decide`): final once `run()` has returned
         self._halted: str | None = None
         self._ended = False
         self._beginning: asyncio.Task[None] | None = None
@@ -188,8 +208,13 @@ class Batch:
     # -- public -----------------------------------------------------------------------------
 
     def cancel(self) -> None:
-        """Cancel every child; `run()` then finishes normally with what was done."""
-        self.cancelled = True
+        """Cancel every unfinished child; `run()` then finishes normally with what was done.
+
+        Once every child has finished, the batch is settled and a cancel changes nothing.
+        """
+        if self._settled:
+            return
+        self._cancel_asked = True
         self._halt("the batch was cancelled")
 
     def _halt(self, reason: str) -> None:
@@ -201,17 +226,28 @@ class Batch:
                 task.cancel()
 
     async def run(self) -> dict[str, Any]:
-        """Run every child; the stream ends before this returns, whatever happens."""
+        """Run every child; the stream ends before this returns, whatever happens.
+
+        When the task running this is cancelled, it raises `CancelledError` only if the batch
+        ends cancelled (`_decide`); a cancel that came too late is absorbed and the result
+        returned, as the stream said.
+        """
+        self._task = asyncio.current_task()
         self.progress.started = time.monotonic()
         self._beginning = asyncio.get_running_loop().create_task(self._begin())
-        outcome_cancelled = False
+        interrupted = False
         try:
             await self._run_children()
         except asyncio.CancelledError:
-            outcome_cancelled = True
+            interrupted = True
+        except BaseException:
+            await self._end(interrupted=True)
             raise
-        finally:
-            await self._end(cancelled=outcome_cancelled or self.cancelled)
+        if await self._end(interrupted=interrupted):
+            if self.cancelled:
+                raise asyncio.CancelledError
+            while self._task is not None and self._task.cancelling():
+                self._task.uncancel()
         return self.result()
 
     def result(self) -> dict[str, Any]:
@@ -241,34 +277,46 @@ class Batch:
                 await asyncio.wait_for(self._child_begun.wait(), wait)
         stream.begin(self._title, cancellable=True, determinate=self.progress.measurable())
 
-    async def _end(self, *, cancelled: bool) -> None:
-        """Make sure the stream begins (a token being created may still answer) and ends.
+    async def _end(self, *, interrupted: bool) -> bool:
+        """Make sure the stream begins (a token being created may still answer), decide the
+        outcome, and end the stream with it; True when the running task was cancelled.
 
         A token request the client has not answered within `TOKEN_WAIT` is left to finish on
         its own (cancelling it inside pygls would show the user an error); it begins nothing.
         """
         self._child_begun.set()
         assert self._beginning is not None
-        interrupted: asyncio.CancelledError | None = None
         try:
             await asyncio.wait_for(asyncio.shield(self._beginning), TOKEN_WAIT)
         except TimeoutError:
             pass
-        except asyncio.CancelledError as exc:  # the request itself was cancelled meanwhile
-            interrupted = exc
+        except asyncio.CancelledError:  # the request itself was cancelled meanwhile
+            interrupted = True
         except Exception as exc:  # the token could not be created: run silently
             self._log(f"progress token unavailable: {exc}")
         self._ended = True
-        cancelled = cancelled or interrupted is not None
+        self.cancelled = self._decide(asked=self._cancel_asked or interrupted)
         if self._stream is not None:
-            complete = not cancelled and all(r is not None and r["status"] != "cancelled"
-                                             for r in self.results)
-            self._stream.close(self.progress.outcome(cancelled=cancelled), complete=complete)
+            complete = not self.cancelled and all(r is not None and r["status"] != "cancelled"
+                                                  for r in self.results)
+            self._stream.close(self.progress.outcome(cancelled=self.cancelled),
+                               complete=complete)
         if self.progress.dropped:
             self._log(f"{self._title}: dropped {self.progress.dropped} bad progress value(s) "
                       "from runners")
-        if interrupted is not None:
-            raise interrupted
+        return interrupted
+
+    def _decide(self, *, asked: bool) -> bool:
+        """Did the batch end cancelled? The one decision behind both the stream's end and the
+        response.
+
+        Only a cancel asked before every child finished counts, and only if it stopped a
+        child: a child whose answer arrived in the same instant as the cancel keeps it, and a
+        batch whose children all finished is complete (100 %, an ok response) whatever
+        arrives afterwards.
+        """
+        return asked and not self._settled and any(
+            r is not None and r["status"] == "cancelled" for r in self.results)
 
     def _on_child_value(self, child: Child, value: Any) -> None:
         problem = self.progress.fold(child, value, time.monotonic())
@@ -284,27 +332,45 @@ class Batch:
     # -- children ---------------------------------------------------------------------------
 
     async def _run_children(self) -> None:
+        """Every child gets an entry, even one cancelled before its task began to run.
+
+        `gather(..., return_exceptions=True)`: a child cancelled before it started must not end
+        the wait while the others still run; cancelling this task still cancels them all.
+        """
         loop = asyncio.get_running_loop()
         if self.options.concurrent:
             self._tasks = [loop.create_task(self._run_child(i)) for i in range(len(self._planned))]
-            await asyncio.gather(*self._tasks)
+            try:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            finally:
+                for index in range(len(self._planned)):
+                    self._not_run(index)
             return
         current = asyncio.current_task()
         for index in range(len(self._planned)):
             if current is not None and current.cancelling() and self._halted is None:
-                self._halt("the request was cancelled")  # it reached the child, not us
+                self._halt("the request was cancelled")
             if self._halted is not None:
-                self._record(index, "cancelled", error=f"not run: {self._halted}")
+                self._not_run(index)
                 continue
             task = loop.create_task(self._run_child(index))
             self._tasks = [task]
-            await task
+            with contextlib.suppress(asyncio.CancelledError):  # ours: raised after the loop
+                await asyncio.gather(task, return_exceptions=True)
+            self._not_run(index)
         if current is not None and current.cancelling():
             raise asyncio.CancelledError
+
+    def _not_run(self, index: int) -> None:
+        """The entry of a child that never got to record one (no-op for the others)."""
+        self._record(index, "cancelled", error=f"not run: {self._halted or 'cancelled'}")
 
     async def _run_child(self, index: int) -> None:
         planned = self._planned[index]
         child = self.progress.children[index]
+        if self._halted is not None:  # halted before this child's task began
+            self._not_run(index)
+            return
         refused = refusal(self._chain, planned.project, planned.action)
         if refused is not None:
             self._record(index, "failed", error=refused)
@@ -314,6 +380,10 @@ class Batch:
                 await self._execute(index, planned, child)
         except asyncio.CancelledError:
             self._record(index, "cancelled", error=self._halted or "cancelled")
+        except Exception as exc:  # whatever goes wrong costs this child only
+            error = f"could not run: {describe_failure(exc)}"
+            self._log(f"{planned.project.name}/{planned.action}: {error}")
+            self._record(index, "failed", error=error)
         entry = self.results[index]
         if self.options.stop_on_failure and entry is not None and entry["status"] == "failed":
             self._halt(f"stopped at the first failure ({planned.project.name}/{planned.action})")
@@ -342,6 +412,12 @@ class Batch:
                     self._record(index, "failed", error=f"timed out after {timeout:g} s")
                 except RpcError as exc:
                     self._record_error(index, exc)
+                except (TypeError, ValueError) as exc:  # raised before anything was sent
+                    what = f"is {exc}" if isinstance(exc, MessageTooLarge) else \
+                        f"holds a value JSON cannot carry: {exc}"
+                    error = f"cannot send this run to its runner: its request {what}"
+                    self._log(f"{project.name}/{planned.action}: {error}")
+                    self._record(index, "failed", error=error)
                 else:
                     self._record(index, "ok", result=result)
         except RunnerDied as exc:
@@ -391,14 +467,18 @@ class Batch:
             if data is not None:
                 entry["errorData"] = data
         self.results[index] = entry
+        self._unfinished -= 1
+        if not self._unfinished and not self._cancel_asked and not (
+                self._task is not None and self._task.cancelling()):
+            self._settled = True  # from here on, a cancel changes nothing
         child = self.progress.children[index]
         # A failed run's time is real work too (the next one will likely fail the same way);
         # a cancelled one says nothing about how long the work takes.
-        if status != "cancelled" and self._history is not None and \
+        signed = self._signatures[index]
+        if status != "cancelled" and self._history is not None and signed is not None and \
                 child.running_since is not None:
-            self._history.record(str(planned.project.root), planned.action,
-                                 self._signatures[index], time.monotonic() - child.running_since,
-                                 child.work.total)
+            self._history.record(str(planned.project.root), planned.action, signed,
+                                 time.monotonic() - child.running_since, child.work.total)
         self.progress.finish(child, status)
         if self._stream is not None:
             self._stream.touch()

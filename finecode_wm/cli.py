@@ -15,9 +15,11 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from finecode_er.wire import dumps
+
 from . import history
 from .batch import BadRequest, BatchOptions
-from .findings import FORMATS, collect, render
+from .findings import FORMATS, collect, outside_notes, render
 from .requests import RunRequest
 from .service import FineCode
 from .terminal import PlainRenderer, Renderer, TtyRenderer, summary_table
@@ -125,7 +127,7 @@ async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, ou
     entries: list[dict[str, Any]] = result["results"]
     found = collect(entries)
     if args.json:
-        out.print_json(json.dumps(result))
+        out.print_json(dumps(result))
     else:
         for line in render(found, args.output_format, Path.cwd()):
             out.print(line, highlight=False, markup=False, emoji=False, soft_wrap=True)
@@ -135,6 +137,8 @@ async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, ou
             if entry["status"] == "failed":
                 err.print(f"[bold red]{names.get(entry['project'])} / {entry['action']}:[/] "
                           f"{escape(str(entry.get('error')))}", highlight=False, soft_wrap=True)
+        for note in outside_notes(entries, names):
+            err.print(f"[bold yellow]warning:[/] {escape(note)}", highlight=False, soft_wrap=True)
         if found:
             files = len({path for path, _ in found})
             err.print(f"Found {len(found)} finding(s) in {files} file(s).", highlight=False)

@@ -17,31 +17,37 @@ from typing import Any
 
 from .workspace import SKIPPED_DIRS, Project
 
-__all__ = ["SEVERITIES", "Finding", "FindingStore", "findings_of", "inputs_of", "normalize"]
+__all__ = ["MAX_POSITION", "SEVERITIES", "FileFindings", "Finding", "FindingStore",
+           "findings_of", "inputs_of", "normalize"]
 
 Finding = dict[str, Any]
 SEVERITIES = ("error", "warning", "information", "hint")
+MAX_POSITION = 2**31 - 1  # LSP's largest position number: larger lines and columns are clamped
 _OPTIONAL_INTS = ("end_line", "end_column")
 _OPTIONAL_STRS = ("code", "url")
 
 
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+def _position(value: Any) -> int | None:
+    """A 1-based line or column, clamped to `MAX_POSITION`; None when it is not one."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return min(value, MAX_POSITION)
+    return None
 
 
-def normalize(raw: Any) -> Finding | None:
+def _shaped(raw: Any) -> Finding | None:
     """One finding in the fixed shape, or None when it is not usable (a handler's bug)."""
     if not isinstance(raw, dict):
         return None
     path, message = raw.get("path"), raw.get("message")
-    line, column = raw.get("line"), raw.get("column")
+    line, column = _position(raw.get("line")), _position(raw.get("column"))
     if not (isinstance(path, str) and path and isinstance(message, str)
-            and _positive_int(line) and _positive_int(column)):
+            and line is not None and column is not None):
         return None
     finding: Finding = {"path": path, "line": line, "column": column, "message": message}
     for key in _OPTIONAL_INTS:
-        if _positive_int(raw.get(key)):
-            finding[key] = raw[key]
+        value = _position(raw.get(key))
+        if value is not None:
+            finding[key] = value
     for key in _OPTIONAL_STRS:
         if isinstance(raw.get(key), str) and raw[key]:
             finding[key] = raw[key]
@@ -50,11 +56,55 @@ def normalize(raw: Any) -> Finding | None:
     return finding
 
 
-def findings_of(entry: dict[str, Any]) -> dict[Path, list[Finding]] | None:
+class _Project:
+    """Where a project's findings may point: files under its root, through symlinks too."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._real_root = root.resolve()
+        self._seen: dict[str, Path | None] = {}
+
+    def locate(self, path: str) -> Path | None:
+        """The file `path` names (relative to the root, or absolute), or None when it lies
+        outside the project: an absolute path elsewhere, a `..` escape, a symlink out."""
+        if path not in self._seen:
+            self._seen[path] = self._locate(path)
+        return self._seen[path]
+
+    def _locate(self, path: str) -> Path | None:
+        try:
+            joined = self.root / path
+            shown = Path(os.path.normpath(joined))
+            real = joined.resolve()
+        except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop
+            return None
+        if shown.is_relative_to(self.root) and real.is_relative_to(self._real_root):
+            return shown
+        return None
+
+
+def normalize(raw: Any, root: Path) -> Finding | None:
+    """One finding of the project at `root` in the fixed shape (positions clamped), or None
+    when it is not usable (a handler's bug) or names a file outside the project."""
+    finding = _shaped(raw)
+    if finding is None or _Project(root).locate(finding["path"]) is None:
+        return None
+    return finding
+
+
+class FileFindings(dict[Path, list[Finding]]):
+    """Findings by absolute file path; `outside` counts those dropped for naming a file
+    outside the project (said to the person: they are never listed or published)."""
+
+    outside = 0
+
+
+def findings_of(entry: dict[str, Any]) -> FileFindings | None:
     """A result entry's findings by absolute file path, sorted by position.
 
     None when the entry says nothing about findings (it failed, was cancelled, or no result of
     its handlers has a `diagnostics` list): the previous findings of that action then stay.
+    Findings for files outside the project are dropped and counted (`FileFindings.outside`).
     """
     result = entry.get("result")
     # An action with several handlers returns their results as a list, in config order.
@@ -64,18 +114,23 @@ def findings_of(entry: dict[str, Any]) -> dict[Path, list[Finding]] | None:
     if entry.get("status") != "ok" or not lists:
         return None
     raw = [item for found in lists for item in found]
-    root = Path(entry["project"])
-    by_file: dict[Path, list[Finding]] = {}
+    project = _Project(Path(entry["project"]))
+    by_file = FileFindings()
     for item in raw:
-        finding = normalize(item)
-        if finding is not None:
-            by_file.setdefault(Path(os.path.normpath(root / finding["path"])), []).append(finding)
+        finding = _shaped(item)
+        if finding is None:
+            continue
+        path = project.locate(finding["path"])
+        if path is None:
+            by_file.outside += 1
+        else:
+            by_file.setdefault(path, []).append(finding)
     for findings in by_file.values():
-        findings.sort(key=_position)
+        findings.sort(key=_order)
     return by_file
 
 
-def _position(finding: Finding) -> tuple[int, int, str, str]:
+def _order(finding: Finding) -> tuple[int, int, str, str]:
     return finding["line"], finding["column"], finding.get("code", ""), finding["message"]
 
 
@@ -118,7 +173,7 @@ class FindingStore:
         for path in paths:
             unique = {_identity(f): f for source in self._sources.values()
                       for f in source.get(path, ())}
-            found = sorted(unique.values(), key=_position)
+            found = sorted(unique.values(), key=_order)
             if found:
                 self._shown[path] = (found, result_id(found))
             else:

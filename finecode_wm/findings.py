@@ -14,7 +14,8 @@ from typing import Any
 
 from .diagnostics import Finding, FindingStore, findings_of
 
-__all__ = ["FORMATS", "MAX_FINDINGS", "collect", "render", "summary_text"]
+__all__ = ["FORMATS", "MAX_FINDINGS", "collect", "outside_note", "outside_notes", "render",
+           "summary_text"]
 
 FORMATS = ("text", "github")
 MAX_FINDINGS = 200
@@ -30,6 +31,23 @@ def collect(entries: list[dict[str, Any]]) -> list[tuple[Path, Finding]]:
             store.record(Path(entry["project"]), entry["action"], by_file)
     files = {path for project in store.projects() for path in store.files(project)}
     return [(path, finding) for path in sorted(files, key=str) for finding in store.items(path)]
+
+
+def outside_note(project: str, action: str, count: int) -> str:
+    """The note for findings dropped because they named files outside their project."""
+    return (f"{project} · {action}: dropped {count} finding(s) for files outside the project "
+            "(a finding's path must be inside its project)")
+
+
+def outside_notes(entries: list[dict[str, Any]], names: dict[str, str]) -> list[str]:
+    """One `outside_note` per result entry that had such findings."""
+    notes = []
+    for entry in entries:
+        by_file = findings_of(entry)
+        if by_file is not None and by_file.outside:
+            notes.append(outside_note(names.get(entry["project"], entry["project"]),
+                                      entry["action"], by_file.outside))
+    return notes
 
 
 def render(found: list[tuple[Path, Finding]], output_format: str, cwd: Path) -> list[str]:
@@ -81,6 +99,7 @@ def summary_text(result: dict[str, Any], *, names: dict[str, str], base: Path) -
     counts = ", ".join(f"{summary[s]} {s}" for s in ("ok", "failed", "cancelled") if summary[s])
     lines = [f"FineCode: {counts or 'nothing ran'}", *(_status_line(e, names) for e in entries)]
     findings = render(collect(entries), "text", base)
+    lines += outside_notes(entries, names)
     if findings:
         lines += ["", f"{len(findings)} finding(s):", *findings[:MAX_FINDINGS]]
         if len(findings) > MAX_FINDINGS:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from .diagnostics import EMPTY_ID, Finding, FindingStore, findings_of, inputs_of
+from .findings import outside_note
 from .requests import RunRequest
 from .workspace import Project
 
@@ -99,6 +100,10 @@ class EditorDiagnostics:
         by_file = findings_of(entry)
         if by_file is None:
             return
+        if by_file.outside:
+            project = self.server.fine.workspace.projects.get(Path(entry["project"]))
+            self.server.log(outside_note(project.name if project else entry["project"],
+                                         entry["action"], by_file.outside))
         touched = self.store.record(Path(entry["project"]), entry["action"], by_file)
         if not self.pulling:
             self._publish(touched)

@@ -9,7 +9,8 @@ them in the background — never while holding a decision across an await.
 Each runner's `$/progress` goes straight from the pipe to the `ProgressRouter` (no generic
 dispatch, no task per message), which hands it to whoever minted the token. stderr is drained
 into the log so a chatty handler can never block on a full pipe; its last lines are kept for
-the error when a runner dies.
+the error when a runner dies. A runner whose connection ends while it still runs (it broke the
+framing, or closed its stdout) is killed: it is never left alive beside its replacement.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import hashlib
 import itertools
 import os
+import re
 import sys
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
@@ -41,6 +43,10 @@ STOP_TIMEOUT = 2.0
 STDERR_TAIL = 20
 CANCEL_GRACE = 2.0  # a handler that ignores a cancel this long gets its runner killed
 STDERR_LINES_PER_SECOND = 200  # forwarded to the editor's log; the rest are counted
+STDERR_LINE = 2000  # bytes of one stderr line kept for the log (the tail keeps 500 characters)
+STDERR_CHUNK = 65536
+CLOSED_WAIT = 0.5  # a runner that closed its stdout gets this long to exit before it is killed
+_LINE_ENDS = re.compile(rb"[\r\n]")
 RETIRED_TOKENS = 1024
 MIN_RUNNERS = 4  # default cap on live runners of all environments: max(this, per_environment)
 
@@ -59,6 +65,49 @@ def runner_path() -> str:
         with contextlib.suppress(FileExistsError):
             link.symlink_to(package, target_is_directory=True)
     return str(base)
+
+
+class LineCutter:
+    """Splits a byte stream into lines for the log, whatever arrives: `\r` ends a line as `\n`
+    does (a progress bar redrawn in place), and a line longer than `limit` bytes is given as
+    soon as it reaches the limit, cut, the rest of it dropped: nothing is buffered beyond
+    `limit` bytes, and a line that never ends is still seen."""
+
+    def __init__(self, limit: int = STDERR_LINE) -> None:
+        self._limit = limit
+        self._part = bytearray()
+        self._cutting = False  # the current line was given cut: drop the rest of it
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """The lines that `chunk` completes or cuts (empty lines left out)."""
+        *ended, rest = _LINE_ENDS.split(chunk)
+        lines = []
+        for piece in ended:
+            lines += self._add(piece)
+            lines += self._take()
+            self._cutting = False
+        return lines + self._add(rest)
+
+    def end(self) -> list[str]:
+        """The unfinished last line, at end of stream."""
+        return self._take()
+
+    def _add(self, piece: bytes) -> list[str]:
+        if self._cutting:
+            return []
+        room = self._limit - len(self._part)
+        self._part += piece[:room]
+        if len(piece) <= room:
+            return []
+        self._cutting = True
+        return self._take(cut=True)
+
+    def _take(self, *, cut: bool = False) -> list[str]:
+        text = self._part.decode(errors="replace").rstrip()
+        self._part.clear()
+        if cut:
+            text += f" … (line cut at {self._limit} bytes)"
+        return [text] if text else []
 
 
 class RunnerDied(Exception):
@@ -133,6 +182,8 @@ class RunnerProcess:
         self._watchers: set[asyncio.Task[None]] = set()
         self.starting: asyncio.Task[None] | None = None
         self.stopping = False  # a stop is under way: no second one, no cancel bookkeeping
+        self._settled = asyncio.Event()  # every cancelled request was answered
+        self._settled.set()
 
     @property
     def name(self) -> str:
@@ -172,7 +223,7 @@ class RunnerProcess:
                                on_cancel_sent=self._cancel_sent,
                                on_cancel_answered=self._cancel_answered)
         loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self.conn.serve()), loop.create_task(self._drain()),
+        self._tasks = [loop.create_task(self._serve()), loop.create_task(self._drain()),
                        loop.create_task(self._watch_exit())]
         params: dict[str, Any] = {"clientName": "finecode_wm"}
         if self.environment.isolated is not None:  # the runner's own project, as before sharing
@@ -185,7 +236,7 @@ class RunnerProcess:
         except ConnectionClosed:
             code = await self._exit_code()
             failure = RunnerDied(f"runner ({self.name}) exited while starting (code {code})"
-                                 f"{self._tail()}")
+                                 f"{self._why()}")
         except BaseException:
             await self.kill()
             raise
@@ -207,6 +258,23 @@ class RunnerProcess:
         await self.proc.wait()
         self._ended()
 
+    async def _serve(self) -> None:
+        """Read the runner's messages until its connection ends. A runner still running then is
+        of no use (it broke the framing, or closed its stdout): it is killed with the reason,
+        which its requests in flight fail with."""
+        assert self.conn is not None and self.proc is not None
+        await self.conn.serve()
+        if self.conn.violation is None and self.stopping:
+            return  # the stop waits for the exit, and kills if it does not come
+        if self.conn.violation is None:
+            with contextlib.suppress(TimeoutError):  # the usual end: the process is exiting
+                await asyncio.wait_for(self.proc.wait(), CLOSED_WAIT)
+        if self.proc.returncode is None:
+            why = self.conn.violation or "it closed its stdout while still running"
+            self.killed_because = f"{why}; the runner was killed and is replaced on next use"
+            self._log(f"[runner {self.pid}] {self.killed_because}")
+            await self.kill()
+
     def _notified(self, method: str, params: Any) -> None:
         if method == "$/progress":
             self._router.deliver(params)
@@ -216,25 +284,30 @@ class RunnerProcess:
         return await self._on_request(self, method, params)
 
     async def _drain(self) -> None:
-        """Keep the pipe empty; forward at most a bounded number of lines a second."""
+        """Keep the pipe empty, in chunks (a line may never end); forward at most a bounded
+        number of lines a second, each cut to `STDERR_LINE` bytes."""
         assert self.proc is not None and self.proc.stderr is not None
         loop = asyncio.get_running_loop()
         name = os.path.basename(self.environment.python)
+        lines = LineCutter()
         window, sent, skipped = loop.time(), 0, 0
-        while line := await self.proc.stderr.readline():
-            text = line.decode(errors="replace").rstrip()
-            self.stderr_tail.append(text[:500])
-            now = loop.time()
-            if now - window >= 1.0:
-                if skipped:
-                    self._log(f"[runner {self.pid} {name}] ({skipped} stderr lines not "
-                              "forwarded)")
-                window, sent, skipped = now, 0, 0
-            if sent < STDERR_LINES_PER_SECOND:
-                sent += 1
-                self._log(f"[runner {self.pid} {name}] {text[:2000]}")
-            else:
-                skipped += 1
+        while True:
+            chunk = await self.proc.stderr.read(STDERR_CHUNK)
+            for text in lines.feed(chunk) if chunk else lines.end():
+                self.stderr_tail.append(text[:500])
+                now = loop.time()
+                if now - window >= 1.0:
+                    if skipped:
+                        self._log(f"[runner {self.pid} {name}] ({skipped} stderr lines not "
+                                  "forwarded)")
+                    window, sent, skipped = now, 0, 0
+                if sent < STDERR_LINES_PER_SECOND:
+                    sent += 1
+                    self._log(f"[runner {self.pid} {name}] {text}")
+                else:
+                    skipped += 1
+            if not chunk:
+                return
 
     @property
     def pid(self) -> int | None:
@@ -242,6 +315,10 @@ class RunnerProcess:
 
     def _tail(self) -> str:
         return (":\n" + "\n".join(self.stderr_tail)) if self.stderr_tail else ""
+
+    def _why(self) -> str:
+        """Why the runner is gone: the WM's own reason when it killed it, else its last words."""
+        return f": {self.killed_because}" if self.killed_because else self._tail()
 
     async def request(self, method: str, params: Any) -> Any:
         """A request to the runner; a runner that dies meanwhile raises `RunnerDied`.
@@ -255,13 +332,13 @@ class RunnerProcess:
             return await self.conn.request(method, params)
         except ConnectionClosed:
             code = await self._exit_code()
-            why = f": {self.killed_because}" if self.killed_because else self._tail()
-            raise RunnerDied(f"runner ({self.name}) exited (code {code}){why}") from None
+            raise RunnerDied(f"runner ({self.name}) exited (code {code}){self._why()}") from None
 
     def _cancel_sent(self, msg_id: int) -> None:
         if self.stopping:
             return  # our own `shutdown` timed out: the stop kills the process anyway
         self.state.cancel_sent()
+        self._settled.clear()
         self._on_change(self)
         watcher = asyncio.get_running_loop().create_task(self._watch_cancel(msg_id))
         self._watchers.add(watcher)
@@ -269,6 +346,8 @@ class RunnerProcess:
 
     def _cancel_answered(self, _msg_id: int) -> None:
         self.state.cancel_answered()
+        if self.conn is not None and not self.conn.cancelling:
+            self._settled.set()
         self._on_change(self)
 
     async def _watch_cancel(self, msg_id: int) -> None:
@@ -292,12 +371,16 @@ class RunnerProcess:
     async def stop(self) -> None:
         """`shutdown` + `exit`, then close stdin; killed if it does not go within the timeout.
 
-        The kill is in `finally`: cancelling the task that stops a runner never leaves the
-        process behind.
+        Handlers that were just cancelled first get the cancel grace to finish their clean-up
+        (their `finally`): `exit` would end them where they are. The kill is in `finally`:
+        cancelling the task that stops a runner never leaves the process behind.
         """
         self.stopping = True
         try:
             proc = self.proc
+            if self.alive and not self._settled.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._settled.wait(), CANCEL_GRACE)
             if proc is not None and proc.returncode is None and self.conn is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.conn.request("shutdown", None), STOP_TIMEOUT)
@@ -336,9 +419,10 @@ class RunnerProcess:
             if self.proc is not None:
                 await self.proc.wait()
         finally:
-            for task in self._tasks:
+            others = [t for t in self._tasks if t is not asyncio.current_task()]
+            for task in others:
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(*others, return_exceptions=True)
 
 
 class RunnerPool:

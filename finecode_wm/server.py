@@ -11,18 +11,22 @@ machine already shaped as LSP values.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
 import signal
+import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
 import attrs
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcRequestCancelled
+from pygls.io_ import StdinAsyncReader, run_async
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import (
     JsonRPCNotification,
@@ -38,6 +42,7 @@ from . import __version__
 from .batch import BadRequest, Batch
 from .lsp_diagnostics import SOURCE, EditorDiagnostics
 from .requests import RunRequest, parse_run_action, parse_run_batch
+from .runners import CANCEL_GRACE, STOP_TIMEOUT
 from .service import FineCode
 from .trust import SessionTrust
 
@@ -47,6 +52,9 @@ RUN_BATCH = "runBatch"
 CMD_RUN_ACTION = "finecode.runAction"
 CMD_RUN_BATCH = "finecode.runBatch"
 CMD_LIST_PROJECTS = "finecode.listProjects"
+# The editor left without `shutdown`: cancelled batches get this long to end (a handler that
+# ignores the cancel has its runner killed after the grace), the runners' stop its own bound.
+WIND_DOWN = CANCEL_GRACE + 1.0
 
 
 @attrs.define
@@ -93,6 +101,8 @@ class FineCodeServer(LanguageServer):
         self.fine = FineCode(self.log, max_parallel=max_parallel,
                              report=lambda problem: self.show_problems([problem]))
         self.by_token: dict[Any, Batch] = {}
+        self._partial_tokens: set[Any] = set()
+        self.running: set[asyncio.Task[Any]] = set()  # the tasks running a batch
         self.options: dict[str, Any] = {}
         self.warming: asyncio.Task[None] | None = None
         self.watching: asyncio.Task[None] | None = None
@@ -183,10 +193,8 @@ class FineCodeServer(LanguageServer):
         Every finished child feeds the editor's diagnostics, then `on_entry`. `asked` is false
         for work the server started by itself (a diagnostics pull).
         """
-        token = request.work_done_token
-        if token is not None and token in self.by_token:
-            raise JsonRpcInvalidParams(f"workDoneToken {token!r} is already in use by a "
-                                       "running request; use a fresh token per request")
+        token, partial_token = request.work_done_token, request.partial_result_token
+        self._check_tokens(token, partial_token)
         emit: Awaitable[Emit | None] | Emit | None
         key: Any = token
         if token is not None:
@@ -196,7 +204,6 @@ class FineCodeServer(LanguageServer):
             emit = asyncio.ensure_future(self._created_token(key))
         else:
             key, emit = object(), None
-        partial_token = request.partial_result_token
         notify = self.protocol.notify
         watch = self.diagnostics.watch(request)
 
@@ -214,6 +221,11 @@ class FineCodeServer(LanguageServer):
                 emit.cancel()
             raise JsonRpcInvalidParams(str(exc)) from None
         self.by_token[key] = batch
+        if partial_token is not None:
+            self._partial_tokens.add(partial_token)
+        task = asyncio.current_task()
+        assert task is not None
+        self.running.add(task)
         try:
             result = await batch.run()
         except asyncio.CancelledError:
@@ -221,9 +233,40 @@ class FineCodeServer(LanguageServer):
                                           data=self._shape(batch.result(), partial_token)) from None
         finally:
             self.by_token.pop(key, None)
+            self._partial_tokens.discard(partial_token)
+            self.running.discard(task)
             if asked:
                 self.diagnostics.run_finished()
         return self._shape(result, partial_token)
+
+    def _check_tokens(self, token: Any, partial_token: Any) -> None:
+        """Refuse tokens that would mix two streams on one token (InvalidParams)."""
+        if token is not None and token == partial_token:
+            raise JsonRpcInvalidParams(
+                f"workDoneToken and partialResultToken are the same ({token!r}): progress and "
+                "partial results need a token each; use two different tokens")
+        for name, value in (("workDoneToken", token), ("partialResultToken", partial_token)):
+            if value is not None and (value in self.by_token or value in self._partial_tokens):
+                raise JsonRpcInvalidParams(f"{name} {value!r} is already in use by a running "
+                                           "request; use a fresh token per request")
+
+    async def wind_down(self) -> None:
+        """The editor closed our stdin: stop as Ctrl-C does, bounded in time.
+
+        Every batch is cancelled (handlers see `CancelledError` and their `finally` clean-up
+        runs), a handler that ignores it has its runner killed after the cancel grace, then
+        every runner is stopped (`shutdown`, `exit`, killed if it stays).
+        """
+        for batch in list(self.by_token.values()):
+            batch.cancel()
+        if self.running:
+            await asyncio.wait(self.running, timeout=WIND_DOWN)
+        try:
+            await asyncio.wait_for(self.fine.close(), CANCEL_GRACE + 2 * STOP_TIMEOUT + 1)
+        except TimeoutError:
+            pass
+        finally:
+            self.fine.pool.kill_all()
 
     @staticmethod
     def _shape(result: dict[str, Any], partial_token: Any) -> dict[str, Any]:
@@ -287,6 +330,16 @@ def build_server(*, max_parallel: int | None = None) -> FineCodeServer:
                               params: types.DidChangeWatchedFilesParams) -> None:
         ls.configs_changed([_uri_path(change.uri) for change in params.changes])
 
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def configuration_changed(ls: FineCodeServer,
+                              params: types.DidChangeConfigurationParams) -> None:
+        """Eglot and coc.nvim send this at start: `settings.finecode.diagnosticActions`, when
+        given, replaces the initialization option; every other setting is read at start only."""
+        settings = params.settings
+        ours = settings.get("finecode") if isinstance(settings, dict) else None
+        if isinstance(ours, dict) and "diagnosticActions" in ours:
+            ls.options = {**ls.options, "diagnosticActions": ours["diagnosticActions"]}
+
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
     def folders_changed(ls: FineCodeServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
         ls.rescan()
@@ -333,7 +386,8 @@ async def _advertised_only(*_args: Any) -> None:
 
 
 def _kill_runners(pids: list[int]) -> None:
-    """After the editor went away without `shutdown`: no runner may outlive the WM."""
+    """The last resort after the loop ended (an `exit` without `shutdown`, a wind-down that
+    could not finish): no runner may outlive the WM."""
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -342,11 +396,54 @@ def _kill_runners(pids: list[int]) -> None:
             pass
 
 
+class _StdoutWriter:
+    """pygls' stdout writer, except that a client that went away loses what is written instead
+    of raising into the code that wrote (a runner's stderr drain, a batch winding down)."""
+
+    def __init__(self, stdout: BinaryIO) -> None:
+        self._stdout = stdout
+        self.lost = False
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._stdout.close()
+
+    def write(self, data: bytes) -> None:
+        if self.lost:
+            return
+        try:
+            self._stdout.write(data)
+            self._stdout.flush()
+        except (OSError, ValueError):
+            self.lost = True
+
+
+async def _serve(server: FineCodeServer) -> None:
+    """pygls' stdio message loop, then the wind-down once the editor closes our stdin.
+
+    pygls' own `start_io` ends at end of input by cancelling every task at once, which left
+    the runners to be killed before any handler could clean up.
+    """
+    server.protocol.set_writer(_StdoutWriter(sys.stdout.buffer))
+    try:
+        await run_async(stop_event=threading.Event(),
+                        reader=StdinAsyncReader(sys.stdin.buffer, server.thread_pool),
+                        protocol=server.protocol, logger=logging.getLogger("pygls.server"),
+                        error_handler=server.report_server_error)
+    finally:
+        await server.wind_down()
+
+
 def serve_stdio(*, max_parallel: int | None = None) -> int:
     """`finecode-wm lsp`: serve the editor on stdio; exit code per LSP (0 after shutdown)."""
     logging.getLogger("pygls").setLevel(logging.WARNING)
     server = build_server(max_parallel=max_parallel)
-    server.start_io()
+    try:
+        asyncio.run(_serve(server))
+    except (KeyboardInterrupt, SystemExit):  # `exit` ends the loop with SystemExit
+        pass
+    finally:
+        server.shutdown()  # type: ignore[no-untyped-call]  # its thread pool
     _kill_runners(server.fine.pool.pids())
     return 0 if getattr(server.protocol, "_shutdown", False) else 1
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from finecode_wm.diagnostics import FindingStore, findings_of, normalize
-from finecode_wm.findings import collect, render
+from finecode_wm.diagnostics import MAX_POSITION, FindingStore, findings_of, normalize
+from finecode_wm.findings import collect, outside_notes, render
 from finecode_wm.lsp_diagnostics import to_lsp
 
 pytestmark = pytest.mark.timeout(10)
@@ -27,12 +31,12 @@ def finding(path: str, line: int, **extra: Any) -> dict[str, Any]:
 
 def test_normalize_keeps_the_shape_and_drops_what_is_unusable() -> None:
     assert normalize(finding("a.py", 2, code="X", severity="error", end_line=2, end_column=4,
-                             extra="dropped")) == {
+                             extra="dropped"), ROOT) == {
         "path": "a.py", "line": 2, "column": 1, "message": "m", "code": "X",
         "severity": "error", "end_line": 2, "end_column": 4}
-    assert normalize(finding("a.py", 0)) is None, "lines are 1-based"
-    assert normalize({"file": "a.py", "line": 1, "column": 1, "message": "m"}) is None
-    assert normalize(finding("a.py", 1, severity="fatal")) == finding("a.py", 1)
+    assert normalize(finding("a.py", 0), ROOT) is None, "lines are 1-based"
+    assert normalize({"file": "a.py", "line": 1, "column": 1, "message": "m"}, ROOT) is None
+    assert normalize(finding("a.py", 1, severity="fatal"), ROOT) == finding("a.py", 1)
 
 
 def test_findings_of_several_handlers_and_of_failures() -> None:
@@ -80,3 +84,77 @@ def test_lsp_ranges_are_zero_based_and_never_inverted() -> None:
                                    "end": {"line": 2, "character": 5}}
     assert diagnostic["severity"] == 2 and diagnostic["codeDescription"] == {"href": "https://x/E1"}
     assert to_lsp(finding("a.py", 3, end_line=1))["range"]["end"] == {"line": 2, "character": 0}
+
+
+# -- positions and paths are bounded --------------------------------------------------------
+
+# A project with a symlink out of it and one that stays inside, beside a file outside it.
+_BASE = Path(tempfile.mkdtemp(prefix="finecode-findings-")).resolve()
+PROJECT = _BASE / "ws" / "proj"
+(PROJECT / "pkg").mkdir(parents=True)
+(PROJECT / "link").symlink_to(_BASE)
+(PROJECT / "inner").symlink_to(PROJECT / "pkg")
+(PROJECT / "loop").symlink_to(PROJECT / "loop")
+
+segments = st.sampled_from(["..", ".", "pkg", "link", "inner", "loop", "x.py", "ws", "proj",
+                            "/", "", "a\x00b", "//", "~"])
+paths = st.one_of(st.lists(segments, min_size=1, max_size=6).map("/".join),
+                  st.text(max_size=12), st.sampled_from(["/etc/hosts", str(PROJECT / "x.py"),
+                                                         str(_BASE / "x.py")]))
+positions = st.one_of(st.integers(-3, 3), st.integers(2**31 - 3, 2**31 + 3),
+                      st.integers(min_value=0), st.booleans(), st.none(), st.floats(),
+                      st.text(max_size=3))
+raw_findings = st.one_of(
+    st.fixed_dictionaries({"path": paths, "line": positions, "column": positions,
+                           "message": st.text(max_size=5)},
+                          optional={"end_line": positions, "end_column": positions,
+                                    "severity": st.text(max_size=8), "code": st.text(max_size=3)}),
+    st.none(), st.integers(), st.lists(st.integers(), max_size=2))
+
+
+def _inside(path: Path) -> bool:
+    return path.resolve().is_relative_to(PROJECT) and os.path.normpath(path).startswith(
+        str(PROJECT))
+
+
+@settings(max_examples=400, deadline=None)
+@given(raw_findings)
+def test_normalize_never_raises_nor_yields_a_finding_outside_or_out_of_range(raw: Any) -> None:
+    finding = normalize(raw, PROJECT)
+    if finding is None:
+        return
+    for key in ("line", "column", "end_line", "end_column"):
+        if key in finding:
+            assert 1 <= finding[key] <= MAX_POSITION
+    assert _inside(PROJECT / finding["path"]), finding["path"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(raw_findings, max_size=8))
+def test_findings_of_keeps_what_is_inside_and_counts_what_is_not(raws: list[Any]) -> None:
+    by_file = findings_of({"project": str(PROJECT), "action": "lint", "status": "ok",
+                           "result": {"diagnostics": raws}})
+    assert by_file is not None
+    kept = [normalize(raw, PROJECT) for raw in raws]
+    assert sum(len(found) for found in by_file.values()) == sum(f is not None for f in kept)
+    for path in by_file:
+        assert _inside(path)
+
+
+def test_far_positions_are_clamped_and_outside_files_dropped_with_a_note() -> None:
+    result = {"diagnostics": [
+        finding("pkg/a.py", 10**30, column=2**40, end_line=10**40),
+        finding("/etc/hosts", 1), finding("../../escape.py", 1), finding("link/x.py", 1),
+        finding("inner/b.py", 2), finding(str(PROJECT / "c.py"), 3)]}
+    entry = {"project": str(PROJECT), "action": "lint", "status": "ok", "result": result}
+    by_file = findings_of(entry)
+    assert by_file is not None and by_file.outside == 3
+    assert sorted(by_file) == [PROJECT / "c.py", PROJECT / "inner" / "b.py",
+                               PROJECT / "pkg" / "a.py"]
+    (far,) = by_file[PROJECT / "pkg" / "a.py"]
+    assert (far["line"], far["column"], far["end_line"]) == (MAX_POSITION,) * 3
+    assert to_lsp(far)["range"]["start"] == {"line": MAX_POSITION - 1,
+                                             "character": MAX_POSITION - 1}
+    assert outside_notes([entry], {str(PROJECT): "proj"}) == [
+        "proj · lint: dropped 3 finding(s) for files outside the project (a finding's path "
+        "must be inside its project)"]
