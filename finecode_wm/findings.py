@@ -14,10 +14,12 @@ from typing import Any
 
 from .diagnostics import Finding, FindingStore, findings_of
 
-__all__ = ["FORMATS", "MAX_FINDINGS", "collect", "render", "summary_text"]
+__all__ = ["FORMATS", "MAX_FINDINGS", "collect", "config_error_annotations", "failing", "render",
+           "summary_text"]
 
 FORMATS = ("text", "github")
 MAX_FINDINGS = 200
+NOT_FAILING = ("information", "hint")  # severities that are listed but do not fail a run
 
 
 def collect(entries: list[dict[str, Any]]) -> list[tuple[Path, Finding]]:
@@ -30,6 +32,11 @@ def collect(entries: list[dict[str, Any]]) -> list[tuple[Path, Finding]]:
             store.record(Path(entry["project"]), entry["action"], by_file)
     files = {path for project in store.projects() for path in store.files(project)}
     return [(path, finding) for path in sorted(files, key=str) for finding in store.items(path)]
+
+
+def failing(found: list[tuple[Path, Finding]]) -> list[Finding]:
+    """The findings that fail a run: all but those of severity information and hint."""
+    return [finding for _, finding in found if finding.get("severity") not in NOT_FAILING]
 
 
 def render(found: list[tuple[Path, Finding]], output_format: str, cwd: Path) -> list[str]:
@@ -56,6 +63,12 @@ def _github(shown: str, f: Finding) -> str:
     return f"::{level} {','.join(props)}::{_data(f['message'])}"
 
 
+def config_error_annotations(errors: list[dict[str, str]], cwd: Path) -> list[str]:
+    """One `::error` annotation per config error, on the project's pyproject.toml."""
+    return [f"::error file={_prop(os.path.relpath(Path(e['project']) / 'pyproject.toml', cwd))},"
+            f"title=FineCode config error::{_data(e['error'])}" for e in errors]
+
+
 def _data(text: str) -> str:
     """Workflow-command escaping of the message part."""
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
@@ -79,7 +92,12 @@ def summary_text(result: dict[str, Any], *, names: dict[str, str], base: Path) -
     entries: list[dict[str, Any]] = result["results"]
     summary = result["summary"]
     counts = ", ".join(f"{summary[s]} {s}" for s in ("ok", "failed", "cancelled") if summary[s])
-    lines = [f"FineCode: {counts or 'nothing ran'}", *(_status_line(e, names) for e in entries)]
+    lines = []
+    errors = result.get("config_errors", [])
+    if errors:  # first: nothing else in the result covers these projects
+        lines += [*(f"config error: {os.path.relpath(e['project'], base)}: {e['error']}"
+                    for e in errors), ""]
+    lines += [f"FineCode: {counts or 'nothing ran'}", *(_status_line(e, names) for e in entries)]
     findings = render(collect(entries), "text", base)
     if findings:
         lines += ["", f"{len(findings)} finding(s):", *findings[:MAX_FINDINGS]]

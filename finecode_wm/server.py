@@ -91,7 +91,8 @@ class FineCodeServer(LanguageServer):
     def __init__(self, *, max_parallel: int | None = None) -> None:
         super().__init__("finecode-wm", __version__, protocol_cls=FineCodeProtocol)
         self.fine = FineCode(self.log, max_parallel=max_parallel,
-                             report=lambda problem: self.show_problems([problem]))
+                             report=lambda problem: self.show_problems([problem]),
+                             warn=self.show_warning)
         self.by_token: dict[Any, Batch] = {}
         self.options: dict[str, Any] = {}
         self.warming: asyncio.Task[None] | None = None
@@ -112,6 +113,10 @@ class FineCodeServer(LanguageServer):
             self.window_show_message(types.ShowMessageParams(
                 type=types.MessageType.Error, message=f"FineCode: {problem}"))
 
+    def show_warning(self, warning: str) -> None:
+        self.window_show_message(types.ShowMessageParams(
+            type=types.MessageType.Warning, message=f"FineCode: {warning}"))
+
     def _emit_to(self, token: Any) -> Emit:
         return progress_sender(self.protocol.notify, token)
 
@@ -127,12 +132,12 @@ class FineCodeServer(LanguageServer):
 
     # -- folders ----------------------------------------------------------------------------
 
-    def rescan(self) -> None:
+    async def rescan(self) -> None:
+        """Discover the client's folders again, off the event loop (problems are shown once)."""
         folders = [_uri_path(f.uri) for f in self.workspace.folders.values()]
         if not folders and self.workspace.root_uri:
             folders = [_uri_path(self.workspace.root_uri)]
-        for problem in self.fine.set_folders(folders):
-            self.fine.report(problem)
+        await self.fine.discover(folders)
         self.diagnostics.projects_changed(set(self.fine.workspace.projects))
 
     async def watch_configs(self) -> None:
@@ -155,10 +160,10 @@ class FineCodeServer(LanguageServer):
         except Exception as exc:
             self.log(f"could not register file watchers: {exc}")
 
-    def configs_changed(self, paths: list[Path]) -> None:
+    async def configs_changed(self, paths: list[Path]) -> None:
         """A project config appeared, changed or went away: discover again."""
         if any(p.name == "pyproject.toml" for p in paths):
-            self.rescan()
+            await self.rescan()
 
     def unasked_work_allowed(self) -> bool:
         """May the WM run workspace code nobody asked for (warm-up, pulls, runs on change)?
@@ -183,6 +188,7 @@ class FineCodeServer(LanguageServer):
         Every finished child feeds the editor's diagnostics, then `on_entry`. `asked` is false
         for work the server started by itself (a diagnostics pull).
         """
+        await self.fine.prepare()
         token = request.work_done_token
         if token is not None and token in self.by_token:
             raise JsonRpcInvalidParams(f"workDoneToken {token!r} is already in use by a "
@@ -227,8 +233,11 @@ class FineCodeServer(LanguageServer):
 
     @staticmethod
     def _shape(result: dict[str, Any], partial_token: Any) -> dict[str, Any]:
-        """With partial results the entries were streamed: the response carries the summary."""
-        return {"summary": result["summary"]} if partial_token is not None else result
+        """With partial results the entries were streamed: the response carries the summary
+        (and the config errors, which are not entries)."""
+        if partial_token is None:
+            return result
+        return {key: value for key, value in result.items() if key != "results"}
 
     def cancel_token(self, token: Any) -> None:
         batch = self.by_token.get(token)
@@ -239,6 +248,7 @@ class FineCodeServer(LanguageServer):
         args = params.arguments or []
         command = params.command
         if command == CMD_LIST_PROJECTS:
+            await self.fine.prepare()  # after a discovery in flight (e.g. the first one)
             return self.fine.list_projects()
         if command not in (CMD_RUN_ACTION, CMD_RUN_BATCH):
             raise JsonRpcInvalidParams(f"unknown command {command!r} (known: {CMD_RUN_ACTION}, "
@@ -276,20 +286,21 @@ def build_server(*, max_parallel: int | None = None) -> FineCodeServer:
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: FineCodeServer, params: types.InitializedParams) -> None:
-        ls.rescan()
+        await ls.rescan()
         ls.watching = asyncio.get_running_loop().create_task(ls.watch_configs())
         if (ls.options.get("warmRunners", True) is not False and ls.fine.workspace.projects
                 and ls.unasked_work_allowed()):
             ls.warming = asyncio.get_running_loop().create_task(ls.fine.warm())
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
-    def watched_files_changed(ls: FineCodeServer,
-                              params: types.DidChangeWatchedFilesParams) -> None:
-        ls.configs_changed([_uri_path(change.uri) for change in params.changes])
+    async def watched_files_changed(ls: FineCodeServer,
+                                    params: types.DidChangeWatchedFilesParams) -> None:
+        await ls.configs_changed([_uri_path(change.uri) for change in params.changes])
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
-    def folders_changed(ls: FineCodeServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
-        ls.rescan()
+    async def folders_changed(ls: FineCodeServer,
+                              params: types.DidChangeWorkspaceFoldersParams) -> None:
+        await ls.rescan()
 
     @server.feature(RUN_BATCH)
     async def run_batch(ls: FineCodeServer, params: Any) -> dict[str, Any]:
