@@ -397,6 +397,8 @@ async def test_lsp_serves_a_hostile_workspace(hostile: Hostile) -> None:
         result = first["result"]
         assert {Path(e["project"]) for e in result["config_errors"]} == hostile.config_errors
         assert result["summary"] == {"ok": 3, "failed": 1, "cancelled": 0}
+        by_project = {Path(e["project"]): e for e in result["results"]}
+        assert by_project[hostile.dated]["result"] == DATED
         check_stream([p["value"] for p in lsp.notifications("$/progress")
                       if p["token"] == "h1"])
         published = {p["uri"]: p["diagnostics"]
@@ -404,6 +406,10 @@ async def test_lsp_serves_a_hostile_workspace(hostile: Hostile) -> None:
         alpha, beta = hostile.healthy["alpha"], hostile.healthy["beta"]
         assert set(published) == {(alpha / "pkg/x.py").as_uri(), (alpha / "pkg/y.py").as_uri(),
                                   (beta / "src/m.py").as_uri()}
+        assert [(d["range"]["start"], d.get("code"), d["message"])
+                for uri in sorted(published) if "alpha" in uri for d in published[uri]] == [
+            ({"line": 2, "character": 0}, "F401", "`os` imported but unused"),
+            ({"line": 6, "character": 4}, None, "shadowed name")]
         assert [(d["range"]["start"], d.get("code"), d["message"], d["severity"])
                 for d in published[(beta / "src/m.py").as_uri()]] == [
             ({"line": 0, "character": 7}, "F401", "`sys` imported but unused", 2),
@@ -450,6 +456,8 @@ async def test_mcp_starts_on_a_hostile_workspace_and_rediscovers(hostile: Hostil
         structured = run["structuredContent"]
         assert {Path(e["project"]) for e in structured["config_errors"]} == hostile.config_errors
         assert structured["summary"] == {"ok": 3, "failed": 1, "cancelled": 0}
+        by_project = {Path(e["project"]): e for e in structured["results"]}
+        assert by_project[hostile.dated]["result"] == DATED
         text = run["content"][0]["text"].splitlines()
         assert all(line.startswith("config error: ")
                    for line in text[:len(hostile.config_errors)]), "config errors come first"
