@@ -107,6 +107,15 @@ def _shown(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+def _is_source(source: str) -> bool:
+    """`module.path:attribute.path`, every part an identifier (a source names code to import;
+    anything else, like `/:run`, would make the WM look for handler files outside the
+    project)."""
+    module, colon, attribute = source.partition(":")
+    return bool(colon) and all(part.isidentifier() for text in (module, attribute)
+                               for part in text.split("."))
+
+
 def _unknown(where: str, table: dict[str, Any], known: set[str]) -> None:
     extra = sorted(set(table) - known)
     if extra:
@@ -160,7 +169,7 @@ def parse_actions(actions: Any, where: str) -> dict[str, ActionConfig]:
                 raise ConfigError(f"{hat}: must be a table like {{ source = \"module:function\" }}")
             _unknown(hat, handler, _HANDLER_KEYS)
             source = handler.get("source")
-            if not isinstance(source, str) or ":" not in source:
+            if not isinstance(source, str) or not _is_source(source):
                 raise ConfigError(f"{hat}: 'source' must be \"module:attribute\", "
                                   f"got {_shown(source)}")
             config = handler.get("config", {})

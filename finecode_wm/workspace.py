@@ -60,7 +60,8 @@ def local_handler_files(root: Path, sources: Iterable[str]) -> list[Path]:
     from installed packages resolve elsewhere and are not the project's own code.
     """
     files: set[Path] = set()
-    for top in sorted({source.partition(":")[0].partition(".")[0] for source in sources} - {""}):
+    tops = {source.partition(":")[0].partition(".")[0] for source in sources}
+    for top in sorted(t for t in tops if t.isidentifier()):  # never a path: stays in `root`
         module, package = root / f"{top}.py", root / top
         if package.is_dir():
             for current, dirs, names in os.walk(package):

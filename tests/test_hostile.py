@@ -122,6 +122,16 @@ def test_config_values_json_cannot_carry(tmp_path: Path) -> None:
     json.dumps(loaded.actions["lint"].to_json(), allow_nan=False)
 
 
+@pytest.mark.parametrize("source", ["/:run", "../up:run", "a b:c", "m:", ":f", "m:f.", "m:f:g"])
+def test_a_source_names_a_module_not_a_path(tmp_path: Path, source: str) -> None:
+    """`/:run` would have made discovery walk `/` for the project's own handler files."""
+    (tmp_path / "pyproject.toml").write_text(
+        f'[tool.finecode.actions.lint]\nhandlers = [{{ source = {json.dumps(source)} }}]\n')
+    with pytest.raises(ConfigError, match="'source' must be \"module:attribute\""):
+        load_project(tmp_path)
+    assert workspace_module.local_handler_files(tmp_path, [source]) == []
+
+
 @pytest.mark.parametrize(("content", "reason"), [
     (b"x" * (1024 * 1024 + 1), "larger than 1024 KiB"),
     ('"' + "\\\"" * 400_000, "not valid TOML"),  # unclosed, escapes: linear, not quadratic
@@ -173,8 +183,9 @@ _CONFIG = st.one_of(
     st.builds(lambda depth, leaf: {"deep": _nest(depth, leaf)},
               st.integers(MAX_CONFIG_DEPTH - 3, MAX_CONFIG_DEPTH + 3), _SCALAR),
     _VALUE)  # wrong types where a table is expected
+_SOURCE = st.sampled_from(["m:f", "pkg.mod:obj.run", "nocolon", "/:run", "..:x"])
 _HANDLER = st.one_of(
-    st.fixed_dictionaries({"source": st.sampled_from(["m:f", "pkg.mod:obj.run", "nocolon"])},
+    st.fixed_dictionaries({"source": _SOURCE},
                           optional={"config": _CONFIG, "extra": _SCALAR}),
     _VALUE)
 _ACTION = st.one_of(
