@@ -435,10 +435,13 @@ async def test_lsp_serves_a_hostile_workspace(hostile: Hostile) -> None:
         healthy = await lsp.call("runBatch", {"actions": ["lint"], "projects": [str(alpha)]})
         assert healthy["result"]["summary"]["ok"] == 1 and "config_errors" not in \
             healthy["result"]
-        broken = await lsp.call("runBatch", {"actions": ["lint"],
+        broken = await lsp.call("runBatch", {"actions": ["lint"], "workDoneToken": "h3",
                                              "projects": [str(hostile.root / "typo")]})
         assert broken["result"]["results"] == [] and broken["result"]["config_errors"][0][
             "project"] == str(hostile.root / "typo")
+        stream = [p["value"] for p in lsp.notifications("$/progress") if p["token"] == "h3"]
+        check_stream(stream)
+        assert stream[-1]["message"] == "nothing to run: 1 broken config(s)"
         assert lsp.broken is None and lsp.alive
     finally:
         await lsp.stop()
