@@ -20,7 +20,7 @@ from .delegation import Execution
 from .history import History
 from .requests import RunRequest, parse_delegation
 from .runners import RunnerPool, RunnerProcess
-from .workspace import Workspace
+from .workspace import Discovery, Workspace
 
 __all__ = ["FineCode"]
 
@@ -61,18 +61,19 @@ class FineCode:
 
     def report(self, problem: str) -> None:
         """Tell the person about a config problem, once per process."""
-        if problem not in self._reported:
-            self._reported.add(problem)
-            self._report(problem)
+        self._once(problem, self._report)
+
+    def _once(self, message: str, sink: Log) -> None:
+        if message not in self._reported:
+            self._reported.add(message)
+            sink(message)
 
     def _tell(self) -> None:
         """After a scan: every problem and skipped file, each once."""
         for problem in self.workspace.problems.values():
             self.report(problem)
         for skipped in self.workspace.skipped.values():
-            if skipped not in self._reported:
-                self._reported.add(skipped)
-                self._warn(skipped)
+            self._once(skipped, self._warn)
 
     def set_folders(self, folders: list[Path]) -> None:
         """Discover projects on this thread (the terminal, before its loop starts)."""
@@ -81,17 +82,18 @@ class FineCode:
 
     async def discover(self, folders: list[Path] | None = None) -> None:
         """Walk `folders` (default: the current ones) for projects, off the event loop."""
-        async with self._discovering:
-            found = await asyncio.to_thread(self.workspace.scan,
-                                            self.workspace.folders if folders is None
-                                            else folders)
-            self.workspace.apply(found)
-        self._tell()
+        workspace = self.workspace
+        await self._scan(lambda: workspace.scan(workspace.folders if folders is None
+                                                else folders))
 
     async def refresh(self) -> None:
         """Read again, off the event loop, the known pyproject.toml files that changed."""
+        await self._scan(self.workspace.scan)
+
+    async def _scan(self, scan: Callable[[], Discovery]) -> None:
+        """One scan at a time, in a worker thread; applied (and told) on the loop."""
         async with self._discovering:
-            self.workspace.apply(await asyncio.to_thread(self.workspace.scan))
+            self.workspace.apply(await asyncio.to_thread(scan))
         self._tell()
 
     def list_projects(self) -> list[dict[str, object]]:

@@ -134,9 +134,13 @@ def examine(root: Path, cached: Found | None = None) -> Found | None:
         return Found(signature, skipped=f"skipped {exc}")
     try:
         config = project_config(root, data)
+        project = None if config is None else Project.from_config(config)
     except ConfigError as exc:
         return Found(signature, problem=str(exc), declares=declared_actions(data))
-    return Found(signature, project=None if config is None else Project.from_config(config))
+    except OSError as exc:  # its handler files cannot be listed (a directory without access)
+        return Found(signature, problem=f"{root / 'pyproject.toml'}: cannot list the project's "
+                                        f"handler files: {exc}", declares=declared_actions(data))
+    return Found(signature, project=project)
 
 
 def _candidate_dirs(folder: Path) -> list[Path]:

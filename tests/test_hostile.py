@@ -100,6 +100,17 @@ def test_unchanged_files_are_not_read_again(hostile: Hostile,
     assert hostile.root / "typo" not in ws.problems, "a removed config is gone, not unreadable"
 
 
+def test_handler_files_that_cannot_be_listed_are_a_problem(
+        hostile: Hostile, monkeypatch: pytest.MonkeyPatch) -> None:
+    def denied(root: Path, sources: Any) -> list[Path]:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(workspace_module, "local_handler_files", denied)
+    ws = Workspace([hostile.root])
+    assert ws.projects == {}
+    assert "cannot list the project's handler files" in ws.problems[hostile.healthy["alpha"]]
+
+
 def test_config_values_json_cannot_carry(tmp_path: Path) -> None:
     def project(config: str) -> Path:
         (tmp_path / "pyproject.toml").write_text(
