@@ -187,8 +187,11 @@ def _nest(depth: int, value: Any) -> Any:
     return value
 
 
-_VALUE = st.recursive(_SCALAR, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(_KEY, inner, max_size=3)), max_leaves=8)
+def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(st.lists(inner, max_size=3), st.dictionaries(_KEY, inner, max_size=3))
+
+
+_VALUE = st.recursive(_SCALAR, _containers, max_leaves=8)
 _CONFIG = st.one_of(
     st.dictionaries(_KEY, _VALUE, max_size=4),
     st.builds(lambda depth, leaf: {"deep": _nest(depth, leaf)},
