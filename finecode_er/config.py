@@ -2,18 +2,31 @@
 
 Shared by the WM (discovery) and the runner (when started without a parsed config). Every
 problem becomes a `ConfigError` whose message names the file and the key, so a person can fix it.
+
+A `pyproject.toml` comes from a repository, so it is read as hostile input: as a regular file of
+bounded size (`safefile`), checked before parsing for what would make the parser itself blow up,
+and every parse error is an error of that file only. Handler configs are made JSON-safe here,
+once: they travel to runners as JSON.
 """
 
 from __future__ import annotations
 
+import datetime
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ActionConfig", "ConfigError", "HandlerConfig", "ProjectConfig", "load_project",
-           "parse_actions", "positive_seconds"]
+from .safefile import NotReadable, read_regular
+
+__all__ = ["MAX_CONFIG_DEPTH", "MAX_KEY_PARTS", "ActionConfig", "ConfigError", "HandlerConfig",
+           "ProjectConfig", "UnreadableConfig", "declared_actions", "load_project",
+           "parse_actions", "positive_seconds", "project_config", "read_pyproject"]
+
+MAX_CONFIG_DEPTH = 32  # tables and arrays in a handler's `config`, the `config` table included
+MAX_KEY_PARTS = 32  # tomllib's time and memory grow with the square of a dotted key's length
 
 _PROJECT_KEYS = {"python", "isolated", "actions"}
 _ACTION_KEYS = {"handlers", "concurrent", "timeout"}
@@ -33,6 +46,21 @@ def positive_seconds(value: Any) -> float | None:
 
 class ConfigError(ValueError):
     """A project's FineCode configuration cannot be used."""
+
+
+class UnreadableConfig(ConfigError):
+    """A `pyproject.toml` that cannot be read or parsed at all.
+
+    Whose file it is cannot be told from a table, only from its bytes: `mentions_finecode` says
+    whether they name FineCode (then it is a broken FineCode project; else it is someone else's
+    file, e.g. a vendored package's, which is not ours to judge).
+    """
+
+    def __init__(self, path: Path, reason: str, *, mentions_finecode: bool) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+        self.mentions_finecode = mentions_finecode
 
 
 @dataclass(frozen=True)
@@ -61,11 +89,58 @@ class ProjectConfig:
     isolated: bool = False
 
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _key(name: str) -> str:
+    """A key as a segment of a key path: bare when TOML allows it, else quoted and bounded."""
+    if _BARE_KEY.fullmatch(name):
+        return name
+    shown = name if len(name) <= 64 else name[:64] + "…"
+    return '"' + shown.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _shown(value: Any) -> str:
+    """A value in a message, bounded (a hostile one may be huge, or nested deep)."""
+    if isinstance(value, str | int | float):
+        return f"{value!r:.80}"
+    return f"a {type(value).__name__}"
+
+
+def _is_source(source: str) -> bool:
+    """`module.path:attribute.path`, every part an identifier (a source names code to import;
+    anything else, like `/:run`, would make the WM look for handler files outside the
+    project)."""
+    module, colon, attribute = source.partition(":")
+    return bool(colon) and all(part.isidentifier() for text in (module, attribute)
+                               for part in text.split("."))
+
+
 def _unknown(where: str, table: dict[str, Any], known: set[str]) -> None:
     extra = sorted(set(table) - known)
     if extra:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(extra)} "
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(map(_key, extra))} "
                           f"(allowed: {', '.join(sorted(known))})")
+
+
+def _json_safe(value: Any, at: str, depth: int = 1) -> Any:
+    """`value` as JSON carries it: TOML dates and times become ISO 8601 strings; nan and
+    infinity, and tables or arrays nested deeper than `MAX_CONFIG_DEPTH`, are refused."""
+    if isinstance(value, dict | list):
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"{at}: tables and arrays nest deeper than {MAX_CONFIG_DEPTH} "
+                              "levels")
+        if isinstance(value, dict):
+            return {k: _json_safe(v, f"{at}.{_key(str(k))}", depth + 1)
+                    for k, v in value.items()}
+        return [_json_safe(v, f"{at}[{i}]", depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{at}: {value} is not allowed (JSON has no nan or infinity)")
+    if isinstance(value, datetime.date | datetime.time):  # a datetime is a date too
+        return value.isoformat()
+    if value is None or isinstance(value, str | int | float):  # a bool is an int
+        return value
+    raise ConfigError(f"{at}: a {type(value).__name__} cannot be passed to a handler")
 
 
 def parse_actions(actions: Any, where: str) -> dict[str, ActionConfig]:
@@ -74,7 +149,7 @@ def parse_actions(actions: Any, where: str) -> dict[str, ActionConfig]:
         raise ConfigError(f"{where}: 'actions' must be a table")
     parsed: dict[str, ActionConfig] = {}
     for name, action in actions.items():
-        at = f"{where}.actions.{name}"
+        at = f"{where}.actions.{_key(name)}"
         if not isinstance(action, dict):
             raise ConfigError(f"{at}: must be a table")
         _unknown(at, action, _ACTION_KEYS)
@@ -94,35 +169,88 @@ def parse_actions(actions: Any, where: str) -> dict[str, ActionConfig]:
                 raise ConfigError(f"{hat}: must be a table like {{ source = \"module:function\" }}")
             _unknown(hat, handler, _HANDLER_KEYS)
             source = handler.get("source")
-            if not isinstance(source, str) or ":" not in source:
-                raise ConfigError(f"{hat}: 'source' must be \"module:attribute\", got {source!r}")
+            if not isinstance(source, str) or not _is_source(source):
+                raise ConfigError(f"{hat}: 'source' must be \"module:attribute\", "
+                                  f"got {_shown(source)}")
             config = handler.get("config", {})
             if not isinstance(config, dict):
                 raise ConfigError(f"{hat}: 'config' must be a table")
-            items.append(HandlerConfig(source, config))
+            items.append(HandlerConfig(source, _json_safe(config, f"{hat}.config")))
         parsed[name] = ActionConfig(tuple(items), concurrent, positive_seconds(timeout))
     return parsed
 
 
+# An unclosed string (invalid TOML) runs to the end of its line or file: every match then
+# succeeds where it starts, and blanking stays linear on hostile text.
+_STRING_OR_COMMENT = re.compile(
+    r'"""(?:[^"\\]|\\[\s\S]|"(?!""))*(?:""""?"?)?'
+    r"|'''(?:[^']|'(?!''))*(?:''''?'?)?"
+    r'|"(?:[^"\\\n]|\\.)*"?'
+    r"|'[^'\n]*'?"
+    r"|#[^\n]*")
+# Once strings and comments are blanked, a dotted key lies between two of `= , [ ] { }` or line
+# ends: MAX_KEY_PARTS dots there are a key of more parts. Tried only where such a stretch
+# begins (the lookbehind), so the search stays linear.
+_LONG_KEY = re.compile(r"(?:^|(?<=[=,\[\]{}\n]))(?:[^=,\[\]{}\n.]*+\.){" + str(MAX_KEY_PARTS) + "}")
+
+
+def read_pyproject(path: Path) -> dict[str, Any]:
+    """The parsed `pyproject.toml` at `path`, or `UnreadableConfig` saying why not.
+
+    A key of more than `MAX_KEY_PARTS` dotted parts is refused before parsing (for 80 KB of one,
+    tomllib needs 6 GB), and nesting too deep for the parser is an error of this file like any
+    other.
+    """
+    try:
+        raw = read_regular(path)
+    except NotReadable as exc:
+        raise UnreadableConfig(path, exc.reason, mentions_finecode=False) from None
+    mentions = b"finecode" in raw.lower()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnreadableConfig(path, f"not UTF-8 (byte {exc.start}: {exc.reason})",
+                               mentions_finecode=mentions) from None
+    if _LONG_KEY.search(_STRING_OR_COMMENT.sub(" ", text)):
+        raise UnreadableConfig(path, f"refused: a key of more than {MAX_KEY_PARTS} dotted parts",
+                               mentions_finecode=mentions)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        reason = f"not valid TOML ({exc})"
+    except RecursionError:
+        reason = "not valid TOML (nested too deeply for the parser)"
+    raise UnreadableConfig(path, reason, mentions_finecode=mentions)
+
+
+def _finecode_table(data: dict[str, Any]) -> Any:
+    tool = data.get("tool")
+    return tool.get("finecode") if isinstance(tool, dict) else None
+
+
+def declared_actions(data: dict[str, Any]) -> frozenset[str]:
+    """The action names a parsed pyproject declares, valid or not (those of a broken project)."""
+    finecode = _finecode_table(data)
+    actions = finecode.get("actions") if isinstance(finecode, dict) else None
+    return frozenset(actions) if isinstance(actions, dict) else frozenset()
+
+
 def load_project(root: Path) -> ProjectConfig | None:
     """The project at `root`, None when its pyproject has no `[tool.finecode]` table."""
-    path = root / "pyproject.toml"
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    tool = data.get("tool")
-    finecode = tool.get("finecode") if isinstance(tool, dict) else None
+    return project_config(root, read_pyproject(root / "pyproject.toml"))
+
+
+def project_config(root: Path, data: dict[str, Any]) -> ProjectConfig | None:
+    """The project at `root` from its parsed pyproject, None without a `[tool.finecode]` table."""
+    finecode = _finecode_table(data)
     if finecode is None:
         return None
-    where = f"{path} [tool.finecode]"
+    where = f"{root / 'pyproject.toml'} [tool.finecode]"
     if not isinstance(finecode, dict):
         raise ConfigError(f"{where}: must be a table")
     _unknown(where, finecode, _PROJECT_KEYS)
     python = finecode.get("python")
-    if python is not None and not isinstance(python, str):
+    if python is not None and (not isinstance(python, str) or not python or "\0" in python):
         raise ConfigError(f"{where}: 'python' must be a path string")
     if python is not None and not Path(python).is_absolute():
         python = str(root / python)
@@ -130,6 +258,6 @@ def load_project(root: Path) -> ProjectConfig | None:
     if not isinstance(isolated, bool):
         raise ConfigError(f"{where}: 'isolated' must be true or false")
     project = data.get("project")
-    name = (project.get("name") if isinstance(project, dict) else None) or root.name
-    return ProjectConfig(root, str(name), python, parse_actions(finecode.get("actions", {}), where),
-                         isolated)
+    name = project.get("name") if isinstance(project, dict) else None
+    return ProjectConfig(root, name if isinstance(name, str) and name else root.name, python,
+                         parse_actions(finecode.get("actions", {}), where), isolated)

@@ -16,29 +16,45 @@ from pathlib import Path
 
 __all__ = ["MAX_CONFIG_BYTES", "NotReadable", "read_regular", "stream_regular"]
 
-MAX_CONFIG_BYTES = 4 * 1024 * 1024  # a pyproject.toml larger than this is not a config
+# A pyproject.toml larger than this is not a config. Parsing costs memory: tomllib needs up to
+# ~200 MB for 1 MiB of hostile TOML (many keys of many dotted parts), ~800 MB for 4 MiB.
+MAX_CONFIG_BYTES = 1024 * 1024
 CHUNK = 1 << 20
 _FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
 
 
 class NotReadable(OSError):
-    """The path cannot be read as repository content; the message says why, for a person."""
+    """The path cannot be read as repository content; the message says why, for a person.
+
+    `reason` is the why without the path (`not a regular file (a FIFO)`), for messages that
+    name the path themselves.
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def _open(path: Path) -> int:
     try:
         fd = os.open(path, _FLAGS)
     except OSError as exc:
-        raise NotReadable(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise _unreadable(path, exc) from None
     try:
         mode = os.fstat(fd).st_mode
     except OSError as exc:
         os.close(fd)
-        raise NotReadable(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise _unreadable(path, exc) from None
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise NotReadable(f"{path} is not a regular file ({_kind(mode)}); it is not read")
+        reason = f"not a regular file ({_kind(mode)})"
+        raise NotReadable(f"{path} is {reason}; it is not read", reason)
     return fd
+
+
+def _unreadable(path: Path, exc: OSError) -> NotReadable:
+    reason = f"cannot read: {exc.strerror or exc}"
+    return NotReadable(f"cannot read {path}: {exc.strerror or exc}", reason)
 
 
 def _kind(mode: int) -> str:
@@ -57,9 +73,10 @@ def read_regular(path: Path, limit: int = MAX_CONFIG_BYTES) -> bytes:
         with os.fdopen(fd, "rb", closefd=True) as file:
             data = file.read(limit + 1)
     except OSError as exc:
-        raise NotReadable(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise _unreadable(path, exc) from None
     if len(data) > limit:
-        raise NotReadable(f"{path} is larger than {limit // 1024} KiB; it is not read")
+        reason = f"larger than {limit // 1024} KiB"
+        raise NotReadable(f"{path} is {reason}; it is not read", reason)
     return data
 
 
@@ -74,5 +91,5 @@ def stream_regular(path: Path, consume: Callable[[bytes], object]) -> int:
                 consume(chunk)
                 size += len(chunk)
     except OSError as exc:
-        raise NotReadable(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise _unreadable(path, exc) from None
     return size

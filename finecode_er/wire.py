@@ -235,7 +235,9 @@ class Connection:
             self._send({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
             return await future
         except asyncio.CancelledError:
-            if future.cancelled():  # no answer arrived: tell the peer to stop working on it
+            # Cancelled, and no answer came in between (`_answered` takes the entry of a wait
+            # cancelled but not yet resumed): tell the peer to stop working on it.
+            if future.cancelled() and msg_id in self._pending:
                 self.cancelling[msg_id] = asyncio.get_running_loop().time()
                 self.notify("$/cancelRequest", {"id": msg_id})
                 if self._on_cancel_sent is not None:
@@ -303,6 +305,11 @@ class Connection:
                 self._on_cancel_answered(msg_id)  # type: ignore[arg-type]
             return
         future = self._pending.get(msg_id)  # type: ignore[arg-type]
+        if future is not None and future.cancelled():
+            # The wait was cancelled and has not resumed yet: the answer is here, so no
+            # `$/cancelRequest` must follow (it would never be answered).
+            del self._pending[msg_id]  # type: ignore[arg-type]
+            return
         if future is None or future.done():
             self._log(f"dropped an answer to no request: {str(message)[:120]}")
             return

@@ -41,7 +41,7 @@ from .progress import BatchProgress, Child
 from .runners import RunnerDied, RunnerPool, RunnerProcess
 from .workspace import Project, Workspace
 
-__all__ = ["BadRequest", "Batch", "BatchOptions", "plan"]
+__all__ = ["BadRequest", "Batch", "BatchOptions", "Plan", "import_failure", "plan"]
 
 BEGIN_WAIT_WARM = 0.1
 BEGIN_WAIT_COLD = 0.2
@@ -67,18 +67,38 @@ class Planned:
     action: str
 
 
-def plan(workspace: Workspace, actions: list[str],
-         projects: list[str] | None = None) -> list[Planned]:
-    """Every selected action in every selected project that defines it, in a stable order."""
+@dataclass(frozen=True)
+class Plan:
+    """The children to run, and the config problems of the selected projects that cannot run
+    (`{project, error}`: reported in the result, never run)."""
+
+    children: list[Planned]
+    config_errors: list[dict[str, str]]
+
+
+def _nothing_here(workspace: Workspace) -> str:
+    folders = ", ".join(map(str, workspace.folders)) or "the workspace"
+    skipped = f"; {len(workspace.skipped)} pyproject.toml skipped as unreadable" \
+        if workspace.skipped else ""
+    return (f"no FineCode projects under {folders} (a project is a directory whose "
+            f"pyproject.toml has a [tool.finecode] table{skipped})")
+
+
+def plan(workspace: Workspace, actions: list[str], projects: list[str] | None = None) -> Plan:
+    """Every selected action in every selected project that defines it, in a stable order.
+
+    A selected project whose config is broken is not bad input: it is a config error of the
+    run. An action is unknown when no selected project defines it, broken ones included (by
+    the names they declare; one whose file did not parse might declare any).
+    """
     if not actions:
         raise BadRequest("'actions' must name at least one action")
+    broken: list[Path] = []
     if projects is None:
         selected = sorted(workspace.projects.values(), key=lambda p: p.root)
-        if not selected:
-            raise BadRequest(f"no FineCode projects under "
-                             f"{', '.join(map(str, workspace.folders)) or 'the workspace'} "
-                             "(a project is a directory whose pyproject.toml has a "
-                             "[tool.finecode] table)")
+        broken = sorted(workspace.problems)
+        if not selected and not broken:
+            raise BadRequest(_nothing_here(workspace))
     else:
         selected = []
         for raw in projects:
@@ -93,20 +113,35 @@ def plan(workspace: Workspace, actions: list[str],
                 raise BadRequest(f"{path} is outside the workspace folders "
                                  f"({', '.join(map(str, workspace.folders)) or 'none'})")
             project = workspace.projects.get(path)
+            if project is None and path in workspace.problems:
+                if path not in broken:
+                    broken.append(path)
+                continue
             if project is None and not path.exists():
                 raise BadRequest(f"{path} does not exist")
             if project is None:
-                problem = workspace.problems.get(path)
-                raise BadRequest(f"{path} has a broken FineCode config: {problem}" if problem else
+                skipped = workspace.skipped.get(path)
+                raise BadRequest(f"{path} is not a FineCode project: its pyproject.toml was "
+                                 f"{skipped}" if skipped else
                                  f"{path} is not a FineCode project (no [tool.finecode] table)")
             if project not in selected:
                 selected.append(project)
+    declared = [workspace.declares.get(b) for b in broken]
     for action in actions:
-        if not any(action in p.actions for p in selected):
-            known = sorted({a for p in selected for a in p.actions})
+        if not any(action in p.actions for p in selected) and \
+                not any(names is None or action in names for names in declared):
+            known = sorted({a for p in selected for a in p.actions}.union(*filter(None, declared)))
             raise BadRequest(f"unknown action {action!r}: no selected project defines it "
                              f"(defined: {', '.join(known) or 'none'})")
-    return [Planned(p, a) for p in selected for a in dict.fromkeys(actions) if a in p.actions]
+    return Plan([Planned(p, a) for p in selected for a in dict.fromkeys(actions) if a in p.actions],
+                [{"project": str(b), "error": workspace.problems[b]} for b in broken])
+
+
+def import_failure(entry: dict[str, Any]) -> bool:
+    """A child that failed because its handler could not be imported: a config problem."""
+    data = entry.get("errorData")
+    return entry.get("status") == "failed" and isinstance(data, dict) and \
+        data.get("kind") == "import"
 
 
 def _signature_of(planned: Planned) -> str | None:
@@ -166,11 +201,13 @@ class Batch:
                  on_result: Callable[[dict[str, Any]], None] | None = None,
                  on_problem: Log | None = None, log: Log | None = None,
                  parent: Execution | None = None, history: History | None = None,
-                 late_percentage: bool = False) -> None:
+                 late_percentage: bool = False,
+                 config_errors: list[dict[str, str]] | None = None) -> None:
         """`late_percentage`: `emit` takes a percentage that appears after begin (the terminal),
         so a single child measurable only later still gets a bar."""
         self._pool = pool
         self._parent = parent  # the execution that delegated this batch, if one did
+        self._config_errors = config_errors or []
         self._chain = parent.chain if parent is not None else ()
         self._slots = slots
         self._on_problem = on_problem
@@ -251,9 +288,21 @@ class Batch:
         return self.result()
 
     def result(self) -> dict[str, Any]:
+        """`{results, summary}`, and `config_errors` when the selection had any."""
         entries = [r for r in self.results if r is not None]
         summary = {s: sum(e["status"] == s for e in entries) for s in ("ok", "failed", "cancelled")}
-        return {"results": entries, "summary": summary}
+        result: dict[str, Any] = {"results": entries, "summary": summary}
+        errors = self.config_errors(entries)
+        if errors:
+            result["config_errors"] = errors
+        return result
+
+    def config_errors(self, entries: list[dict[str, Any]]) -> list[dict[str, str]]:
+        """The selected projects' config problems: broken configs, then handlers of `entries`
+        that could not be imported."""
+        return [*self._config_errors,
+                *({"project": e["project"], "error": f"action '{e['action']}': {e['error']}"}
+                  for e in entries if import_failure(e))]
 
     # -- progress ---------------------------------------------------------------------------
 
@@ -299,8 +348,10 @@ class Batch:
         if self._stream is not None:
             complete = not self.cancelled and all(r is not None and r["status"] != "cancelled"
                                                   for r in self.results)
-            self._stream.close(self.progress.outcome(cancelled=self.cancelled),
-                               complete=complete)
+            outcome = self.progress.outcome(cancelled=self.cancelled)
+            if not self._planned and self._config_errors:
+                outcome = f"nothing to run: {len(self._config_errors)} broken config(s)"
+            self._stream.close(outcome, complete=complete)
         if self.progress.dropped:
             self._log(f"{self._title}: dropped {self.progress.dropped} bad progress value(s) "
                       "from runners")
@@ -447,8 +498,8 @@ class Batch:
         self._record(index, "cancelled" if exc.code == REQUEST_CANCELLED else "failed",
                      error=exc.message, data=exc.data)
         planned = self._planned[index]
-        if isinstance(exc.data, dict) and exc.data.get("kind") == "import" and \
-                self._on_problem is not None:
+        entry = self.results[index]
+        if entry is not None and import_failure(entry) and self._on_problem is not None:
             self._on_problem(f"{planned.project.root} action '{planned.action}': {exc.message}")
 
     def _record(self, index: int, status: str, *, result: Any = None, error: str | None = None,

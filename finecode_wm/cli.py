@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import sys
@@ -15,11 +14,12 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from finecode_er.config import positive_seconds
 from finecode_er.wire import dumps
 
 from . import history
 from .batch import BadRequest, BatchOptions
-from .findings import FORMATS, collect, outside_notes, render
+from .findings import FORMATS, collect, config_error_annotations, failing, outside_notes, render
 from .requests import RunRequest
 from .service import FineCode
 from .terminal import PlainRenderer, Renderer, TtyRenderer, summary_table
@@ -28,22 +28,44 @@ from .trust import SessionTrust, TrustStore, TrustStoreError, folder_keys
 __all__ = ["main"]
 
 EXIT_FAILED = 1
-EXIT_USAGE = 2
+EXIT_USAGE = 2  # bad input, and a selected project whose config is broken
 EXIT_INTERRUPTED = 130
+
+
+def _seconds(text: str) -> float:
+    """`--timeout`: a positive, finite number of seconds."""
+    try:
+        seconds = positive_seconds(float(text))
+    except ValueError:
+        seconds = None
+    if seconds is None:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return seconds
+
+
+def _count(text: str) -> int:
+    """`--max-parallel`: a positive whole number."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return count
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finecode-wm", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     lsp = commands.add_parser("lsp", help="serve an editor over LSP on stdio")
-    lsp.add_argument("--max-parallel", type=int, default=None,
+    lsp.add_argument("--max-parallel", type=_count, default=None,
                      help="child executions at once (default: CPU count)")
     # vscode-languageclient (TransportKind.stdio) and other clients append it by convention.
     lsp.add_argument("--stdio", action="store_true",
                      help="serve on stdin/stdout (the default and only transport)")
     mcp = commands.add_parser("mcp", help="serve an MCP client (an agent) on stdio")
     mcp.add_argument("--workspace", default=".", metavar="DIR", help="workspace folder")
-    mcp.add_argument("--max-parallel", type=int, default=None)
+    mcp.add_argument("--max-parallel", type=_count, default=None)
     run = commands.add_parser("run", help="run actions across the workspace's projects")
     run.add_argument("actions", nargs="+", metavar="ACTION")
     run.add_argument("--project", action="append", default=None, metavar="PATH",
@@ -51,14 +73,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--workspace", default=".", metavar="DIR", help="workspace folder")
     run.add_argument("--sequential", action="store_true", help="one child after another")
     run.add_argument("--stop-on-failure", action="store_true")
-    run.add_argument("--timeout", type=float, default=None, help="seconds per child execution")
-    run.add_argument("--max-parallel", type=int, default=None)
+    run.add_argument("--timeout", type=_seconds, default=None,
+                     help="seconds per child execution")
+    run.add_argument("--max-parallel", type=_count, default=None)
     run.add_argument("--json", action="store_true", help="print results as JSON")
     run.add_argument("--output-format", choices=FORMATS, default="text",
                      help="how findings are listed: text (path:line:col: CODE message) or "
                           "github (GitHub Actions annotations)")
     run.add_argument("--exit-zero", action="store_true",
-                     help="exit 0 even when findings were reported (failures still exit 1)")
+                     help="exit 0 even when findings were reported (failures still exit 1, "
+                          "config errors 2)")
     listing = commands.add_parser("list", help="list projects and their actions")
     listing.add_argument("--workspace", default=".", metavar="DIR")
     listing.add_argument("--json", action="store_true")
@@ -70,14 +94,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _service(workspace: str, console: Console, max_parallel: int | None = None) -> FineCode:
+def _service(workspace: str, console: Console, max_parallel: int | None = None, *,
+             report_problems: bool = True) -> FineCode:
+    """The service, with the workspace discovered. Skipped files are warned about; problems
+    are printed as they are found unless the caller reports them itself (`run` does, per
+    selected project)."""
     def report(problem: str) -> None:
-        console.print(f"[bold red]config error:[/] {escape(problem)}", highlight=False,
+        if report_problems:
+            console.print(f"[bold red]config error:[/] {escape(problem)}", highlight=False,
+                          soft_wrap=True)
+
+    def warn(warning: str) -> None:
+        console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False,
                       soft_wrap=True)
 
-    fine = FineCode(lambda _message: None, max_parallel=max_parallel, report=report)
-    for problem in fine.set_folders([Path(workspace)]):
-        fine.report(problem)
+    fine = FineCode(lambda _message: None, max_parallel=max_parallel, report=report, warn=warn)
+    fine.set_folders([Path(workspace)])
     return fine
 
 
@@ -103,6 +135,7 @@ async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, ou
     renderer: Renderer | None = None
     if not args.json:
         renderer = TtyRenderer(err) if err.is_terminal else PlainRenderer(err)
+    await fine.prepare()
     try:
         # the terminal takes a late percentage: a single child that begins after a cold start
         # still gets its bar
@@ -126,10 +159,16 @@ async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, ou
         loop.remove_signal_handler(signal.SIGINT)
     entries: list[dict[str, Any]] = result["results"]
     found = collect(entries)
+    config_errors: list[dict[str, str]] = result.get("config_errors", [])
     if args.json:
-        out.print_json(dumps(result))
+        summary = {**result["summary"], "findings": len(found),
+                   "config_errors": len(config_errors)}
+        out.print_json(dumps({**result, "summary": summary, "config_errors": config_errors}))
     else:
-        for line in render(found, args.output_format, Path.cwd()):
+        lines = render(found, args.output_format, Path.cwd())
+        if args.output_format == "github":
+            lines = config_error_annotations(config_errors, Path.cwd()) + lines
+        for line in lines:
             out.print(line, highlight=False, markup=False, emoji=False, soft_wrap=True)
         names = {str(p.root): p.name for p in fine.workspace.projects.values()}
         err.print(summary_table(entries, names))
@@ -142,9 +181,14 @@ async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, ou
         if found:
             files = len({path for path, _ in found})
             err.print(f"Found {len(found)} finding(s) in {files} file(s).", highlight=False)
+    for problem in config_errors:
+        err.print(f"[bold red]config error:[/] {escape(problem['project'])}: "
+                  f"{escape(problem['error'])}", highlight=False, soft_wrap=True)
     if batch.cancelled:
         return EXIT_INTERRUPTED
-    if any(e["status"] != "ok" for e in entries) or (found and not args.exit_zero):
+    if config_errors:
+        return EXIT_USAGE
+    if any(e["status"] != "ok" for e in entries) or (failing(found) and not args.exit_zero):
         return EXIT_FAILED
     return 0
 
@@ -160,7 +204,7 @@ def _list(args: argparse.Namespace, out: Console, err: Console) -> int:
         folder = next(f for f in states if Path(str(project["path"])).is_relative_to(f))
         project["trust"] = states[folder]
     if args.json:
-        out.print_json(json.dumps(projects))
+        out.print_json(dumps(projects))
     else:
         for folder, state in states.items():
             hint = "" if state == "trusted" else (
@@ -219,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(_list(args, out, err))
     if args.command in ("trust", "untrust"):
         sys.exit(_trust(args, out, err))
-    fine = _service(args.workspace, err, args.max_parallel)
+    fine = _service(args.workspace, err, args.max_parallel, report_problems=False)
     kept = history.default_path()  # earlier runs' times weigh the bar by time
     fine.history = history.load(kept)
     code = asyncio.run(_run(fine, _request(args), args, out, err))

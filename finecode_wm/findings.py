@@ -14,11 +14,13 @@ from typing import Any
 
 from .diagnostics import Finding, FindingStore, findings_of
 
-__all__ = ["FORMATS", "MAX_FINDINGS", "collect", "outside_note", "outside_notes", "render",
+__all__ = ["FORMATS", "MAX_FINDINGS", "collect", "config_error_annotations", "failing",
+           "outside_note", "outside_notes", "render",
            "summary_text"]
 
 FORMATS = ("text", "github")
 MAX_FINDINGS = 200
+NOT_FAILING = ("information", "hint")  # severities that are listed but do not fail a run
 
 
 def collect(entries: list[dict[str, Any]]) -> list[tuple[Path, Finding]]:
@@ -50,6 +52,11 @@ def outside_notes(entries: list[dict[str, Any]], names: dict[str, str]) -> list[
     return notes
 
 
+def failing(found: list[tuple[Path, Finding]]) -> list[Finding]:
+    """The findings that fail a run: all but those of severity information and hint."""
+    return [finding for _, finding in found if finding.get("severity") not in NOT_FAILING]
+
+
 def render(found: list[tuple[Path, Finding]], output_format: str, cwd: Path) -> list[str]:
     """The lines to print for `found` in `output_format` (one of `FORMATS`)."""
     line = _github if output_format == "github" else _text
@@ -72,6 +79,12 @@ def _github(shown: str, f: Finding) -> str:
     if "code" in f:
         props.append(f"title={_prop(f['code'])}")
     return f"::{level} {','.join(props)}::{_data(f['message'])}"
+
+
+def config_error_annotations(errors: list[dict[str, str]], cwd: Path) -> list[str]:
+    """One `::error` annotation per config error, on the project's pyproject.toml."""
+    return [f"::error file={_prop(os.path.relpath(Path(e['project']) / 'pyproject.toml', cwd))},"
+            f"title=FineCode config error::{_data(e['error'])}" for e in errors]
 
 
 def _data(text: str) -> str:
@@ -97,7 +110,12 @@ def summary_text(result: dict[str, Any], *, names: dict[str, str], base: Path) -
     entries: list[dict[str, Any]] = result["results"]
     summary = result["summary"]
     counts = ", ".join(f"{summary[s]} {s}" for s in ("ok", "failed", "cancelled") if summary[s])
-    lines = [f"FineCode: {counts or 'nothing ran'}", *(_status_line(e, names) for e in entries)]
+    lines = []
+    errors = result.get("config_errors", [])
+    if errors:  # first: nothing else in the result covers these projects
+        lines += [*(f"config error: {os.path.relpath(e['project'], base)}: {e['error']}"
+                    for e in errors), ""]
+    lines += [f"FineCode: {counts or 'nothing ran'}", *(_status_line(e, names) for e in entries)]
     findings = render(collect(entries), "text", base)
     lines += outside_notes(entries, names)
     if findings:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 
+from .batch import import_failure
 from .diagnostics import EMPTY_ID, Finding, FindingStore, findings_of, inputs_of
 from .findings import outside_note
 from .requests import RunRequest
@@ -181,6 +182,7 @@ class EditorDiagnostics:
                                             {"token": partial, "value": {"items": reports}})
 
         async with self._lock:
+            await self.server.fine.prepare()
             actions = self.actions
             projects = sorted((p for p in self.server.fine.workspace.projects.values()
                                if any(a in p.actions for a in actions)), key=lambda p: p.root)
@@ -205,9 +207,8 @@ class EditorDiagnostics:
 
         def on_entry(entry: dict[str, Any]) -> None:
             root = Path(entry["project"])
-            import_failure = isinstance(entry.get("errorData"), dict) and \
-                entry["errorData"].get("kind") == "import"  # reported once as a config problem
-            if entry["status"] == "failed" and not import_failure:
+            # A handler that does not import is reported once, as a config problem.
+            if entry["status"] == "failed" and not import_failure(entry):
                 first = str(entry.get("error", "")).split("\n", 1)[0]
                 self.server.show_problems([f"{entry['action']} failed in {names[root]}: {first}"])
             if countdown.finished(entry):

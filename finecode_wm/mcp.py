@@ -62,6 +62,12 @@ _SUMMARY = {
     "properties": {s: {"type": "integer", "minimum": 0} for s in ("ok", "failed", "cancelled")},
     "required": ["ok", "failed", "cancelled"],
 }
+_CONFIG_ERROR = {
+    "type": "object",
+    "properties": {"project": {"type": "string", "description": "absolute path of the project"},
+                   "error": {"type": "string"}},
+    "required": ["project", "error"],
+}
 _PROJECT = {
     "type": "object",
     "properties": {"path": {"type": "string"}, "name": {"type": "string"}, "actions": _STRINGS},
@@ -72,12 +78,15 @@ TOOLS = [
         name=LIST_PROJECTS,
         title="List FineCode projects",
         description="The workspace's FineCode projects: path, name and the actions each defines."
-                    " Projects whose config is broken are listed under `problems`.",
+                    " Projects whose config is broken are listed under `problems`;"
+                    " pyproject.toml files that cannot be read and do not mention FineCode"
+                    " under `skipped`.",
         input_schema={"type": "object", "properties": {}, "additionalProperties": False},
         output_schema={
             "type": "object",
             "properties": {"projects": {"type": "array", "items": _PROJECT},
-                           "problems": {"type": "array", "items": {"type": "string"}}},
+                           "problems": {"type": "array", "items": {"type": "string"}},
+                           "skipped": {"type": "array", "items": {"type": "string"}}},
             "required": ["projects", "problems"],
         },
         annotations=types.ToolAnnotations(read_only_hint=True),
@@ -87,8 +96,9 @@ TOOLS = [
         title="Run FineCode actions",
         description="Run actions (lint, format, test, …) in the workspace's projects, all of them"
                     " by default. Every action runs in every selected project that defines it."
-                    " The text lists each run's status and the findings as"
-                    " `path:line:column: code message`.",
+                    " The text lists config errors first (selected projects whose config is"
+                    " broken, or whose handler does not import), then each run's status and the"
+                    " findings as `path:line:column: code message`.",
         input_schema={
             "type": "object",
             "properties": {
@@ -103,7 +113,9 @@ TOOLS = [
         },
         output_schema={
             "type": "object",
-            "properties": {"results": {"type": "array", "items": _ENTRY}, "summary": _SUMMARY},
+            "properties": {"results": {"type": "array", "items": _ENTRY}, "summary": _SUMMARY,
+                           "config_errors": {"type": "array", "items": _CONFIG_ERROR,
+                                             "description": "present when not empty"}},
             "required": ["results", "summary"],
         },
     ),
@@ -171,9 +183,9 @@ class McpFrontEnd:
 
     def __init__(self, workspace: Path, *, max_parallel: int | None = None) -> None:
         self.root = workspace.resolve()
-        self.fine = FineCode(_stderr, max_parallel=max_parallel, report=_stderr)
-        for problem in self.fine.set_folders([self.root]):
-            _stderr(f"config error: {problem}")
+        self.fine = FineCode(_stderr, max_parallel=max_parallel,
+                             report=lambda problem: _stderr(f"config error: {problem}"),
+                             warn=lambda warning: _stderr(f"warning: {warning}"))
         self.server: Server[Any] = Server("finecode-wm", version=__version__,
                                           on_list_tools=self._list_tools,
                                           on_call_tool=self._call_tool)
@@ -189,6 +201,7 @@ class McpFrontEnd:
                          params: types.CallToolRequestParams) -> types.CallToolResult:
         arguments = params.arguments or {}
         if params.name == LIST_PROJECTS:
+            await self.discover()
             return self._list_projects()
         if params.name == RUN_ACTIONS:
             try:
@@ -199,17 +212,27 @@ class McpFrontEnd:
             return await self._run(ctx, request, token)
         return _error(f"unknown tool {params.name!r} (tools: {LIST_PROJECTS}, {RUN_ACTIONS})")
 
+    async def discover(self) -> None:
+        """The workspace as it is now, off the event loop: nothing tells this server of new or
+        changed projects, so every call looks (unchanged files are not read again)."""
+        await self.fine.discover([self.root])
+
     def _list_projects(self) -> types.CallToolResult:
+        workspace = self.fine.workspace
         projects = self.fine.list_projects()
-        problems = [f"{path}: {problem}" for path, problem in self.fine.workspace.problems.items()]
+        problems = [f"{path}: {problem}" for path, problem in sorted(workspace.problems.items())]
+        skipped = [workspace.skipped[path] for path in sorted(workspace.skipped)]
         lines = [f"{p.name}  {p.root}  [{', '.join(sorted(p.actions)) or '-'}]"
-                 for p in sorted(self.fine.workspace.projects.values(), key=lambda p: p.root)]
+                 for p in sorted(workspace.projects.values(), key=lambda p: p.root)]
         text = "\n".join(lines or ["no FineCode projects in " + str(self.root)])
         if problems:
             text += "\nconfig problems:\n" + "\n".join(problems)
+        if skipped:
+            text += "\nskipped (not readable, no mention of FineCode):\n" + "\n".join(skipped)
         return types.CallToolResult(content=[types.TextContent(text=text)],
                                     structured_content={"projects": projects,
-                                                        "problems": problems})
+                                                        "problems": problems,
+                                                        "skipped": skipped})
 
     def _parse(self, arguments: Any) -> RunRequest:
         """`{actions, projects?, params?}`; relative projects are taken from the workspace root."""
@@ -225,6 +248,7 @@ class McpFrontEnd:
 
     async def _run(self, ctx: ServerRequestContext[Any], request: RunRequest,
                    token: str | int | None) -> types.CallToolResult:
+        await self.fine.prepare(rediscover=True)
         notifier = _Notifier(ctx, token) if token is not None else None
         try:
             batch = self.fine.batch(request, emit=notifier)
@@ -263,13 +287,20 @@ class McpFrontEnd:
         await self.fine.close()
 
     async def serve(self) -> None:
-        """Serve until stdin closes; runners never outlive the server."""
+        """Serve until stdin closes; runners never outlive the server.
+
+        Discovery starts beside serving (config problems go to stderr as they are found): a
+        slow or hostile workspace never delays the handshake, and every call discovers anyway.
+        """
+        startup = asyncio.get_running_loop().create_task(self.discover())
         try:
             async with stdio_server() as (read_stream, write_stream):
                 await self.server.run(read_stream, write_stream,
                                       self.server.create_initialization_options())
         finally:
             with anyio.CancelScope(shield=True):
+                with contextlib.suppress(Exception):
+                    await startup
                 await self.close()
 
 

@@ -99,9 +99,12 @@ class FineCodeServer(LanguageServer):
     def __init__(self, *, max_parallel: int | None = None) -> None:
         super().__init__("finecode-wm", __version__, protocol_cls=FineCodeProtocol)
         self.fine = FineCode(self.log, max_parallel=max_parallel,
-                             report=lambda problem: self.show_problems([problem]))
+                             report=lambda problem: self.show_problems([problem]),
+                             warn=self.show_warning)
         self.by_token: dict[Any, Batch] = {}
         self._partial_tokens: set[Any] = set()
+        self._reserved: set[Any] = set()  # tokens of requests preparing their batch
+        self._cancelled_early: set[Any] = set()  # of those, the ones a cancel already named
         self.running: set[asyncio.Task[Any]] = set()  # the tasks running a batch
         self.options: dict[str, Any] = {}
         self.warming: asyncio.Task[None] | None = None
@@ -122,6 +125,10 @@ class FineCodeServer(LanguageServer):
             self.window_show_message(types.ShowMessageParams(
                 type=types.MessageType.Error, message=f"FineCode: {problem}"))
 
+    def show_warning(self, warning: str) -> None:
+        self.window_show_message(types.ShowMessageParams(
+            type=types.MessageType.Warning, message=f"FineCode: {warning}"))
+
     def _emit_to(self, token: Any) -> Emit:
         return progress_sender(self.protocol.notify, token)
 
@@ -137,12 +144,12 @@ class FineCodeServer(LanguageServer):
 
     # -- folders ----------------------------------------------------------------------------
 
-    def rescan(self) -> None:
+    async def rescan(self) -> None:
+        """Discover the client's folders again, off the event loop (problems are shown once)."""
         folders = [_uri_path(f.uri) for f in self.workspace.folders.values()]
         if not folders and self.workspace.root_uri:
             folders = [_uri_path(self.workspace.root_uri)]
-        for problem in self.fine.set_folders(folders):
-            self.fine.report(problem)
+        await self.fine.discover(folders)
         self.diagnostics.projects_changed(set(self.fine.workspace.projects))
 
     async def watch_configs(self) -> None:
@@ -165,10 +172,10 @@ class FineCodeServer(LanguageServer):
         except Exception as exc:
             self.log(f"could not register file watchers: {exc}")
 
-    def configs_changed(self, paths: list[Path]) -> None:
+    async def configs_changed(self, paths: list[Path]) -> None:
         """A project config appeared, changed or went away: discover again."""
         if any(p.name == "pyproject.toml" for p in paths):
-            self.rescan()
+            await self.rescan()
 
     def unasked_work_allowed(self) -> bool:
         """May the WM run workspace code nobody asked for (warm-up, pulls, runs on change)?
@@ -195,6 +202,24 @@ class FineCodeServer(LanguageServer):
         """
         token, partial_token = request.work_done_token, request.partial_result_token
         self._check_tokens(token, partial_token)
+        reserved = {t for t in (token, partial_token) if t is not None}
+        self._reserved |= reserved  # taken until the batch holds them
+        try:
+            return await self._run(request, token, partial_token, on_entry=on_entry, asked=asked)
+        finally:
+            self._reserved -= reserved
+            self._cancelled_early -= reserved
+
+    async def _run(self, request: RunRequest, token: Any, partial_token: Any, *,
+                   on_entry: Callable[[dict[str, Any]], None] | None,
+                   asked: bool) -> dict[str, Any]:
+        interrupted = False
+        try:
+            await self.fine.prepare()
+        except asyncio.CancelledError:
+            # `$/cancelRequest` before the batch exists: it still begins and ends its stream,
+            # cancelled, and the request is answered -32800 like any cancelled run.
+            interrupted = True
         emit: Awaitable[Emit | None] | Emit | None
         key: Any = token
         if token is not None:
@@ -223,11 +248,15 @@ class FineCodeServer(LanguageServer):
         self.by_token[key] = batch
         if partial_token is not None:
             self._partial_tokens.add(partial_token)
+        if interrupted or token in self._cancelled_early:
+            batch.cancel()
         task = asyncio.current_task()
         assert task is not None
         self.running.add(task)
         try:
             result = await batch.run()
+            if interrupted and batch.cancelled:
+                raise asyncio.CancelledError
         except asyncio.CancelledError:
             raise JsonRpcRequestCancelled("request cancelled; finished results are in data",
                                           data=self._shape(batch.result(), partial_token)) from None
@@ -246,7 +275,8 @@ class FineCodeServer(LanguageServer):
                 f"workDoneToken and partialResultToken are the same ({token!r}): progress and "
                 "partial results need a token each; use two different tokens")
         for name, value in (("workDoneToken", token), ("partialResultToken", partial_token)):
-            if value is not None and (value in self.by_token or value in self._partial_tokens):
+            if value is not None and (value in self.by_token or value in self._partial_tokens
+                                      or value in self._reserved):
                 raise JsonRpcInvalidParams(f"{name} {value!r} is already in use by a running "
                                            "request; use a fresh token per request")
 
@@ -270,18 +300,24 @@ class FineCodeServer(LanguageServer):
 
     @staticmethod
     def _shape(result: dict[str, Any], partial_token: Any) -> dict[str, Any]:
-        """With partial results the entries were streamed: the response carries the summary."""
-        return {"summary": result["summary"]} if partial_token is not None else result
+        """With partial results the entries were streamed: the response carries the summary
+        (and the config errors, which are not entries)."""
+        if partial_token is None:
+            return result
+        return {key: value for key, value in result.items() if key != "results"}
 
     def cancel_token(self, token: Any) -> None:
         batch = self.by_token.get(token)
         if batch is not None:
             batch.cancel()
+        elif token in self._reserved:
+            self._cancelled_early.add(token)
 
     async def execute_command(self, params: types.ExecuteCommandParams) -> Any:
         args = params.arguments or []
         command = params.command
         if command == CMD_LIST_PROJECTS:
+            await self.fine.prepare()  # after a discovery in flight (e.g. the first one)
             return self.fine.list_projects()
         if command not in (CMD_RUN_ACTION, CMD_RUN_BATCH):
             raise JsonRpcInvalidParams(f"unknown command {command!r} (known: {CMD_RUN_ACTION}, "
@@ -319,16 +355,16 @@ def build_server(*, max_parallel: int | None = None) -> FineCodeServer:
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: FineCodeServer, params: types.InitializedParams) -> None:
-        ls.rescan()
+        await ls.rescan()
         ls.watching = asyncio.get_running_loop().create_task(ls.watch_configs())
         if (ls.options.get("warmRunners", True) is not False and ls.fine.workspace.projects
                 and ls.unasked_work_allowed()):
             ls.warming = asyncio.get_running_loop().create_task(ls.fine.warm())
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
-    def watched_files_changed(ls: FineCodeServer,
-                              params: types.DidChangeWatchedFilesParams) -> None:
-        ls.configs_changed([_uri_path(change.uri) for change in params.changes])
+    async def watched_files_changed(ls: FineCodeServer,
+                                    params: types.DidChangeWatchedFilesParams) -> None:
+        await ls.configs_changed([_uri_path(change.uri) for change in params.changes])
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     def configuration_changed(ls: FineCodeServer,
@@ -341,8 +377,9 @@ def build_server(*, max_parallel: int | None = None) -> FineCodeServer:
             ls.options = {**ls.options, "diagnosticActions": ours["diagnosticActions"]}
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
-    def folders_changed(ls: FineCodeServer, params: types.DidChangeWorkspaceFoldersParams) -> None:
-        ls.rescan()
+    async def folders_changed(ls: FineCodeServer,
+                              params: types.DidChangeWorkspaceFoldersParams) -> None:
+        await ls.rescan()
 
     @server.feature(RUN_BATCH)
     async def run_batch(ls: FineCodeServer, params: Any) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from .delegation import Execution
 from .history import History
 from .requests import RunRequest, parse_delegation
 from .runners import RunnerPool, RunnerProcess
-from .workspace import Workspace
+from .workspace import Discovery, Workspace
 
 __all__ = ["FineCode"]
 
@@ -31,16 +31,19 @@ class FineCode:
     """Workspace, runners and the batch factory, with the policies around them.
 
     Owns what is not the runners' lifecycle: the concurrency limit (`max_parallel` child
-    executions at once, across all requests), config problems shown once each, and which
-    runners to warm.
+    executions at once, across all requests), discovery (off the event loop, one scan at a
+    time), config problems shown once each, and which runners to warm.
     """
 
     def __init__(self, log: Log, *, max_parallel: int | None = None,
-                 report: Log | None = None) -> None:
-        """`log` takes diagnostics; `report` takes config problems a person must see."""
+                 report: Log | None = None, warn: Log | None = None) -> None:
+        """`log` takes diagnostics; `report` takes config problems a person must see; `warn`
+        takes pyproject.toml files that were skipped (not ours to judge, but worth a look)."""
         self.log = log
         self._report = report or log
+        self._warn = warn or log
         self._reported: set[str] = set()
+        self._discovering = asyncio.Lock()
         self.workspace = Workspace()
         self.max_parallel = max_parallel or os.cpu_count() or 2
         self.slots = asyncio.Semaphore(self.max_parallel)
@@ -58,33 +61,63 @@ class FineCode:
 
     def report(self, problem: str) -> None:
         """Tell the person about a config problem, once per process."""
-        if problem not in self._reported:
-            self._reported.add(problem)
-            self._report(problem)
+        self._once(problem, self._report)
 
-    def set_folders(self, folders: list[Path]) -> list[str]:
-        """Discover projects; returns config problems to show the user."""
-        return self.workspace.set_folders(folders)
+    def _once(self, message: str, sink: Log) -> None:
+        if message not in self._reported:
+            self._reported.add(message)
+            sink(message)
+
+    def _tell(self) -> None:
+        """After a scan: every problem and skipped file, each once."""
+        for problem in self.workspace.problems.values():
+            self.report(problem)
+        for skipped in self.workspace.skipped.values():
+            self._once(skipped, self._warn)
+
+    def set_folders(self, folders: list[Path]) -> None:
+        """Discover projects on this thread (the terminal, before its loop starts)."""
+        self.workspace.set_folders(folders)
+        self._tell()
+
+    async def discover(self, folders: list[Path] | None = None) -> None:
+        """Walk `folders` (default: the current ones) for projects, off the event loop."""
+        workspace = self.workspace
+        await self._scan(lambda: workspace.scan(workspace.folders if folders is None
+                                                else folders))
+
+    async def refresh(self) -> None:
+        """Read again, off the event loop, the known pyproject.toml files that changed."""
+        await self._scan(self.workspace.scan)
+
+    async def _scan(self, scan: Callable[[], Discovery]) -> None:
+        """One scan at a time, in a worker thread; applied (and told) on the loop."""
+        async with self._discovering:
+            self.workspace.apply(await asyncio.to_thread(scan))
+        self._tell()
 
     def list_projects(self) -> list[dict[str, object]]:
         return self.workspace.listing()
 
+    async def prepare(self, *, rediscover: bool = False) -> None:
+        """Before planning a run: configs edited since they were read are read again, so an
+        edit takes effect on the next run (work in flight keeps the config it started with).
+        `rediscover` walks the folders again too, for a front end that hears of no new
+        projects (MCP)."""
+        await (self.discover() if rediscover else self.refresh())
+
     def batch(self, request: RunRequest, *, emit: Awaitable[Emit | None] | Emit | None,
               on_result: Callable[[dict[str, Any]], None] | None = None,
               parent: Execution | None = None, late_percentage: bool = False) -> Batch:
-        """Plan a request (raises `BadRequest` on bad input) into a runnable batch.
-
-        Configs edited since they were read are read again first: an edit takes effect on the
-        next run (work in flight keeps the config it started with).
-        """
-        for problem in self.workspace.refresh(list(self.workspace.projects)):
-            self.report(problem)
+        """Plan a request (raises `BadRequest` on bad input) into a runnable batch; `prepare`
+        first."""
         planned = plan(self.workspace, request.actions, request.projects)
         title = "FineCode: " + ", ".join(request.actions)
-        return Batch(self.pool, planned, title=title, slots=self.slots, params=request.params,
-                     options=request.options, emit=emit, on_result=on_result,
-                     on_problem=self.report, log=self.log, parent=parent, history=self.history,
-                     late_percentage=late_percentage)
+        return Batch(self.pool, planned.children, title=title, slots=self.slots,
+                     params=request.params, options=request.options, emit=emit,
+                     on_result=on_result, on_problem=self.report, log=self.log, parent=parent,
+                     history=self.history, late_percentage=late_percentage,
+                     config_errors=planned.config_errors)
 
     async def _runner_request(self, runner: RunnerProcess, method: str, params: Any) -> Any:
         """Requests from runners: `runAction` (a handler's `ctx.run_action`)."""
@@ -95,6 +128,7 @@ class FineCode:
         parent = self.pool.router.owner(params.get("parent"))
         if not isinstance(parent, Execution):
             raise RpcError(INVALID_PARAMS, "runAction must name a running execution ('parent')")
+        await self.prepare()
         try:
             request = parse_delegation(params, parent.project.root)
             token = params.get("progressToken")

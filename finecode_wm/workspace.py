@@ -8,9 +8,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from finecode_er.config import ActionConfig, ConfigError, ProjectConfig, load_project
+from finecode_er.config import (
+    ActionConfig,
+    ConfigError,
+    ProjectConfig,
+    UnreadableConfig,
+    declared_actions,
+    project_config,
+    read_pyproject,
+)
 
-__all__ = ["Environment", "Project", "Workspace"]
+__all__ = ["Discovery", "Environment", "Found", "Project", "Workspace", "examine"]
 
 SKIPPED_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__"}
 SKIPPED_IN_PACKAGES = {"__pycache__"}
@@ -52,7 +60,8 @@ def local_handler_files(root: Path, sources: Iterable[str]) -> list[Path]:
     from installed packages resolve elsewhere and are not the project's own code.
     """
     files: set[Path] = set()
-    for top in sorted({source.partition(":")[0].partition(".")[0] for source in sources} - {""}):
+    tops = {source.partition(":")[0].partition(".")[0] for source in sources}
+    for top in sorted(t for t in tops if t.isidentifier()):  # never a path: stays in `root`
         module, package = root / f"{top}.py", root / top
         if package.is_dir():
             for current, dirs, names in os.walk(package):
@@ -71,14 +80,12 @@ class Project:
     actions: dict[str, ActionConfig]
     isolated: bool = False
     local_files: tuple[Path, ...] = field(default=(), compare=False)
-    config_signature: str = field(default="", compare=False)
 
     @classmethod
     def from_config(cls, config: ProjectConfig) -> Project:
         root = config.root
         return cls(root, config.name, config.python or sys.executable, config.actions,
-                   config.isolated, tuple(local_handler_files(root, sources_of(config.actions))),
-                   _signature([root / "pyproject.toml"]))
+                   config.isolated, tuple(local_handler_files(root, sources_of(config.actions))))
 
     @property
     def environment(self) -> Environment:
@@ -88,15 +95,60 @@ class Project:
         """Changes when a project-local handler file changes: the runner then re-imports it."""
         return _signature(list(self.local_files))
 
-    def config_changed(self) -> bool:
-        return _signature([self.root / "pyproject.toml"]) != self.config_signature
-
     def to_json(self) -> dict[str, object]:
         return {"path": str(self.root), "name": self.name, "actions": sorted(self.actions)}
 
 
+@dataclass(frozen=True)
+class Found:
+    """What discovery made of one directory's `pyproject.toml`, as of its `signature`.
+
+    At most one of: a `project`; a `problem` (a broken FineCode project, with the actions it
+    `declares`, None when they cannot be told); a `skipped` file that cannot be read or parsed
+    and does not mention FineCode. None of them: a pyproject without `[tool.finecode]`.
+    """
+
+    signature: str
+    project: Project | None = None
+    problem: str | None = None
+    declares: frozenset[str] | None = None
+    skipped: str | None = None
+
+
+def examine(root: Path, cached: Found | None = None) -> Found | None:
+    """Read `root`'s pyproject.toml, unless `cached` is of the same size and mtime; None when
+    the file is gone.
+
+    Never raises: whatever the file is, it becomes a `Found` of this directory only.
+    """
+    if not os.path.lexists(root / "pyproject.toml"):
+        return None
+    signature = _signature([root / "pyproject.toml"])
+    if cached is not None and cached.signature == signature:
+        return cached
+    try:
+        data = read_pyproject(root / "pyproject.toml")
+    except UnreadableConfig as exc:
+        if exc.mentions_finecode:
+            return Found(signature, problem=str(exc))
+        return Found(signature, skipped=f"skipped {exc}")
+    try:
+        config = project_config(root, data)
+        project = None if config is None else Project.from_config(config)
+    except ConfigError as exc:
+        return Found(signature, problem=str(exc), declares=declared_actions(data))
+    except OSError as exc:  # its handler files cannot be listed (a directory without access)
+        return Found(signature, problem=f"{root / 'pyproject.toml'}: cannot list the project's "
+                                        f"handler files: {exc}", declares=declared_actions(data))
+    return Found(signature, project=project)
+
+
 def _candidate_dirs(folder: Path) -> list[Path]:
-    """Directories with a pyproject.toml, skipping tool and hidden directories."""
+    """Directories with a pyproject.toml, skipping tool and hidden directories.
+
+    Symlinked directories are not entered (`os.walk` does not follow them): no loops, and
+    nothing outside the folder is discovered through a link.
+    """
     found = []
     for current, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith("."))
@@ -105,59 +157,58 @@ def _candidate_dirs(folder: Path) -> list[Path]:
     return found
 
 
+@dataclass(frozen=True)
+class Discovery:
+    """The outcome of one scan, made off the event loop and applied on it (`Workspace.apply`)."""
+
+    folders: list[Path]
+    found: dict[Path, Found]
+
+
 class Workspace:
-    """The projects of a set of workspace folders; a broken config never hides the others."""
+    """The projects of a set of workspace folders; a broken config never hides the others.
+
+    `problems` are broken FineCode projects (a run that selects one fails); `skipped` are
+    pyproject.toml files that cannot be read or parsed and do not mention FineCode (a warning).
+    Scans only read the workspace's state, so one may run in a thread while the loop serves;
+    the caller applies one scan at a time.
+    """
 
     def __init__(self, folders: list[Path] | None = None) -> None:
         self.folders: list[Path] = []
         self.projects: dict[Path, Project] = {}
         self.problems: dict[Path, str] = {}
+        self.declares: dict[Path, frozenset[str] | None] = {}
+        self.skipped: dict[Path, str] = {}
+        self._found: dict[Path, Found] = {}
         if folders:
             self.set_folders(folders)
 
-    def set_folders(self, folders: list[Path]) -> list[str]:
-        """Rescan for `folders`; returns the config problems found (to show the user)."""
-        self.folders = sorted({f.resolve() for f in folders})
-        return self.rescan()
+    def set_folders(self, folders: list[Path]) -> None:
+        """Discover the projects of `folders` (on this thread)."""
+        self.apply(self.scan(folders))
 
-    def rescan(self) -> list[str]:
-        projects: dict[Path, Project] = {}
-        problems: dict[Path, str] = {}
-        for folder in self.folders:
-            for root in _candidate_dirs(folder):
-                try:
-                    config = load_project(root)
-                except ConfigError as exc:
-                    problems[root] = str(exc)
-                    continue
-                if config is not None:
-                    projects[root] = Project.from_config(config)
-        self.projects, self.problems = projects, problems
-        return list(problems.values())
+    def scan(self, folders: list[Path] | None = None) -> Discovery:
+        """Walk `folders` for pyproject.toml files, or, without folders, look again at the
+        ones known (the cheap check before every run). Files whose size and mtime did not
+        change are not read again."""
+        known = self._found
+        if folders is None:
+            resolved, roots = self.folders, list(known)
+        else:
+            resolved = sorted({f.resolve() for f in folders})
+            roots = [root for folder in resolved for root in _candidate_dirs(folder)]
+        found = {root: examine(root, known.get(root)) for root in roots}
+        return Discovery(resolved, {root: f for root, f in found.items() if f is not None})
 
-    def refresh(self, roots: list[Path]) -> list[str]:
-        """Re-read the configs of these projects whose pyproject.toml changed on disk.
-
-        Called before every run, so an edit takes effect on the next run whether or not the
-        editor reports file changes. Returns new config problems.
-        """
-        problems = []
-        for root in roots:
-            project = self.projects.get(root)
-            if project is None or not project.config_changed():
-                continue
-            try:
-                config = load_project(root)
-            except ConfigError as exc:
-                del self.projects[root]
-                self.problems[root] = str(exc)
-                problems.append(str(exc))
-                continue
-            if config is None:
-                del self.projects[root]
-            else:
-                self.projects[root] = Project.from_config(config)
-        return problems
+    def apply(self, discovery: Discovery) -> None:
+        found = discovery.found
+        self.folders = discovery.folders
+        self._found = found
+        self.projects = {r: f.project for r, f in found.items() if f.project is not None}
+        self.problems = {r: f.problem for r, f in found.items() if f.problem is not None}
+        self.declares = {r: f.declares for r, f in found.items() if f.problem is not None}
+        self.skipped = {r: f.skipped for r, f in found.items() if f.skipped is not None}
 
     def contains(self, path: Path) -> bool:
         return any(path == f or path.is_relative_to(f) for f in self.folders)

@@ -50,20 +50,28 @@ def test_run_json_is_the_lsp_result_shape(examples: Path) -> None:
     done = cli("run", "lint", "--json", "--project", str(examples / "small"), cwd=examples)
     assert done.returncode == 1, done.stderr
     result = json.loads(done.stdout)
-    assert result["summary"] == {"ok": 1, "failed": 0, "cancelled": 0}
+    assert result["summary"] == {"ok": 1, "failed": 0, "cancelled": 0, "findings": 2,
+                                 "config_errors": 0}
+    assert result["config_errors"] == [], "always present in --json"
     (entry,) = result["results"]
     assert entry["action"] == "lint" and entry["result"]["count"] == 2
 
 
-def test_failures_exit_1_and_bad_input_exits_2() -> None:
-    failed = cli("run", "boom")
+def test_failures_exit_1_broken_configs_and_bad_input_exit_2() -> None:
+    alpha_beta = ["--project", str(WORKSPACE / "alpha"), "--project", str(WORKSPACE / "beta")]
+    failed = cli("run", "boom", *alpha_beta)
     assert failed.returncode == 1
     assert "ValueError: the widget is broken" in failed.stderr
+    assert "config error:" not in failed.stderr, "the broken project is not selected"
+    everything = cli("run", "boom")
+    assert everything.returncode == 2, "every project is selected, the broken one too"
+    assert "ValueError: the widget is broken" in everything.stderr, "the others still run"
+    assert f"config error: {WORKSPACE / 'broken'}: " in everything.stderr
+    assert "[tool.finecode].actions.lint.handlers[0]: unknown key(s) colour" in \
+        everything.stderr, "brackets in messages are printed, not read as markup"
+    assert cli("run", "boom", "--exit-zero").returncode == 2, "--exit-zero keeps config errors"
     unknown = cli("run", "nope")
     assert unknown.returncode == 2 and "unknown action 'nope'" in unknown.stderr
-    assert "config error:" in unknown.stderr and "broken" in unknown.stderr
-    assert "[tool.finecode.actions.lint.handlers" in unknown.stderr.replace("]", ""), \
-        "brackets in messages are printed, not read as markup"
 
 
 def test_list(examples: Path) -> None:
@@ -118,10 +126,14 @@ def test_project_with_its_own_interpreter_and_an_unimportable_handler(tmp_path: 
     assert entry["result"] == sys.base_prefix, "ran on the project's interpreter"
     assert "own_missing" not in done.stderr, "starting a runner imports no handler"
     both = cli("run", "where", "broken", "--json", "--workspace", str(tmp_path))
-    assert both.returncode == 1
-    where, broken = json.loads(both.stdout)["results"]
+    assert both.returncode == 2, "a handler that does not import is a config error"
+    result = json.loads(both.stdout)
+    where, broken = result["results"]
     assert where["status"] == "ok" and broken["status"] == "failed"
     assert broken["errorData"]["kind"] == "import"
+    (problem,) = result["config_errors"]
+    assert problem["project"] == str(project) and problem["error"].startswith(
+        "action 'broken': cannot import handler 'own_missing:run'")
     assert both.stderr.count("config error:") == 1 and "own_missing" in both.stderr, \
         "a handler that does not import is reported once, like a config error"
 
@@ -140,7 +152,8 @@ def test_findings_listed_like_ruff_and_exit_codes(examples: Path) -> None:
     assert len(listed) == 10 and listed == sorted(listed), "grouped by file and sorted"
     assert listed[0].startswith("large/fleetops/api/ticket_parser.py:5:8: F401 ")
     assert cli("run", "stats", cwd=examples).returncode == 0, "no findings, no failure: 0"
-    assert cli("run", "boom", "--exit-zero").returncode == 1, "--exit-zero keeps failures"
+    assert cli("run", "boom", "--exit-zero", "--project", str(WORKSPACE / "alpha")
+               ).returncode == 1, "--exit-zero keeps failures"
 
 
 def test_github_annotations(examples: Path) -> None:

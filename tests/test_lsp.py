@@ -167,7 +167,10 @@ async def test_several_actions_times_several_projects(client: RecordingClient) -
 async def test_partial_results_stream_alongside_progress(client: RecordingClient) -> None:
     result = await run_batch(client, actions=["count", "quiet"], workDoneToken="pp",
                              partialResultToken="parts")
-    assert result == {"summary": {"ok": 4, "failed": 0, "cancelled": 0}}
+    assert result["summary"] == {"ok": 4, "failed": 0, "cancelled": 0}
+    assert [e["project"] for e in result["config_errors"]] == [str(WORKSPACE / "broken")], \
+        "config errors are not entries: they stay in the response"
+    assert set(result) == {"summary", "config_errors"}
     parts = client.values["parts"]
     assert len(parts) == 4 and all(len(p["results"]) == 1 for p in parts)
     assert {(p["results"][0]["project"], p["results"][0]["action"]) for p in parts} == {
@@ -228,7 +231,9 @@ async def test_cancel_request_on_a_sequential_batch(client: RecordingClient) -> 
     ({"actions": ["count"], "projects": ["/elsewhere/proj"]}, "outside the workspace"),
     ({"actions": ["count"], "projects": ["relative/path"]}, "must be absolute"),
     ({"actions": ["count"], "projects": [str(WORKSPACE / "plain")]}, "not a FineCode project"),
-    ({"actions": ["count"], "projects": [str(WORKSPACE / "broken")]}, "broken FineCode config"),
+    # A broken project declares `lint` only: `count` is unknown for it.
+    ({"actions": ["count"], "projects": [str(WORKSPACE / "broken")]},
+     "unknown action 'count': no selected project defines it (defined: lint)"),
     ({"actions": "count"}, "'actions' must be a list"),
     ({}, "needs 'actions'"),
     ({"actions": ["count"], "options": {"bogus": 1}}, "unknown option(s) bogus"),

@@ -148,6 +148,27 @@ async def test_a_cancel_read_with_its_request_is_still_answered() -> None:
     await serving
 
 
+async def test_an_answer_that_crosses_our_cancel_sends_no_cancel() -> None:
+    """The wait is cancelled and, before it resumes, the answer arrives: no `$/cancelRequest`
+    may follow (the peer would never answer it, and the runner would be killed as deaf)."""
+    reader, pipe, logged = asyncio.StreamReader(), Pipe(), []
+    sent: list[int] = []
+    conn = Connection(reader, pipe, log=logged.append, on_cancel_sent=sent.append)
+    serving = asyncio.create_task(conn.serve())
+    waiting = asyncio.create_task(conn.request("run", {}))
+    await asyncio.sleep(0)
+    [request] = pipe.messages()
+    waiting.cancel()  # the wait's future is cancelled now; the task resumes on the next step
+    conn._answered({"jsonrpc": "2.0", "id": request["id"], "result": {"ok": True}})
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert [m for m in pipe.messages() if m.get("method") == "$/cancelRequest"] == []
+    assert sent == [] and not conn.cancelling and not conn._pending
+    assert not [m for m in logged if "dropped" in m]
+    reader.feed_eof()
+    await serving
+
+
 # -- the size limit -------------------------------------------------------------------------
 
 def test_encode_refuses_a_message_over_the_limit() -> None:
