@@ -64,7 +64,9 @@ class FineCode:
 
     def set_folders(self, folders: list[Path]) -> list[str]:
         """Discover projects; returns config problems to show the user."""
-        return self.workspace.set_folders(folders)
+        problems = self.workspace.set_folders(folders)
+        self.pool.folders = tuple(self.workspace.folders)
+        return problems
 
     def list_projects(self) -> list[dict[str, object]]:
         return self.workspace.listing()

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from finecode_er.config import ActionConfig, ConfigError, ProjectConfig, load_project
+from finecode_er.projectcode import SKIPPED_DIRS, skipped_dir
 
-__all__ = ["Environment", "Project", "Workspace"]
+__all__ = ["SKIPPED_DIRS", "Environment", "Project", "Workspace"]
 
-SKIPPED_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__"}
 SKIPPED_IN_PACKAGES = {"__pycache__"}
 
 
@@ -99,7 +99,7 @@ def _candidate_dirs(folder: Path) -> list[Path]:
     """Directories with a pyproject.toml, skipping tool and hidden directories."""
     found = []
     for current, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not skipped_dir(d))
         if "pyproject.toml" in files:
             found.append(Path(current))
     return found
