@@ -10,8 +10,9 @@ extension module (`.so`, `.pyd`), a zip archive, and any file in a directory the
 (hidden ones, `__pycache__`, `node_modules`, `venv`).
 
 The runner's environment (the standard library, and every site-packages directory on
-`sys.path`, even in a `.venv` inside the project) is not project code: it loads as usual. Standard library only: the WM imports
-`SKIPPED_DIRS`, `skipped_dir` and `SOURCE_SUFFIXES` to walk exactly what is loaded here.
+`sys.path`, even in a `.venv` inside the project) is not project code: it loads as usual.
+Standard library only: the WM imports `SKIPPED_DIRS`, `skipped_dir` and `SOURCE_SUFFIXES` to
+walk exactly what is loaded here.
 """
 
 from __future__ import annotations

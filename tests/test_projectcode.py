@@ -38,6 +38,10 @@ def unchecked_cache(source: Path, compiled_from: str) -> None:
     source.write_text(kept)
 
 
+def bytecode(top: Path) -> list[Path]:
+    return sorted(top.rglob("*.pyc"))
+
+
 async def refused(project: ProjectHandlers, source: str) -> str:
     with pytest.raises(HandlerLoadError) as caught:
         await call(project, source)
@@ -51,11 +55,11 @@ async def test_an_unchecked_cache_entry_is_never_read(tmp_path: Path,
     write(tmp_path / "p" / "pkg" / "sub.py", GOOD)
     unchecked_cache(tmp_path / "p" / "checks.py", BAD)
     unchecked_cache(tmp_path / "p" / "pkg" / "sub.py", BAD)
-    caches = sorted(tmp_path.rglob("*.pyc"))
+    caches = bytecode(tmp_path)
     project = ProjectHandlers(tmp_path / "p")
     assert await call(project, "checks:run") == "source"
     assert await call(project, "pkg.sub:run") == "source", "submodules too"
-    assert sorted(tmp_path.rglob("*.pyc")) == caches, "nothing is written into the project"
+    assert bytecode(tmp_path) == caches, "nothing is written into the project"
 
 
 async def test_a_compiled_only_module_is_refused(tmp_path: Path, clean_modules: None) -> None:
