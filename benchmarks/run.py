@@ -21,7 +21,7 @@ if str(HERE.parent) not in sys.path:  # run as a script: make `benchmarks` impor
     sys.path.insert(0, str(HERE.parent))
 
 BENCHMARKS = ["cold_start", "advance", "full_path", "latency", "ingest", "scale", "memory",
-              "cancel", "lint_workload", "delegation", "mcp_call", "diagnostics"]
+              "cancel", "lint_workload", "delegation", "mcp_call", "diagnostics", "trust_recheck"]
 
 
 def _fmt(value: float) -> str:

@@ -15,7 +15,6 @@ directory.
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
 import json
 import os
@@ -69,23 +68,23 @@ class FileCache:
     """
 
     def __init__(self) -> None:
-        self._seen: dict[tuple[Path, str], tuple[tuple[int, ...], Any]] = {}
+        self._seen: dict[tuple[str, str], tuple[tuple[int, ...], Any]] = {}
 
-    def _cached(self, path: Path, kind: str, compute: Callable[[Path], Any]) -> Any:
+    def _cached(self, path: Path | str, kind: str, compute: Callable[[Path], Any]) -> Any:
         try:
-            st = path.stat()
+            st = os.stat(path)
         except OSError as exc:
             return f"unreadable: {exc.strerror}"
         signature = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev)
-        seen = self._seen.get((path, kind))
+        seen = self._seen.get((os.fspath(path), kind))
         if seen is not None and seen[0] == signature:
             return seen[1]
-        value = compute(path)
+        value = compute(Path(path))
         if max(st.st_mtime_ns, st.st_ctime_ns) < time.time_ns() - RACY_NS:
-            self._seen[(path, kind)] = (signature, value)
+            self._seen[(os.fspath(path), kind)] = (signature, value)
         return value
 
-    def digest(self, path: Path) -> str:
+    def digest(self, path: Path | str) -> str:
         return str(self._cached(path, "sha256", _digest_file))
 
     def finecode_table(self, root: Path) -> Any:
@@ -113,96 +112,139 @@ def _finecode_table(path: Path) -> Any:
     return tool.get("finecode") if isinstance(tool, dict) else None
 
 
-def walk(top: Path, accept: Callable[[str], bool], prune: Callable[[Path], bool]
-         ) -> Iterator[Path]:
-    """Files under `top` whose name `accept`s, in sorted order, through symlinks.
+def walk(top: Path | str, accept: Callable[[str], bool], prune: Callable[[str], bool]
+         ) -> Iterator[tuple[str, str]]:
+    """`(relative, absolute)` paths of the files under `top` whose name `accept`s, sorted,
+    through symlinks.
 
-    A directory is entered once (by device and inode: a symlink loop ends there); `prune`d
-    ones are not entered; an unreadable one is yielded itself (its digest says so). Past
-    `MAX_WALKED` entries looked at, raises `Unkeyable`.
+    A directory is entered once (by device and inode: a symlink loop ends there); one whose
+    name is `prune`d is not entered; an unreadable one is yielded itself (its digest says so).
+    Past `MAX_WALKED` entries looked at, raises `Unkeyable`. Plain strings, not `Path`s: a
+    re-check is mostly this loop.
     """
     seen: set[tuple[int, int]] = set()
     budget = MAX_WALKED
-    stack = [top]
+    stack = [("", os.fspath(top))]
     while stack:
-        current = stack.pop()
+        relative, current = stack.pop()
         try:
-            st = current.stat()
+            st = os.stat(current)
             if (st.st_dev, st.st_ino) in seen:
                 continue
             seen.add((st.st_dev, st.st_ino))
             with os.scandir(current) as entries:
                 listed = sorted(entries, key=lambda e: e.name)
         except OSError:
-            yield current
+            yield relative, current
             continue
         budget -= len(listed)
         if budget < 0:
             raise Unkeyable(f"more than {MAX_WALKED} entries under {top}")
         subdirs = []
         for entry in listed:
-            path = Path(entry.path)
+            name = entry.name
             try:
                 is_dir = entry.is_dir()
             except OSError:
                 is_dir = False
             if is_dir:
-                if not prune(path):
-                    subdirs.append(path)
-            elif accept(entry.name):
-                yield path
+                if not prune(entry.path):
+                    subdirs.append((f"{relative}{name}/", entry.path))
+            elif accept(name):
+                yield relative + name, entry.path
         stack.extend(reversed(subdirs))
 
 
-def _venv_of(python: Path) -> Path | None:
+def _venv_of(python: str) -> str | None:
     """The venv an interpreter path starts in: `pyvenv.cfg` beside it or one level up (as
     CPython looks for it, from the path as invoked, symlinks not resolved)."""
-    for place in (python.parent, python.parent.parent):
-        if os.path.lexists(place / "pyvenv.cfg"):
+    place = os.path.dirname(python)
+    for _ in range(2):
+        if os.path.lexists(os.path.join(place, "pyvenv.cfg")):
             return place
+        place = os.path.dirname(place)
     return None
 
 
-def _startup_hooks(venv: Path) -> Iterator[Path]:
+def _site_packages(venv: str) -> list[str]:
+    """`lib*/python*/site-packages` (POSIX, `lib64` too) and `Lib/site-packages` (Windows),
+    each directory once (`lib64` is often a link to `lib`)."""
+    found: dict[tuple[int, int], str] = {}
+    for lib in _listed(venv):
+        if not lib.startswith(("lib", "Lib")):
+            continue
+        top = os.path.join(venv, lib)
+        for candidate in [os.path.join(top, "site-packages")] + [
+                os.path.join(top, name, "site-packages") for name in _listed(top)
+                if name.startswith("python")]:
+            with contextlib.suppress(OSError):
+                st = os.stat(candidate)
+                found.setdefault((st.st_dev, st.st_ino), candidate)
+    return sorted(found.values())
+
+
+def _listed(directory: str) -> list[str]:
+    try:
+        return sorted(os.listdir(directory))
+    except OSError:
+        return []
+
+
+def _startup_hooks(venv: str) -> Iterator[tuple[str, str]]:
     """What a venv runs at every interpreter start: `pyvenv.cfg`, and in its site-packages
     every `.pth` and `sitecustomize`/`usercustomize` (module, bytecode or package)."""
-    yield venv / "pyvenv.cfg"
-    sites = sorted({os.path.realpath(p): Path(p) for pattern in (
-        "lib*/python*/site-packages", "Lib/site-packages")
-        for p in glob.glob(str(venv / pattern))}.values())
-    for site in sites:
-        for place in (site, site / "__pycache__"):
-            try:
-                names = sorted(os.listdir(place))
-            except OSError:
-                continue
-            for name in names:
+    yield "pyvenv.cfg", os.path.join(venv, "pyvenv.cfg")
+    for site in _site_packages(venv):
+        for place in (site, os.path.join(site, "__pycache__")):
+            for name in _listed(place):
                 if (name.endswith(".pth") and place == site) or name.startswith(_CUSTOMIZE):
-                    path = place / name
-                    if path.is_dir():
-                        yield from walk(path, lambda _n: True, lambda _p: False)
+                    path = os.path.join(place, name)
+                    relative = os.path.relpath(path, venv)
+                    if os.path.isdir(path):
+                        for inner, absolute in walk(path, lambda _n: True, lambda _p: False):
+                            yield f"{relative}/{inner}", absolute
                     else:
-                        yield path
+                        yield relative, path
 
 
-def _relative(path: Path, folder: Path) -> str:
-    return str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _interpreter(project: Project, folder: Path, files: FileCache) -> dict[str, Any]:
-    """The configured `python` as it resolves (path and content, wherever it lies) and, for a
-    venv inside the folder, its start-up hooks."""
-    path = Path(project.python)
-    resolved = Path(os.path.realpath(path))
-    entry: dict[str, Any] = {"path": project.python, "resolved": str(resolved),
-                             "sha256": files.digest(resolved)}
-    venv = _venv_of(path)
-    if venv is not None and venv.is_relative_to(folder):
-        entry["venv"] = {"path": _relative(venv, folder),
-                         "resolved": os.path.realpath(venv),
-                         "hooks": {_relative(p, folder): files.digest(p)
-                                   for p in _startup_hooks(venv)}}
+def _interpreter(python: str, folder: str, files: FileCache,
+                 venvs: dict[tuple[int, int], Any]) -> dict[str, Any]:
+    """A configured `python` as it resolves (path and content, wherever it lies) and, for a
+    venv inside the folder, its start-up hooks (read once per venv directory: `venvs`)."""
+    resolved = os.path.realpath(python)
+    entry: dict[str, Any] = {"resolved": resolved, "sha256": files.digest(resolved)}
+    venv = _venv_of(python)
+    if venv is not None and _inside(venv, folder):
+        try:
+            st = os.stat(venv)
+        except OSError as exc:
+            entry["venv"] = f"unreadable: {exc.strerror}"
+            return entry
+        identity = (st.st_dev, st.st_ino)
+        if identity not in venvs:
+            venvs[identity] = {relative: files.digest(path)
+                               for relative, path in _startup_hooks(venv)}
+        entry["venv"] = venvs[identity]
     return entry
+
+
+def _interpreter_path(project: Project) -> str:
+    """`project.python` with its leading `..` folded away where that is exactly what the OS
+    does: a project root is a real directory (discovery follows no symlinks), so `root/..` is
+    its parent. Projects sharing `../.venv/bin/python` then share one interpreter entry."""
+    literal = project.python
+    prefix = os.path.join(project.root, "")
+    if literal.startswith(prefix):
+        rest = literal[len(prefix):].split(os.sep)
+        while rest and rest[0] == "..":
+            rest.pop(0)
+        if ".." not in rest:
+            return os.path.normpath(literal)
+    return literal
 
 
 def _configured_python(table: Any) -> bool:
@@ -220,24 +262,26 @@ def fingerprint(folder: Path, projects: Iterable[Project], broken: Iterable[Path
     Raises `Unkeyable` when the folder holds too much to walk.
     """
     files = files or FileCache()
-    projects = list(projects)
+    base = os.fspath(folder)
     entries: dict[str, Any] = {}
-    venvs = set()
+    interpreters: dict[str, Any] = {}  # by configured path
+    venv_hooks: dict[tuple[int, int], Any] = {}  # projects often share one venv: read once
     for project in projects:
         table = files.finecode_table(project.root)
         entry: dict[str, Any] = {"config": table}
         if _configured_python(table):
-            entry["python"] = _interpreter(project, folder, files)
-            venv = _venv_of(Path(project.python))
-            if venv is not None:
-                venvs.add(venv)
+            python = entry["python"] = _interpreter_path(project)
+            if python not in interpreters:
+                interpreters[python] = _interpreter(python, base, files, venv_hooks)
         entries[str(project.root.relative_to(folder))] = entry
     for root in broken:
         entries[str(root.relative_to(folder))] = {"broken": files.digest(root / "pyproject.toml")}
-    code = {_relative(path, folder): files.digest(path) for path in walk(
-        folder, lambda name: name.endswith(SOURCE_SUFFIXES),
-        lambda path: skipped_dir(path.name) or path in venvs)}
-    text = json.dumps({"projects": entries, "code": code}, sort_keys=True, default=str)
+    venvs = {venv for python in interpreters if (venv := _venv_of(python)) is not None}
+    code = {relative: files.digest(path) for relative, path in walk(
+        base, lambda name: name.endswith(SOURCE_SUFFIXES),
+        lambda path: skipped_dir(os.path.basename(path)) or path in venvs)}
+    text = json.dumps({"projects": entries, "interpreters": interpreters, "code": code},
+                      sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -273,14 +317,17 @@ def decide(by_editor: bool | None, keys: Mapping[Path, str | None], stored: Mapp
            store_problem: str | None = None) -> Decision:
     """The editor's word wins; otherwise every folder must be trusted with its current key.
 
-    A folder's key may be None when it is not in the store (it is untrusted whatever its key),
-    or a text that is no SHA-256 when it cannot be keyed (it matches nothing).
+    A folder's key is None when it was not computed (the editor decides, or the folder is not
+    in the store), or a text that is no SHA-256 when it cannot be keyed (it matches nothing).
     """
     states = {}
     for folder, key in keys.items():
         remembered = stored.get(str(folder))
-        states[folder] = ("untrusted" if remembered is None
-                          else "trusted" if remembered == key else "changed")
+        if by_editor is not None:
+            states[folder] = "trusted" if by_editor else "untrusted"
+        else:
+            states[folder] = ("untrusted" if remembered is None
+                              else "trusted" if remembered == key else "changed")
     untrusted = tuple(f for f, s in states.items() if s == "untrusted")
     changed = tuple(f for f, s in states.items() if s == "changed")
     if by_editor is not None:
@@ -409,7 +456,8 @@ class SessionTrust:
     def decide(self, workspace: Workspace) -> Decision:
         """Decided afresh each time: an edit since the last check revokes at once.
 
-        Only folders in the store are keyed: one never trusted is untrusted whatever it holds.
+        Only folders in the store are keyed, and only when the editor gave no word: a folder
+        never trusted is untrusted whatever it holds.
         """
         try:
             stored, problem = self.store.load(), None
@@ -417,8 +465,8 @@ class SessionTrust:
             stored, problem = {}, str(exc)
         keys: dict[Path, str | None] = {}
         for folder in workspace.folders:
-            if str(folder) not in stored:
-                keys[folder] = None
+            if self.by_editor is not None or str(folder) not in stored:
+                keys[folder] = None  # the editor's word decides, or nothing to compare with
                 continue
             try:
                 keys[folder] = folder_key(workspace, folder, self._files)
