@@ -21,7 +21,6 @@ import importlib.machinery
 import os
 import site
 import sys
-import sysconfig
 import zipimport
 from collections.abc import Iterable
 from pathlib import Path
@@ -66,6 +65,8 @@ def _install() -> None:
 
 def _environment_dirs() -> Iterable[str]:
     """The interpreter's own import directories: the standard library and site-packages."""
+    import sysconfig  # only once a project is protected: not on every runner's start
+
     paths = sysconfig.get_paths()
     found = [paths.get(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")]
     found += site.getsitepackages() if hasattr(site, "getsitepackages") else []

@@ -5,11 +5,13 @@ them is running the repository's code. An explicit request is consent for that r
 nobody asked for (runner warm-up, diagnostic pulls, runs on file changes) needs trust: the
 editor says so (`initializationOptions.trusted`), or the person ran `finecode-wm trust DIR`.
 
-A trusted folder is remembered with a *key*: a hash of its projects' FineCode config and their
-project-local handler files. Any edit changes the key and so revokes the trust, as
-`direnv allow` does. The key (`fingerprint`) and the decision (`decide`) only read the
-workspace; `TrustStore` is the one place that writes, and it writes only in the user's config
-directory.
+A trusted folder is remembered with a *key* over what a runner can load for it: its projects'
+FineCode config, every Python source file in it (through symlinks), and each configured
+interpreter as it resolves with its venv's start-up hooks. Runners refuse the rest of the
+project's code (bytecode, extension modules: `finecode_er.projectcode`), so an edit that could
+change what runs changes the key and revokes the trust, as `direnv allow` does. The key
+(`fingerprint`) and the decision (`decide`) only read the workspace; `TrustStore` is the one
+place that writes, and it writes only in the user's config directory.
 """
 
 from __future__ import annotations
@@ -344,8 +346,8 @@ def trust_hint(decision: Decision) -> str:
                 "handlers only when you ask (no warm-up, no automatic diagnostics). Trust the "
                 "workspace in the editor to allow them.")
     folders = [*decision.changed, *decision.untrusted]
-    why = ("this workspace's FineCode configuration or handler files changed since it was "
-           "trusted" if decision.changed and not decision.untrusted
+    why = ("this workspace's FineCode configuration, Python files or interpreter changed since "
+           "it was trusted" if decision.changed and not decision.untrusted
            else "this workspace is not trusted")
     commands = " and ".join(f"`finecode-wm trust {f}`" for f in folders)
     problem = f" ({decision.store_problem})" if decision.store_problem else ""

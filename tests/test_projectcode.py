@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from finecode_er.handlers import HandlerLoadError, ProjectHandlers
+from finecode_er.wire import INVALID_PARAMS, RpcError
 
 from .conftest import start_runner
 from .test_handlers import call, clean_modules, write
@@ -158,6 +159,9 @@ async def test_the_runner_loads_workspace_code_from_source_and_writes_no_bytecod
     try:
         assert await runner.request("run", {"action": "check"}) == ["source", True]
         assert not (folder / "p" / "__pycache__").exists()
+        with pytest.raises(RpcError) as caught:
+            await runner.request("initialize", {"workspaceFolders": str(folder)})
+        assert caught.value.code == INVALID_PARAMS
     finally:
         runner.proc.kill()
         await runner.proc.wait()
