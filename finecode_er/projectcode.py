@@ -64,12 +64,14 @@ def _install() -> None:
 
 
 def _environment_dirs() -> Iterable[str]:
-    """The interpreter's own import directories: the standard library and site-packages."""
+    """The interpreter's own import directories (the standard library, site-packages) and the
+    runner's package."""
     import sysconfig  # only once a project is protected: not on every runner's start
 
     paths = sysconfig.get_paths()
     found = [paths.get(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")]
     found += site.getsitepackages() if hasattr(site, "getsitepackages") else []
+    found.append(os.path.dirname(__file__))  # the runner itself (a checkout in the workspace)
     for path in found:
         if path:
             yield os.path.abspath(path)
