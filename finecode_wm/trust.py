@@ -141,7 +141,8 @@ def walk(top: Path | str, accept: Callable[[str], bool], prune: Callable[[str], 
             continue
         budget -= len(listed)
         if budget < 0:
-            raise Unkeyable(f"more than {MAX_WALKED} entries under {top}")
+            raise Unkeyable(f"{top} has more than {MAX_WALKED} entries to walk (symlinks "
+                            "followed), too many to key; trust it in the editor instead")
         subdirs = []
         for entry in listed:
             name = entry.name
