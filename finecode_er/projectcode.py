@@ -193,6 +193,6 @@ def _path_hook(path: str) -> Any:
     """Directories get the guarded finder; a file on a project path is refused; others pass."""
     if os.path.isdir(path):
         return _file_finder_hook(path)
-    if _verdict(path) is not None:
+    if os.path.lexists(path) and _verdict(path) is not None:
         return _RefusedArchive(path)
     raise ImportError("not a directory", path=path)
