@@ -21,7 +21,8 @@ if str(HERE.parent) not in sys.path:  # run as a script: make `benchmarks` impor
     sys.path.insert(0, str(HERE.parent))
 
 BENCHMARKS = ["cold_start", "advance", "full_path", "latency", "ingest", "scale", "memory",
-              "cancel", "lint_workload", "delegation", "mcp_call", "diagnostics", "report_latency"]
+              "cancel", "lint_workload", "delegation", "mcp_call", "diagnostics", "report_latency",
+              "trust_recheck"]
 
 
 def _fmt(value: float) -> str:

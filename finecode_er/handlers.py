@@ -24,6 +24,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from .projectcode import protect
+
 __all__ = ["Handler", "HandlerLoadError", "ProjectHandlers", "describe_failure", "split_source"]
 
 Handler = Callable[[dict[str, Any], Any], Awaitable[Any]]
@@ -79,6 +81,7 @@ class ProjectHandlers:
 
     def __init__(self, root: Path, *, resident: bool = False) -> None:
         self.root = root
+        protect(root)  # its modules load from source only (workspace trust)
         self.resident = resident  # the runner's own project: on sys.path, modules stay loaded
         self.version: str | None = None
         self._modules: dict[str, ModuleType] = {}  # this project's local modules, by name

@@ -21,6 +21,7 @@ from . import __version__
 from .api import Attached, Delegate, DelegationError, ProgressContext, RunActionContext
 from .config import ActionConfig, ConfigError, load_project, parse_actions
 from .handlers import Handler, HandlerLoadError, ProjectHandlers, describe_failure
+from .projectcode import protect
 from .reporter import ExecutionReporter, NullReporter
 from .wire import INVALID_PARAMS, Connection, RpcError, progress_sender
 
@@ -132,6 +133,11 @@ class Runner:
         if not isinstance(params, dict):
             raise RpcError(INVALID_PARAMS, "initialize needs an object {projectRoot?: str}")
         root, actions = None, {}
+        folders = params.get("workspaceFolders") or []
+        if not isinstance(folders, list) or not all(isinstance(f, str) for f in folders):
+            raise RpcError(INVALID_PARAMS, "'workspaceFolders' must be a list of path strings")
+        for folder in folders:
+            protect(folder)
         if params.get("projectRoot") is not None:
             root = _project_dir(params["projectRoot"], "projectRoot")
             actions = self._actions_of(root, params.get("actions"))
@@ -323,6 +329,7 @@ def main() -> None:
         sys.exit("finecode_er speaks JSON-RPC on stdin/stdout pipes and is started by "
                  "finecode-wm; see docs/protocol.md to drive it yourself")
     _die_with_parent()
+    sys.dont_write_bytecode = True  # nothing of a project's is cached into its repository
     protocol_out = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr

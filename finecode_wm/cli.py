@@ -23,7 +23,7 @@ from .findings import FORMATS, collect, config_error_annotations, failing, outsi
 from .requests import RunRequest
 from .service import FineCode
 from .terminal import PlainRenderer, Renderer, TtyRenderer, summary_table
-from .trust import SessionTrust, TrustStore, TrustStoreError, folder_keys
+from .trust import SessionTrust, TrustStore, TrustStoreError, Unkeyable, folder_key
 
 __all__ = ["main"]
 
@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--workspace", default=".", metavar="DIR")
     listing.add_argument("--json", action="store_true")
     for name, text in (("trust", "allow background work (warm-up, diagnostics) in DIR as it "
-                                 "is now; any later edit to its FineCode config revokes it"),
+                                 "is now; any later edit to its config or code revokes it"),
                        ("untrust", "forget that DIR was trusted")):
         command = commands.add_parser(name, help=text)
         command.add_argument("dir", metavar="DIR", help="workspace folder")
@@ -238,13 +238,14 @@ def _trust(args: argparse.Namespace, out: Console, err: Console) -> int:
                       highlight=False, markup=False, soft_wrap=True)
             return 0
         fine = _service(str(folder), err)
-        store.set(folder, folder_keys(fine.workspace)[folder])
-    except (TrustStoreError, OSError) as exc:
+        store.set(folder, folder_key(fine.workspace, folder))
+    except (TrustStoreError, OSError, Unkeyable) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_FAILED
     count = len(fine.workspace.projects)
     out.print(f"trusted {folder} ({count} project{'s' * (count != 1)}); an edit to its FineCode "
-              "config or handler files revokes it", highlight=False, markup=False, soft_wrap=True)
+              "config, its Python files or a project's interpreter revokes it", highlight=False,
+              markup=False, soft_wrap=True)
     return 0
 
 

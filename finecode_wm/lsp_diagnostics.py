@@ -160,6 +160,7 @@ class EditorDiagnostics:
         With a `partialResultToken` every project's reports are streamed as it is ready and the
         response carries no items (LSP partial-result rule); without one, the response has them.
         """
+        await self.server.fine.prepare()  # after the first scan; configs edited since re-read
         if not self.server.unasked_work_allowed():
             # Nothing runs unasked; explicit runs keep reaching the client by push meanwhile.
             self.pulling = False

@@ -181,6 +181,7 @@ class RunnerProcess:
         self.killed_because: str | None = None
         self._watchers: set[asyncio.Task[None]] = set()
         self.starting: asyncio.Task[None] | None = None
+        self.folders: tuple[Path, ...] = ()  # loaded from source only (workspace trust)
         self.stopping = False  # a stop is under way: no second one, no cancel bookkeeping
         self._settled = asyncio.Event()  # every cancelled request was answered
         self._settled.set()
@@ -225,7 +226,8 @@ class RunnerProcess:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._serve()), loop.create_task(self._drain()),
                        loop.create_task(self._watch_exit())]
-        params: dict[str, Any] = {"clientName": "finecode_wm"}
+        params: dict[str, Any] = {"clientName": "finecode_wm",
+                                  "workspaceFolders": [str(f) for f in self.folders]}
         if self.environment.isolated is not None:  # the runner's own project, as before sharing
             params.update(projectRoot=str(self.environment.isolated), actions={})
         try:
@@ -449,6 +451,7 @@ class RunnerPool:
         self.per_environment = per_environment or os.cpu_count() or 2
         self._max_runners = max_runners
         self.on_request: RequestHandler | None = None  # requests from runners (delegation)
+        self.folders: tuple[Path, ...] = ()  # the workspace folders, told to every new runner
         self.closed = False  # after stop_all: no runner starts again
 
     @property
@@ -513,6 +516,7 @@ class RunnerPool:
             raise RunnerDied("the WM is shutting down")
         runner = RunnerProcess(environment, self.router, self._log,
                                on_request=self._delegate, on_change=self._changed)
+        runner.folders = self.folders
         self._envs.setdefault(environment, []).append(runner)
         self._owned.add(runner)
         runner.starting = self._track(asyncio.get_running_loop().create_task(runner.start()),

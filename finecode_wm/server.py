@@ -181,8 +181,11 @@ class FineCodeServer(LanguageServer):
         """May the WM run workspace code nobody asked for (warm-up, pulls, runs on change)?
 
         Call it right before such work and skip the work on False: the first skip tells the
-        person, once, how to trust the workspace.
+        person, once, how to trust the workspace. Before the folders were first scanned there
+        is nothing to decide on: no, and nothing said.
         """
+        if not self.fine.discovered.is_set():
+            return False
         decision = self.trust.decide(self.fine.workspace)
         hint = self.trust.hint_once(decision)
         if hint is not None:

@@ -44,6 +44,8 @@ class FineCode:
         self._warn = warn or log
         self._reported: set[str] = set()
         self._discovering = asyncio.Lock()
+        # Set once the folders were first scanned: until then nothing can be trusted.
+        self.discovered = asyncio.Event()
         self.workspace = Workspace()
         self.max_parallel = max_parallel or os.cpu_count() or 2
         self.slots = asyncio.Semaphore(self.max_parallel)
@@ -68,8 +70,12 @@ class FineCode:
             self._reported.add(message)
             sink(message)
 
-    def _tell(self) -> None:
-        """After a scan: every problem and skipped file, each once."""
+    def _applied(self) -> None:
+        """After a scan: runners learn the folders (what is project code), and the person
+        every problem and skipped file, each once."""
+        self.pool.folders = tuple(self.workspace.folders)
+        if self.workspace.folders:
+            self.discovered.set()
         for problem in self.workspace.problems.values():
             self.report(problem)
         for skipped in self.workspace.skipped.values():
@@ -78,7 +84,7 @@ class FineCode:
     def set_folders(self, folders: list[Path]) -> None:
         """Discover projects on this thread (the terminal, before its loop starts)."""
         self.workspace.set_folders(folders)
-        self._tell()
+        self._applied()
 
     async def discover(self, folders: list[Path] | None = None) -> None:
         """Walk `folders` (default: the current ones) for projects, off the event loop."""
@@ -94,7 +100,7 @@ class FineCode:
         """One scan at a time, in a worker thread; applied (and told) on the loop."""
         async with self._discovering:
             self.workspace.apply(await asyncio.to_thread(scan))
-        self._tell()
+        self._applied()
 
     def list_projects(self) -> list[dict[str, object]]:
         return self.workspace.listing()

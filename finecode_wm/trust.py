@@ -5,11 +5,13 @@ them is running the repository's code. An explicit request is consent for that r
 nobody asked for (runner warm-up, diagnostic pulls, runs on file changes) needs trust: the
 editor says so (`initializationOptions.trusted`), or the person ran `finecode-wm trust DIR`.
 
-A trusted folder is remembered with a *key*: a hash of its projects' FineCode config and their
-project-local handler files. Any edit changes the key and so revokes the trust, as
-`direnv allow` does. The key (`fingerprint`) and the decision (`decide`) only read the
-workspace; `TrustStore` is the one place that writes, and it writes only in the user's config
-directory.
+A trusted folder is remembered with a *key* over what a runner can load for it: its projects'
+FineCode config, every Python source file in it (through symlinks), and each configured
+interpreter as it resolves with its venv's start-up hooks. Runners refuse the rest of the
+project's code (bytecode, extension modules: `finecode_er.projectcode`), so an edit that could
+change what runs changes the key and revokes the trust, as `direnv allow` does. The key
+(`fingerprint`) and the decision (`decide`) only read the workspace; `TrustStore` is the one
+place that writes, and it writes only in the user's config directory.
 """
 
 from __future__ import annotations
@@ -18,21 +20,32 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 import tempfile
+import time
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .paths import config_dir
-from .workspace import Project, Workspace, local_handler_files
+from finecode_er.projectcode import SOURCE_SUFFIXES, skipped_dir
+from finecode_er.safefile import read_regular, stream_regular
 
-__all__ = ["Decision", "FileCache", "SessionTrust", "TrustStore", "TrustStoreError", "decide",
-           "fingerprint", "folder_keys", "store_path", "trust_hint"]
+from .paths import config_dir
+from .workspace import Project, Workspace
+
+if sys.platform != "win32":
+    import fcntl
+
+__all__ = ["Decision", "FileCache", "SessionTrust", "TrustStore", "TrustStoreError", "Unkeyable",
+           "decide", "fingerprint", "folder_key", "folder_keys", "store_path", "trust_hint", "walk"]
 
 STORE_VERSION = 1
-MAX_HASHED_INTERPRETER = 1 << 20  # a `python` script in the project is hashed; a copied binary too
+RACY_NS = 2_000_000_000
+MAX_WALKED = 250_000  # directory entries looked at per folder: beyond, the folder is unkeyable
+_HEX = frozenset("0123456789abcdef")
+_CUSTOMIZE = ("sitecustomize", "usercustomize")
 
 
 def store_path(env: Mapping[str, str] | None = None) -> Path:
@@ -43,30 +56,37 @@ def store_path(env: Mapping[str, str] | None = None) -> Path:
 # -- the key ---------------------------------------------------------------------------------
 
 
+class Unkeyable(Exception):
+    """The folder cannot be keyed (too many files to walk, e.g. a symlink to `/`)."""
+
+
 class FileCache:
     """Digests and parsed tables of workspace files, reused while a file's stat is unchanged.
 
     The key is recomputed before every piece of unasked work (an editor may pull diagnostics
-    every 2 s); parsing 128 pyproject.toml files each time would stall the server's loop.
+    every 2 s): with nothing changed that costs one stat per file, no read. A file changed in
+    the last `RACY_NS` is read again every time: a second write within the file system's
+    timestamp granularity would leave its stat as it was (git's "racy" entries).
     """
 
     def __init__(self) -> None:
-        self._seen: dict[tuple[Path, str], tuple[tuple[int, ...], Any]] = {}
+        self._seen: dict[tuple[str, str], tuple[tuple[int, ...], Any]] = {}
 
-    def _cached(self, path: Path, kind: str, compute: Callable[[Path], Any]) -> Any:
+    def _cached(self, path: Path | str, kind: str, compute: Callable[[Path], Any]) -> Any:
         try:
-            st = path.stat()
+            st = os.stat(path)
         except OSError as exc:
             return f"unreadable: {exc.strerror}"
-        signature = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
-        seen = self._seen.get((path, kind))
+        signature = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev)
+        seen = self._seen.get((os.fspath(path), kind))
         if seen is not None and seen[0] == signature:
             return seen[1]
-        value = compute(path)
-        self._seen[(path, kind)] = (signature, value)
+        value = compute(Path(path))
+        if max(st.st_mtime_ns, st.st_ctime_ns) < time.time_ns() - RACY_NS:
+            self._seen[(os.fspath(path), kind)] = (signature, value)
         return value
 
-    def digest(self, path: Path) -> str:
+    def digest(self, path: Path | str) -> str:
         return str(self._cached(path, "sha256", _digest_file))
 
     def finecode_table(self, root: Path) -> Any:
@@ -75,71 +95,210 @@ class FileCache:
 
 
 def _digest_file(path: Path) -> str:
+    """SHA-256 of a regular file, streamed (no size cap); a FIFO or device is never opened
+    for reading and gets a digest of its own."""
+    sha = hashlib.sha256()
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        stream_regular(path, sha.update)
     except OSError as exc:
-        return f"unreadable: {exc.strerror}"
+        return f"unreadable: {exc}"
+    return sha.hexdigest()
 
 
 def _finecode_table(path: Path) -> Any:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        data = tomllib.loads(read_regular(path).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
         return {"pyproject.toml": _digest_file(path)}
     tool = data.get("tool")
     return tool.get("finecode") if isinstance(tool, dict) else None
 
 
-def _interpreter(project: Project, files: FileCache) -> dict[str, str]:
-    """The configured `python`; its content too when it lives in the project (e.g. a script)."""
-    path = Path(project.python)
-    entry = {"path": project.python}
-    with contextlib.suppress(OSError):
-        if (path.resolve().is_relative_to(project.root.resolve()) and path.is_file()
-                and path.stat().st_size <= MAX_HASHED_INTERPRETER):
-            entry["sha256"] = files.digest(path)
+def walk(top: Path | str, accept: Callable[[str], bool], prune: Callable[[str], bool]
+         ) -> Iterator[tuple[str, str]]:
+    """`(relative, absolute)` paths of the files under `top` whose name `accept`s, sorted,
+    through symlinks.
+
+    A directory is entered once (by device and inode: a symlink loop ends there); one whose
+    name is `prune`d is not entered; an unreadable one is yielded itself (its digest says so).
+    Past `MAX_WALKED` entries looked at, raises `Unkeyable`. Plain strings, not `Path`s: a
+    re-check is mostly this loop.
+    """
+    seen: set[tuple[int, int]] = set()
+    budget = MAX_WALKED
+    stack = [("", os.fspath(top))]
+    while stack:
+        relative, current = stack.pop()
+        try:
+            st = os.stat(current)
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            with os.scandir(current) as entries:
+                listed = sorted(entries, key=lambda e: e.name)
+        except OSError:
+            yield relative, current
+            continue
+        budget -= len(listed)
+        if budget < 0:
+            raise Unkeyable(f"{top} has more than {MAX_WALKED} entries to walk (symlinks "
+                            "followed), too many to key; trust it in the editor instead")
+        subdirs = []
+        for entry in listed:
+            name = entry.name
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if not prune(entry.path):
+                    subdirs.append((f"{relative}{name}/", entry.path))
+            elif accept(name):
+                yield relative + name, entry.path
+        stack.extend(reversed(subdirs))
+
+
+def _venv_of(python: str) -> str | None:
+    """The venv an interpreter path starts in: `pyvenv.cfg` beside it or one level up (as
+    CPython looks for it, from the path as invoked, symlinks not resolved)."""
+    place = os.path.dirname(python)
+    for _ in range(2):
+        if os.path.lexists(os.path.join(place, "pyvenv.cfg")):
+            return place
+        place = os.path.dirname(place)
+    return None
+
+
+def _site_packages(venv: str) -> list[str]:
+    """`lib*/python*/site-packages` (POSIX, `lib64` too) and `Lib/site-packages` (Windows),
+    each directory once (`lib64` is often a link to `lib`)."""
+    found: dict[tuple[int, int], str] = {}
+    for lib in _listed(venv):
+        if not lib.startswith(("lib", "Lib")):
+            continue
+        top = os.path.join(venv, lib)
+        for candidate in [os.path.join(top, "site-packages")] + [
+                os.path.join(top, name, "site-packages") for name in _listed(top)
+                if name.startswith("python")]:
+            with contextlib.suppress(OSError):
+                st = os.stat(candidate)
+                found.setdefault((st.st_dev, st.st_ino), candidate)
+    return sorted(found.values())
+
+
+def _listed(directory: str) -> list[str]:
+    try:
+        return sorted(os.listdir(directory))
+    except OSError:
+        return []
+
+
+def _startup_hooks(venv: str) -> Iterator[tuple[str, str]]:
+    """What a venv runs at every interpreter start: `pyvenv.cfg`, and in its site-packages
+    every `.pth` and `sitecustomize`/`usercustomize` (module, bytecode or package)."""
+    yield "pyvenv.cfg", os.path.join(venv, "pyvenv.cfg")
+    for site in _site_packages(venv):
+        for place in (site, os.path.join(site, "__pycache__")):
+            for name in _listed(place):
+                if (name.endswith(".pth") and place == site) or name.startswith(_CUSTOMIZE):
+                    path = os.path.join(place, name)
+                    relative = os.path.relpath(path, venv)
+                    if os.path.isdir(path):
+                        for inner, absolute in walk(path, lambda _n: True, lambda _p: False):
+                            yield f"{relative}/{inner}", absolute
+                    else:
+                        yield relative, path
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _interpreter(python: str, folder: str, files: FileCache,
+                 venvs: dict[tuple[int, int], Any]) -> dict[str, Any]:
+    """A configured `python` as it resolves (path and content, wherever it lies) and, for a
+    venv inside the folder, its start-up hooks (read once per venv directory: `venvs`)."""
+    resolved = os.path.realpath(python)
+    entry: dict[str, Any] = {"resolved": resolved, "sha256": files.digest(resolved)}
+    venv = _venv_of(python)
+    if venv is not None and _inside(venv, folder):
+        try:
+            st = os.stat(venv)
+        except OSError as exc:
+            entry["venv"] = f"unreadable: {exc.strerror}"
+            return entry
+        identity = (st.st_dev, st.st_ino)
+        if identity not in venvs:
+            venvs[identity] = {relative: files.digest(path)
+                               for relative, path in _startup_hooks(venv)}
+        entry["venv"] = venvs[identity]
     return entry
 
 
-def _project_entry(folder: Path, project: Project, files: FileCache) -> dict[str, Any]:
-    table = files.finecode_table(project.root)
-    sources = [h.source for action in project.actions.values() for h in action.handlers]
-    handler_files = local_handler_files(project.root, sources)
-    entry: dict[str, Any] = {
-        "config": table,
-        "handlers": {str(p.relative_to(folder)): files.digest(p) for p in handler_files},
-    }
-    if isinstance(table, dict) and "python" in table:
-        entry["python"] = _interpreter(project, files)
-    return entry
+def _interpreter_path(project: Project) -> str:
+    """`project.python` with its leading `..` folded away where that is exactly what the OS
+    does: a project root is a real directory (discovery follows no symlinks), so `root/..` is
+    its parent. Projects sharing `../.venv/bin/python` then share one interpreter entry."""
+    literal = project.python
+    prefix = os.path.join(project.root, "")
+    if literal.startswith(prefix):
+        rest = literal[len(prefix):].split(os.sep)
+        while rest and rest[0] == "..":
+            rest.pop(0)
+        if ".." not in rest:
+            return os.path.normpath(literal)
+    return literal
+
+
+def _configured_python(table: Any) -> bool:
+    return isinstance(table, dict) and "python" in table
 
 
 def fingerprint(folder: Path, projects: Iterable[Project], broken: Iterable[Path] = (),
                 files: FileCache | None = None) -> str:
-    """The key of `folder`: its projects' FineCode config and project-local handler files.
+    """The key of `folder`: what a runner can load for its projects (docs/trust.md).
 
-    `broken` are project roots whose config did not load: their pyproject.toml counts as it is,
-    so fixing one (which makes it runnable) changes the key too.
+    Every project's `[tool.finecode]` table and configured interpreter; every Python source
+    file under the folder, through symlinks, outside the directories the runner refuses to load
+    from (and the projects' venvs); `broken` project roots (config that did not load) by their
+    pyproject.toml's bytes, so fixing one (which makes it runnable) changes the key too.
+    Raises `Unkeyable` when the folder holds too much to walk.
     """
     files = files or FileCache()
-    key: dict[str, Any] = {}
+    base = os.fspath(folder)
+    entries: dict[str, Any] = {}
+    interpreters: dict[str, Any] = {}  # by configured path
+    venv_hooks: dict[tuple[int, int], Any] = {}  # projects often share one venv: read once
     for project in projects:
-        key[str(project.root.relative_to(folder))] = _project_entry(folder, project, files)
+        table = files.finecode_table(project.root)
+        entry: dict[str, Any] = {"config": table}
+        if _configured_python(table):
+            python = entry["python"] = _interpreter_path(project)
+            if python not in interpreters:
+                interpreters[python] = _interpreter(python, base, files, venv_hooks)
+        entries[str(project.root.relative_to(folder))] = entry
     for root in broken:
-        key[str(root.relative_to(folder))] = {"broken": files.digest(root / "pyproject.toml")}
-    text = json.dumps(key, sort_keys=True, default=str)
+        entries[str(root.relative_to(folder))] = {"broken": files.digest(root / "pyproject.toml")}
+    venvs = {venv for python in interpreters if (venv := _venv_of(python)) is not None}
+    code = {relative: files.digest(path) for relative, path in walk(
+        base, lambda name: name.endswith(SOURCE_SUFFIXES),
+        lambda path: skipped_dir(os.path.basename(path)) or path in venvs)}
+    text = json.dumps({"projects": entries, "interpreters": interpreters, "code": code},
+                      sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def folder_key(workspace: Workspace, folder: Path, files: FileCache | None = None) -> str:
+    """The current key of one workspace folder, from the projects discovered in it."""
+    projects = [p for p in workspace.projects.values() if p.root.is_relative_to(folder)]
+    broken = [r for r in workspace.problems if r.is_relative_to(folder)]
+    return fingerprint(folder, projects, broken, files)
+
+
 def folder_keys(workspace: Workspace, files: FileCache | None = None) -> dict[Path, str]:
-    """The current key of each workspace folder, from the projects discovered in it."""
+    """The current key of each workspace folder."""
     files = files or FileCache()
-    keys = {}
-    for folder in workspace.folders:
-        projects = [p for p in workspace.projects.values() if p.root.is_relative_to(folder)]
-        broken = [r for r in workspace.problems if r.is_relative_to(folder)]
-        keys[folder] = fingerprint(folder, projects, broken, files)
-    return keys
+    return {folder: folder_key(workspace, folder, files) for folder in workspace.folders}
 
 
 # -- the decision ----------------------------------------------------------------------------
@@ -157,14 +316,21 @@ class Decision:
     states: dict[Path, str] = field(default_factory=dict)  # folder -> trusted|changed|untrusted
 
 
-def decide(by_editor: bool | None, keys: Mapping[Path, str], stored: Mapping[str, str],
+def decide(by_editor: bool | None, keys: Mapping[Path, str | None], stored: Mapping[str, str],
            store_problem: str | None = None) -> Decision:
-    """The editor's word wins; otherwise every folder must be trusted with its current key."""
+    """The editor's word wins; otherwise every folder must be trusted with its current key.
+
+    A folder's key is None when it was not computed (the editor decides, or the folder is not
+    in the store), or a text that is no SHA-256 when it cannot be keyed (it matches nothing).
+    """
     states = {}
     for folder, key in keys.items():
         remembered = stored.get(str(folder))
-        states[folder] = ("untrusted" if remembered is None
-                          else "trusted" if remembered == key else "changed")
+        if by_editor is not None:
+            states[folder] = "trusted" if by_editor else "untrusted"
+        else:
+            states[folder] = ("untrusted" if remembered is None
+                              else "trusted" if remembered == key else "changed")
     untrusted = tuple(f for f, s in states.items() if s == "untrusted")
     changed = tuple(f for f, s in states.items() if s == "changed")
     if by_editor is not None:
@@ -181,8 +347,8 @@ def trust_hint(decision: Decision) -> str:
                 "handlers only when you ask (no warm-up, no automatic diagnostics). Trust the "
                 "workspace in the editor to allow them.")
     folders = [*decision.changed, *decision.untrusted]
-    why = ("this workspace's FineCode configuration or handler files changed since it was "
-           "trusted" if decision.changed and not decision.untrusted
+    why = ("this workspace's FineCode configuration, Python files or interpreter changed since "
+           "it was trusted" if decision.changed and not decision.untrusted
            else "this workspace is not trusted")
     commands = " and ".join(f"`finecode-wm trust {f}`" for f in folders)
     problem = f" ({decision.store_problem})" if decision.store_problem else ""
@@ -200,7 +366,13 @@ class TrustStoreError(Exception):
 
 
 class TrustStore:
-    """`{"version": 1, "folders": {"/abs/folder": {"key": sha256}}}` in the user's config dir."""
+    """`{"version": 1, "folders": {"/abs/folder": {"key": sha256}}}` in the user's config dir.
+
+    `trust` and `untrust` run as separate processes, possibly at the same moment: each
+    read-modify-write holds an exclusive lock (`trust.json.lock` next to the store), so none
+    loses another's entry or brings back a removed one. Readers need no lock: every write
+    replaces the store atomically.
+    """
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or store_path()
@@ -208,38 +380,59 @@ class TrustStore:
     def load(self) -> dict[str, str]:
         """Folder -> key; an absent store is empty, an unreadable one raises `TrustStoreError`."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            os.stat(self.path)
         except FileNotFoundError:
             return {}
         except OSError as exc:
             raise TrustStoreError(f"cannot read the trust store {self.path}: "
                                   f"{exc.strerror}") from None
         try:
+            text = read_regular(self.path).decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TrustStoreError(f"cannot read the trust store {self.path}: {exc}") from None
+        try:
             data = json.loads(text)
             folders = data["folders"]
             if data.get("version") != STORE_VERSION or not isinstance(folders, dict):
                 raise ValueError("unexpected layout")
-            return {str(f): str(entry["key"]) for f, entry in folders.items()}
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            keys = {str(f): entry["key"] for f, entry in folders.items()}
+            if not all(isinstance(k, str) and len(k) == 64 and set(k) <= _HEX
+                       for k in keys.values()):
+                raise ValueError("a key is not a SHA-256")
+            return keys
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
             raise TrustStoreError(f"the trust store {self.path} is corrupt ({exc}); nothing is "
                                   "trusted until you delete it") from None
 
     def set(self, folder: Path, key: str | None) -> bool:
         """Trust `folder` with `key` (None: forget it); whether the store changed."""
-        stored = self.load()
-        name = str(folder)
-        if key is None:
-            if stored.pop(name, None) is None:
-                return False
-        else:
-            stored[name] = key
-        self._write({"version": STORE_VERSION,
-                     "folders": {f: {"key": k} for f, k in sorted(stored.items())}})
-        return True
+        with self._locked():
+            stored = self.load()
+            name = str(folder)
+            if key is None:
+                if stored.pop(name, None) is None:
+                    return False
+            else:
+                stored[name] = key
+            self._write({"version": STORE_VERSION,
+                         "folders": {f: {"key": k} for f, k in sorted(stored.items())}})
+            return True
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Exclusive across processes (POSIX `flock`; held until the descriptor closes)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"),
+                     os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            if sys.platform != "win32":
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def _write(self, data: dict[str, Any]) -> None:
         """Atomic: a temporary file next to the store, then a rename over it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".trust-", suffix=".json", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
@@ -264,12 +457,24 @@ class SessionTrust:
         self._files = FileCache()
 
     def decide(self, workspace: Workspace) -> Decision:
-        """Decided afresh each time: an edit since the last check revokes at once."""
-        keys = folder_keys(workspace, self._files)
+        """Decided afresh each time: an edit since the last check revokes at once.
+
+        Only folders in the store are keyed, and only when the editor gave no word: a folder
+        never trusted is untrusted whatever it holds.
+        """
         try:
             stored, problem = self.store.load(), None
         except TrustStoreError as exc:
             stored, problem = {}, str(exc)
+        keys: dict[Path, str | None] = {}
+        for folder in workspace.folders:
+            if self.by_editor is not None or str(folder) not in stored:
+                keys[folder] = None  # the editor's word decides, or nothing to compare with
+                continue
+            try:
+                keys[folder] = folder_key(workspace, folder, self._files)
+            except Unkeyable as exc:
+                keys[folder] = f"unkeyable: {exc}"
         return decide(self.by_editor, keys, stored, problem)
 
     def hint_once(self, decision: Decision) -> str | None:

@@ -17,10 +17,10 @@ from finecode_er.config import (
     project_config,
     read_pyproject,
 )
+from finecode_er.projectcode import SKIPPED_DIRS, skipped_dir
 
-__all__ = ["Discovery", "Environment", "Found", "Project", "Workspace", "examine"]
+__all__ = ["SKIPPED_DIRS", "Discovery", "Environment", "Found", "Project", "Workspace", "examine"]
 
-SKIPPED_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__"}
 SKIPPED_IN_PACKAGES = {"__pycache__"}
 
 
@@ -151,7 +151,7 @@ def _candidate_dirs(folder: Path) -> list[Path]:
     """
     found = []
     for current, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not skipped_dir(d))
         if "pyproject.toml" in files:
             found.append(Path(current))
     return found

@@ -220,7 +220,7 @@ def key(ws: Path) -> str:
                        workspace.problems.keys())
 
 
-def test_the_key_follows_config_and_local_handlers_only(setup: Setup) -> None:
+def test_the_key_follows_config_code_and_interpreter(setup: Setup) -> None:
     ws = setup.workspace
     first = key(ws)
     assert key(ws) == first
@@ -233,8 +233,11 @@ def test_the_key_follows_config_and_local_handlers_only(setup: Setup) -> None:
     (setup.evil / "python").write_text("#!/bin/sh\nexec true\n")
     third = key(ws)
     assert third != second, "a project-local interpreter script is part of the key"
+    (ws / "other" / "notes.txt").write_text("not code\n")
+    assert key(ws) == third, "only what a runner can load counts"
     (ws / "other" / "unrelated.py").write_text("x = 1\n")
-    assert key(ws) == third
+    assert key(ws) != third, "any Python file of the folder is code a handler may import"
+    third = key(ws)
     (ws / "new").mkdir()
     (ws / "new" / "pyproject.toml").write_text("[tool.finecode]\nbad = 1\n")
     assert key(ws) != third, "a new (even broken) project changes the key"
