@@ -28,7 +28,7 @@ from .delegation import Execution, refusal
 from .history import History
 from .progress import BatchProgress, Child
 from .runners import RunnerDied, RunnerPool, RunnerProcess
-from .workspace import Project, Workspace
+from .workspace import Environment, Project, Workspace
 
 __all__ = ["BadRequest", "Batch", "BatchOptions", "plan"]
 
@@ -215,7 +215,8 @@ class Batch:
             return
         stream = self._stream = _BatchStream(emit, self.progress)
         if len(self._planned) == 1:
-            ready = self._pool.has_ready(self._planned[0].project.environment)
+            first = self._planned[0]
+            ready = self._pool.has_ready(first.project.environment_for(first.action))
             wait = BEGIN_WAIT_WARM if ready else BEGIN_WAIT_COLD
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._child_begun.wait(), wait)
@@ -313,7 +314,7 @@ class Batch:
                   "actionConfig": action.to_json(), "codeVersion": project.code_version(),
                   "params": self._params, "workDoneToken": token}
         try:
-            async with self._leased(child, project) as runner:
+            async with self._leased(child, project.environment_for(planned.action)) as runner:
                 try:
                     result = await asyncio.wait_for(runner.request("run", params), timeout)
                 except TimeoutError:
@@ -329,12 +330,13 @@ class Batch:
             execution.cancel_delegated()
 
     @contextlib.asynccontextmanager
-    async def _leased(self, child: Child, project: Project) -> AsyncIterator[RunnerProcess]:
-        """A runner for `project`; while none of its environment is ready, the child counts as
-        waiting for a runner to start (said in the narrative)."""
-        child.starting = not self._pool.has_ready(project.environment)
+    async def _leased(self, child: Child,
+                      environment: Environment) -> AsyncIterator[RunnerProcess]:
+        """A runner of `environment`; while none is ready, the child counts as waiting for a
+        runner to start (said in the narrative)."""
+        child.starting = not self._pool.has_ready(environment)
         try:
-            async with self._pool.lease(project.environment) as runner:
+            async with self._pool.lease(environment) as runner:
                 self.progress.running(child, time.monotonic())
                 yield runner
         finally:

@@ -1,0 +1,295 @@
+"""pytest-backed ``test`` and ``discover_tests`` handlers.
+
+pytest runs in the project's own environment (the interpreter running this handler, which is the
+project's `python`), from the project root, in a process group of its own. A small plugin in
+that child (`pytest_plugin/finecode_pytest_events.py`) streams what happens on a pipe of its
+own — never by reading pytest's terminal output, which the project's options and plugins shape:
+collection first (no total yet: the bar waits, the narrative says so), then the number of
+collected tests as a late total and one advance per finished test. Failures, errors and files
+that cannot be collected become findings at their lines; the terminal output is kept only to
+explain a pytest that did not run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from finecode_examples._files import relpath
+from finecode_examples._subprocess import started, tail
+
+if TYPE_CHECKING:
+    from finecode_er.api import RunActionContext
+
+__all__ = ["Session", "discover_tests", "test"]
+
+PLUGIN_DIR = Path(__file__).resolve().parent / "pytest_plugin"
+PLUGIN = "finecode_pytest_events"
+EVENTS_ENV = "FINECODE_PYTEST_EVENTS_FD"
+CONFIG_KEYS = frozenset({"args"})
+EVENT_LINE_LIMIT = 64 * 1024 * 1024  # the `collected` event lists every test id on one line
+DRAIN_GRACE = 0.5  # after pytest exits, how long a process it left may keep the pipe open
+OUTPUT_TAIL_BYTES = 8000
+MESSAGE_CHARS = 300
+# pytest's exit codes that mean it ran: tests passed, tests failed, no tests collected.
+RAN = frozenset({0, 1, 5})
+INTERRUPTED = 2
+OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+CODES = {"failed": "test-failed", "error": "test-error"}
+
+Event = dict[str, Any]
+
+
+@dataclass
+class Session:
+    """What one pytest run reported, folded event by event (pure: no I/O, no clock).
+
+    Events come from a child that runs the project's code, so each one is checked: a malformed
+    event is counted and skipped, never trusted.
+    """
+
+    root: Path
+    ids: list[str] | None = None
+    outcomes: Counter[str] = field(default_factory=Counter)
+    diagnostics: list[dict[str, Any]] = field(default_factory=list)
+    collection_errors: int = 0
+    exitstatus: int | None = None
+    last: str = ""
+    malformed: int = 0
+
+    @property
+    def done(self) -> int:
+        return sum(self.outcomes.values())
+
+    def fold(self, event: Any) -> str | None:
+        """Take one event; return its kind when it was used, None when it was malformed."""
+        kind = event.get("event") if isinstance(event, dict) else None
+        used = {"collected": self._collected, "test": self._test,
+                "collect_error": self._collect_error, "finished": self._finished}.get(str(kind))
+        if used is None or not used(event):
+            self.malformed += 1
+            return None
+        return str(kind)
+
+    def _collected(self, event: Event) -> bool:
+        ids = event.get("ids")
+        if self.ids is not None or not isinstance(ids, list) or \
+                not all(isinstance(i, str) for i in ids):
+            return False
+        self.ids = ids
+        return True
+
+    def _test(self, event: Event) -> bool:
+        outcome, test_id = event.get("outcome"), event.get("id")
+        if outcome not in OUTCOMES or not isinstance(test_id, str):
+            return False
+        self.outcomes[outcome] += 1
+        self.last = test_id
+        if outcome in CODES:
+            name = test_id.rpartition("::")[2] or test_id
+            self._finding(event, CODES[outcome],
+                          f"{name} {'failed' if outcome == 'failed' else 'errored'}")
+        return True
+
+    def _collect_error(self, event: Event) -> bool:
+        if not isinstance(event.get("path"), str):
+            return False
+        self.collection_errors += 1
+        self._finding(event, "collection-error", "cannot collect tests")
+        return True
+
+    def _finished(self, event: Event) -> bool:
+        status = event.get("exitstatus")
+        if self.exitstatus is not None or isinstance(status, bool) or not isinstance(status, int):
+            return False
+        self.exitstatus = status
+        return True
+
+    def _finding(self, event: Event, code: str, headline: str) -> None:
+        path, line, message = event.get("path"), event.get("line"), event.get("message")
+        detail = message[:MESSAGE_CHARS] if isinstance(message, str) and message else ""
+        self.diagnostics.append({
+            "path": relpath(Path(str(path)), self.root),
+            "line": line if isinstance(line, int) and not isinstance(line, bool) and line > 0
+            else 1,
+            "column": 1, "code": code, "severity": "error",
+            "message": f"{headline}: {detail}" if detail else headline})
+
+    @property
+    def total(self) -> int:
+        return len(self.ids) if self.ids is not None else 0
+
+    def progress_message(self) -> str:
+        failed = self.outcomes["failed"] + self.outcomes["error"]
+        parts = [f"{self.done}/{self.total} tests"]
+        if failed:
+            parts.append(f"{failed} failed")
+        if self.last:
+            parts.append(self.last.rpartition("/")[2])
+        return " · ".join(parts)
+
+    def check(self, returncode: int, output: str) -> None:
+        """Raise when pytest did not run to the end: that is a failure of the action, while
+        failing tests and files that cannot be collected are findings."""
+        status = self.exitstatus
+        if status is None:
+            if self.collection_errors and self.ids is None:
+                return  # a conftest that does not import stops pytest before collection
+            ran = f" after {self.done}/{self.total} tests (last: {self.last})" if self.ids else ""
+            raise RuntimeError(f"pytest exited with code {returncode} before the end of the "
+                               f"session{ran}: {tail(output)}")
+        if status in RAN or (status == INTERRUPTED and self.collection_errors):
+            return
+        what = {INTERRUPTED: "was interrupted", 3: "hit an internal error",
+                4: "was called wrongly (check the action's `args`)"}.get(status, "failed")
+        raise RuntimeError(f"pytest {what} (exit code {status}): {tail(output)}")
+
+    def summary(self, seconds: float) -> str:
+        """pytest's own closing words: `3 passed, 1 failed, 1 collection error in 0.52 s`."""
+        counts = [(self.outcomes[o], o) for o in OUTCOMES]
+        counts.append((self.collection_errors, "collection error"))
+        words = [f"{n} {word}{'s' if n > 1 and word.endswith('error') else ''}"
+                 for n, word in counts if n]
+        return f"{', '.join(words) or 'no tests'} in {seconds:.2f} s"
+
+
+async def test(params: dict[str, Any], ctx: RunActionContext) -> dict[str, Any]:
+    """Run the project's tests; one progress step per finished test, failures as findings."""
+    root = ctx.project_root
+    session = Session(root)
+    begun = time.monotonic()
+    async with ctx.progress("Testing", cancellable=True) as progress:
+        await progress.report(message="collecting tests")
+
+        async def on_event(event: Any) -> None:
+            kind = session.fold(event)
+            if kind == "collected":
+                await progress.set_total(session.total)
+                await progress.report(message=f"collected {session.total} tests")
+            elif kind == "test":
+                await progress.advance(1, message=session.progress_message())
+            elif kind == "collect_error":
+                await progress.report(message=f"cannot collect {session.diagnostics[-1]['path']}")
+
+        returncode, output = await run_pytest(root, _args(ctx.config, collect_only=False),
+                                              on_event)
+    seconds = time.monotonic() - begun
+    session.check(returncode, output)
+    counts = {("errors" if o == "error" else o): session.outcomes[o] for o in OUTCOMES}
+    return {"summary": session.summary(seconds), "collected": session.total, **counts,
+            "not_run": max(session.total - session.done, 0),
+            "collection_errors": session.collection_errors, "duration": round(seconds, 3),
+            "exit_code": session.exitstatus if session.exitstatus is not None else returncode,
+            "diagnostics": session.diagnostics}
+
+
+async def discover_tests(params: dict[str, Any], ctx: RunActionContext) -> dict[str, Any]:
+    """The ids of the project's tests (pytest's node ids), and the files it cannot collect."""
+    root = ctx.project_root
+    session = Session(root)
+    async with ctx.progress("Discovering tests", cancellable=True) as progress:
+        await progress.report(message="collecting tests")
+
+        async def on_event(event: Any) -> None:
+            if session.fold(event) == "collected":
+                await progress.report(message=f"collected {session.total} tests")
+
+        returncode, output = await run_pytest(root, _args(ctx.config, collect_only=True),
+                                              on_event)
+    session.check(returncode, output)
+    return {"summary": f"{session.total} tests", "count": session.total,
+            "collection_errors": session.collection_errors, "tests": session.ids or [],
+            "diagnostics": session.diagnostics}
+
+
+def _args(config: Mapping[str, Any] | None, *, collect_only: bool) -> list[str]:
+    """pytest's arguments: quiet output (only kept to explain a crash), every collectable file
+    run even when another one cannot be collected, then the action's own `args`."""
+    config = config or {}
+    unknown = sorted(set(config) - CONFIG_KEYS)
+    if unknown:
+        raise ValueError(f"unknown config keys {unknown}; allowed: {sorted(CONFIG_KEYS)}")
+    extra = config.get("args", [])
+    if not isinstance(extra, list) or not all(isinstance(a, str) for a in extra):
+        raise ValueError(f"config 'args' must be a list of strings, got {extra!r}")
+    return ["-q", "--continue-on-collection-errors", *(["--collect-only"] if collect_only
+                                                        else []), *extra]
+
+
+async def run_pytest(root: Path, args: Sequence[str],
+                     on_event: Callable[[Any], Awaitable[None]]) -> tuple[int, str]:
+    """Run pytest with the events plugin; call `on_event` for each event as it arrives.
+
+    Returns pytest's exit code and the end of its terminal output. Cancelling kills pytest and
+    everything it started (its process group) before this returns.
+    """
+    read_fd, write_fd = os.pipe()
+    env = dict(os.environ)
+    env[EVENTS_ENV] = str(write_fd)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PLUGIN_DIR), env.get("PYTHONPATH")) if p)
+    command = [sys.executable, "-m", "pytest", "-p", PLUGIN, *args]
+    with tempfile.TemporaryFile() as output:
+        try:
+            async with started(command, cwd=root, env=env, stdout=output,
+                               stderr=asyncio.subprocess.STDOUT, pass_fds=(write_fd,)) as proc:
+                os.close(write_fd)
+                write_fd = -1
+                pipe = os.fdopen(read_fd, "rb", buffering=0)
+                read_fd = -1  # the transport owns it now
+                await _stream_events(pipe, proc, on_event)
+                returncode = await proc.wait()
+        finally:
+            for fd in (read_fd, write_fd):
+                if fd >= 0:
+                    os.close(fd)
+        return returncode, _read_tail(output)
+
+
+async def _stream_events(pipe: IO[bytes], proc: asyncio.subprocess.Process,
+                         on_event: Callable[[Any], Awaitable[None]]) -> None:
+    """Read newline-delimited JSON events until the pipe closes.
+
+    The pipe closes when pytest exits, unless a process it started kept a copy: once pytest
+    has exited, such a straggler gets `DRAIN_GRACE` seconds, then the pipe is closed here.
+    """
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=EVENT_LINE_LIMIT)
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    exited = loop.create_task(proc.wait())
+    exited.add_done_callback(lambda _: loop.call_later(DRAIN_GRACE, transport.close))
+    try:
+        while True:
+            try:
+                line = await reader.readline()
+            except ValueError:  # a line over the limit: skipped, the rest still counts
+                continue
+            if not line:
+                return
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = None
+            await on_event(event)
+    finally:
+        transport.close()
+        if not exited.done():
+            exited.cancel()
+
+
+def _read_tail(output: IO[bytes]) -> str:
+    output.seek(0, os.SEEK_END)
+    size = output.tell()
+    output.seek(max(size - OUTPUT_TAIL_BYTES, 0))
+    return output.read().decode(errors="replace")
+
+
