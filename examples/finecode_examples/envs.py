@@ -176,8 +176,9 @@ async def prepare_env(params: dict[str, Any], ctx: RunActionContext) -> dict[str
                                                                       settings))
     installed = [pin.label for pin in missing]
     removed = sorted(set(before) - set(after))
-    return {"summary": f"{len(installed)} installed, {len(removed)} removed"
-                       f"{' (new venv)' if created else ''}",
+    made = f"created {settings.venv}, " if created else ""
+    gone = f", {len(removed)} removed" if removed else ""
+    return {"summary": f"{made}{len(installed)} installed{gone}",
             **result, "up_to_date": False, "created": created, "source": inputs["source"],
             "packages": len(pins), "installed": installed, "removed": removed}
 

@@ -35,7 +35,7 @@ __all__ = ["Session", "discover_tests", "test"]
 PLUGIN_DIR = Path(__file__).resolve().parent / "pytest_plugin"
 PLUGIN = "finecode_pytest_events"
 EVENTS_ENV = "FINECODE_PYTEST_EVENTS_FD"
-CONFIG_KEYS = frozenset({"args"})
+CONFIG_KEYS = frozenset({"args", "env"})
 EVENT_LINE_LIMIT = 64 * 1024 * 1024  # the `collected` event lists every test id on one line
 DRAIN_GRACE = 0.5  # after pytest exits, how long a process it left may keep the pipe open
 OUTPUT_TAIL_BYTES = 8000
@@ -164,76 +164,91 @@ class Session:
 
 async def test(params: dict[str, Any], ctx: RunActionContext) -> dict[str, Any]:
     """Run the project's tests; one progress step per finished test, failures as findings."""
-    root = ctx.project_root
-    session = Session(root)
+    session, seconds = await _session(ctx, "Testing", collect_only=False)
+    counts = {("errors" if o == "error" else o): session.outcomes[o] for o in OUTCOMES}
+    return {"summary": session.summary(seconds), "collected": session.total, **counts,
+            "not_run": max(session.total - session.done, 0),
+            "collection_errors": session.collection_errors, "duration": round(seconds, 3),
+            "exit_code": session.exitstatus, "diagnostics": session.diagnostics}
+
+
+async def discover_tests(params: dict[str, Any], ctx: RunActionContext) -> dict[str, Any]:
+    """The ids of the project's tests (pytest's node ids), and the files it cannot collect."""
+    session, _seconds = await _session(ctx, "Discovering tests", collect_only=True)
+    return {"summary": f"{session.total} tests", "count": session.total,
+            "collection_errors": session.collection_errors, "tests": session.ids or [],
+            "diagnostics": session.diagnostics}
+
+
+async def _session(ctx: RunActionContext, title: str, *,
+                   collect_only: bool) -> tuple[Session, float]:
+    """One pytest run with progress: narrated while it collects, then (running tests) the
+    number collected as a late total and one advance per finished test."""
+    options = Options.parse(ctx.config)
+    session = Session(ctx.project_root)
     begun = time.monotonic()
-    async with ctx.progress("Testing", cancellable=True) as progress:
+    async with ctx.progress(title, cancellable=True) as progress:
         await progress.report(message="collecting tests")
 
         async def on_event(event: Any) -> None:
             kind = session.fold(event)
             if kind == "collected":
-                await progress.set_total(session.total)
+                if not collect_only:
+                    await progress.set_total(session.total)
                 await progress.report(message=f"collected {session.total} tests")
             elif kind == "test":
                 await progress.advance(1, message=session.progress_message())
             elif kind == "collect_error":
                 await progress.report(message=f"cannot collect {session.diagnostics[-1]['path']}")
 
-        returncode, output = await run_pytest(root, _args(ctx.config, collect_only=False),
-                                              on_event)
+        returncode, output = await run_pytest(ctx.project_root,
+                                              options.command(collect_only=collect_only),
+                                              on_event, dict(options.env))
     seconds = time.monotonic() - begun
     session.check(returncode, output)
-    counts = {("errors" if o == "error" else o): session.outcomes[o] for o in OUTCOMES}
-    return {"summary": session.summary(seconds), "collected": session.total, **counts,
-            "not_run": max(session.total - session.done, 0),
-            "collection_errors": session.collection_errors, "duration": round(seconds, 3),
-            "exit_code": session.exitstatus if session.exitstatus is not None else returncode,
-            "diagnostics": session.diagnostics}
+    return session, seconds
 
 
-async def discover_tests(params: dict[str, Any], ctx: RunActionContext) -> dict[str, Any]:
-    """The ids of the project's tests (pytest's node ids), and the files it cannot collect."""
-    root = ctx.project_root
-    session = Session(root)
-    async with ctx.progress("Discovering tests", cancellable=True) as progress:
-        await progress.report(message="collecting tests")
+@dataclass(frozen=True)
+class Options:
+    """The handlers' config, checked: pytest's `args` and extra `env` variables."""
 
-        async def on_event(event: Any) -> None:
-            if session.fold(event) == "collected":
-                await progress.report(message=f"collected {session.total} tests")
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
 
-        returncode, output = await run_pytest(root, _args(ctx.config, collect_only=True),
-                                              on_event)
-    session.check(returncode, output)
-    return {"summary": f"{session.total} tests", "count": session.total,
-            "collection_errors": session.collection_errors, "tests": session.ids or [],
-            "diagnostics": session.diagnostics}
+    @classmethod
+    def parse(cls, config: Mapping[str, Any] | None) -> Options:
+        config = config or {}
+        unknown = sorted(set(config) - CONFIG_KEYS)
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; allowed: {sorted(CONFIG_KEYS)}")
+        args = config.get("args", [])
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            raise ValueError(f"config 'args' must be a list of strings, got {args!r}")
+        env = config.get("env", {})
+        if not isinstance(env, dict) or not all(
+                isinstance(k, str) and k and "=" not in k and isinstance(v, str)
+                for k, v in env.items()):
+            raise ValueError(f"config 'env' must be a table of strings, got {env!r}")
+        return cls(tuple(args), tuple(env.items()))
 
-
-def _args(config: Mapping[str, Any] | None, *, collect_only: bool) -> list[str]:
-    """pytest's arguments: quiet output (only kept to explain a crash), every collectable file
-    run even when another one cannot be collected, then the action's own `args`."""
-    config = config or {}
-    unknown = sorted(set(config) - CONFIG_KEYS)
-    if unknown:
-        raise ValueError(f"unknown config keys {unknown}; allowed: {sorted(CONFIG_KEYS)}")
-    extra = config.get("args", [])
-    if not isinstance(extra, list) or not all(isinstance(a, str) for a in extra):
-        raise ValueError(f"config 'args' must be a list of strings, got {extra!r}")
-    return ["-q", "--continue-on-collection-errors", *(["--collect-only"] if collect_only
-                                                        else []), *extra]
+    def command(self, *, collect_only: bool) -> list[str]:
+        """pytest's arguments: quiet output (only kept to explain a crash), every collectable
+        file run even when another one cannot be collected, then the action's own `args`."""
+        return ["-q", "--continue-on-collection-errors",
+                *(["--collect-only"] if collect_only else []), *self.args]
 
 
 async def run_pytest(root: Path, args: Sequence[str],
-                     on_event: Callable[[Any], Awaitable[None]]) -> tuple[int, str]:
+                     on_event: Callable[[Any], Awaitable[None]],
+                     extra_env: Mapping[str, str] | None = None) -> tuple[int, str]:
     """Run pytest with the events plugin; call `on_event` for each event as it arrives.
 
     Returns pytest's exit code and the end of its terminal output. Cancelling kills pytest and
     everything it started (its process group) before this returns.
     """
     read_fd, write_fd = os.pipe()
-    env = dict(os.environ)
+    env = {**os.environ, **(extra_env or {})}
     env[EVENTS_ENV] = str(write_fd)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PLUGIN_DIR), env.get("PYTHONPATH")) if p)
     command = [sys.executable, "-m", "pytest", "-p", PLUGIN, *args]

@@ -68,8 +68,10 @@ _durations: dict[str, float] = {}
 
 
 def _short(text: str) -> str:
-    """One line, bounded: findings and progress messages are read at a glance."""
-    flat = " ".join(text.split())
+    """The first line, bounded: findings and progress messages are read at a glance (and the
+    lines after an assertion's first one show objects with their addresses)."""
+    lines = text.strip().splitlines()
+    flat = " ".join(lines[0].split()) if lines else ""
     return flat if len(flat) <= MESSAGE_CHARS else flat[: MESSAGE_CHARS - 1] + "…"
 
 
