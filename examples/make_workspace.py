@@ -826,15 +826,13 @@ handlers = [{ source = "finecode_examples.stats:stats" }]
 
 # The tests need no pytest plugins: loading every plugin of the environment FineCode runs in
 # (its own test extra, say) would cost more than the tests.
-[tool.finecode.actions.test]
-handlers = [
-  { source = "finecode_examples.testing:test", config = { env = { PYTEST_DISABLE_PLUGIN_AUTOLOAD = "1" } } },
-]
+[[tool.finecode.actions.test.handlers]]
+source = "finecode_examples.testing:test"
+config = { env = { PYTEST_DISABLE_PLUGIN_AUTOLOAD = "1" } }
 
-[tool.finecode.actions.discover_tests]
-handlers = [
-  { source = "finecode_examples.testing:discover_tests", config = { env = { PYTEST_DISABLE_PLUGIN_AUTOLOAD = "1" } } },
-]
+[[tool.finecode.actions.discover_tests.handlers]]
+source = "finecode_examples.testing:discover_tests"
+config = { env = { PYTEST_DISABLE_PLUGIN_AUTOLOAD = "1" } }
 
 [tool.finecode.actions.prepare_env]
 handlers = [{ source = "finecode_examples.envs:prepare_env" }]

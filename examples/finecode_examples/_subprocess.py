@@ -28,8 +28,8 @@ async def started(command: Sequence[str], *, cwd: Path, env: Mapping[str, str] |
                   stdout: int | IO[Any] | None = asyncio.subprocess.PIPE,
                   stderr: int | IO[Any] | None = asyncio.subprocess.PIPE,
                   pass_fds: Sequence[int] = ()) -> AsyncIterator[asyncio.subprocess.Process]:
-    """Start `command` as the leader of a new process group; on leaving, kill the group if the
-    leader still runs, and reap it."""
+    """Start `command` as the leader of a new process group; on leaving, kill the leader if it
+    still runs, reap it, and kill whatever else is left in its group."""
     proc = await asyncio.create_subprocess_exec(
         *command, cwd=cwd, env=dict(env) if env is not None else None,
         stdin=asyncio.subprocess.DEVNULL, stdout=stdout, stderr=stderr,
@@ -41,6 +41,9 @@ async def started(command: Sequence[str], *, cwd: Path, env: Mapping[str, str] |
             kill_group(proc.pid)
         # Shielded: a second cancel while reaping must not leave a zombie behind.
         await asyncio.shield(proc.wait())
+        # What the child left running in its group (a test's forked helper, say). Safe once
+        # the leader is reaped: a group id is not reused while any member is alive.
+        kill_group(proc.pid)
 
 
 def kill_group(pid: int) -> None:

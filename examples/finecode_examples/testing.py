@@ -43,6 +43,9 @@ MESSAGE_CHARS = 300
 # pytest's exit codes that mean it ran: tests passed, tests failed, no tests collected.
 RAN = frozenset({0, 1, 5})
 INTERRUPTED = 2
+USAGE_ERROR = 4
+EXIT_MEANINGS = {INTERRUPTED: ", interrupted", 3: ", an internal error",
+                 USAGE_ERROR: ", a usage error: check the action's `args`"}
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 CODES = {"failed": "test-failed", "error": "test-error"}
 
@@ -141,17 +144,21 @@ class Session:
         """Raise when pytest did not run to the end: that is a failure of the action, while
         failing tests and files that cannot be collected are findings."""
         status = self.exitstatus
-        if status is None:
-            if self.collection_errors and self.ids is None:
-                return  # a conftest that does not import stops pytest before collection
-            ran = f" after {self.done}/{self.total} tests (last: {self.last})" if self.ids else ""
-            raise RuntimeError(f"pytest exited with code {returncode} before the end of the "
-                               f"session{ran}: {tail(output)}")
         if status in RAN or (status == INTERRUPTED and self.collection_errors):
             return
-        what = {INTERRUPTED: "was interrupted", 3: "hit an internal error",
-                4: "was called wrongly (check the action's `args`)"}.get(status, "failed")
-        raise RuntimeError(f"pytest {what} (exit code {status}): {tail(output)}")
+        if status is None and self.collection_errors and self.ids is None:
+            return  # a conftest that does not import stops pytest before collection
+        if status is not None:
+            why = f"exit code {status}{EXIT_MEANINGS.get(status, '')}"
+            raise RuntimeError(f"pytest did not finish its session ({why}): {tail(output)}")
+        # No session end: pytest's own usage error, or a process that died (a signal, a test
+        # calling os._exit), whose exit code means nothing to pytest.
+        usage = EXIT_MEANINGS[USAGE_ERROR] if returncode == USAGE_ERROR else ""
+        why = (f"killed by signal {-returncode}" if returncode < 0 else
+               f"exit code {returncode}{usage}")
+        when = (f"after {self.done}/{self.total} tests (last: {self.last or 'none'})"
+                if self.ids is not None else "before collecting tests")
+        raise RuntimeError(f"pytest stopped {when} ({why}): {tail(output)}")
 
     def summary(self, seconds: float) -> str:
         """pytest's own closing words: `3 passed, 1 failed, 1 collection error in 0.52 s`."""
