@@ -21,7 +21,8 @@ if str(HERE.parent) not in sys.path:  # run as a script: make `benchmarks` impor
     sys.path.insert(0, str(HERE.parent))
 
 BENCHMARKS = ["cold_start", "advance", "full_path", "latency", "ingest", "scale", "memory",
-              "cancel", "lint_workload", "delegation", "mcp_call", "diagnostics"]
+              "cancel", "lint_workload", "delegation", "mcp_call", "diagnostics",
+              "per_test_progress"]
 
 
 def _fmt(value: float) -> str:

@@ -257,3 +257,29 @@ def test_check_tells_a_run_from_a_crash() -> None:
     internal.fold({"event": "finished", "exitstatus": 3})
     with pytest.raises(RuntimeError, match=r"did not finish its session .*internal error"):
         internal.check(3, "INTERNALERROR>")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"")), max_size=12),
+       st.lists(st.integers(min_value=1, max_value=7), min_size=1, max_size=8))
+def test_lines_are_the_same_however_the_pipe_splits_them(lines: list[bytes],
+                                                         cuts: list[int]) -> None:
+    """Whole lines come out in order whatever the chunking; lines over the limit are dropped
+    whole and the next ones still count."""
+    limit = 8
+    stream = b"".join(line + b"\n" for line in lines)
+    splitter = testing._Lines(limit)
+    out: list[bytes] = []
+    position, i = 0, 0
+    while position < len(stream):
+        size = cuts[i % len(cuts)]
+        out += splitter.feed(stream[position:position + size])
+        position, i = position + size, i + 1
+    assert out == [line for line in lines if len(line) <= limit]
+
+
+def test_a_line_that_is_not_an_event_is_none() -> None:
+    assert testing._parse(b"[" * 100_000 + b"]" * 100_000) is None
+    assert testing._parse(b"\xff{") is None
+    assert testing._parse(b'{"event": "finished", "exitstatus": 0}') == \
+        {"event": "finished", "exitstatus": 0}

@@ -37,6 +37,9 @@ PLUGIN = "finecode_pytest_events"
 EVENTS_ENV = "FINECODE_PYTEST_EVENTS_FD"
 CONFIG_KEYS = frozenset({"args", "env"})
 EVENT_LINE_LIMIT = 64 * 1024 * 1024  # the `collected` event lists every test id on one line
+READ_CHUNK = 256 * 1024
+READS_PER_WAKE = 64
+COALESCE = 0.02  # seconds between reads of the event pipe: one wake-up per batch of events
 DRAIN_GRACE = 0.5  # after pytest exits, how long a process it left may keep the pipe open
 OUTPUT_TAIL_BYTES = 8000
 MESSAGE_CHARS = 300
@@ -197,20 +200,24 @@ async def _session(ctx: RunActionContext, title: str, *,
     async with ctx.progress(title, cancellable=True) as progress:
         await progress.report(message="collecting tests")
 
-        async def on_event(event: Any) -> None:
-            kind = session.fold(event)
-            if kind == "collected":
-                if not collect_only:
-                    await progress.set_total(session.total)
-                await progress.report(message=f"collected {session.total} tests")
-            elif kind == "test":
-                await progress.advance(1, message=session.progress_message())
-            elif kind == "collect_error":
-                await progress.report(message=f"cannot collect {session.diagnostics[-1]['path']}")
+        async def on_events(events: list[Any]) -> None:
+            finished = session.done
+            for event in events:
+                kind = session.fold(event)
+                if kind == "collected":
+                    if not collect_only:
+                        await progress.set_total(session.total)
+                    await progress.report(message=f"collected {session.total} tests")
+                elif kind == "collect_error":
+                    await progress.report(
+                        message=f"cannot collect {session.diagnostics[-1]['path']}")
+            if session.done > finished:
+                await progress.advance(session.done - finished,
+                                       message=session.progress_message())
 
         returncode, output = await run_pytest(ctx.project_root,
                                               options.command(collect_only=collect_only),
-                                              on_event, dict(options.env))
+                                              on_events, dict(options.env))
     seconds = time.monotonic() - begun
     session.check(returncode, output)
     return session, seconds
@@ -247,9 +254,10 @@ class Options:
 
 
 async def run_pytest(root: Path, args: Sequence[str],
-                     on_event: Callable[[Any], Awaitable[None]],
+                     on_events: Callable[[list[Any]], Awaitable[None]],
                      extra_env: Mapping[str, str] | None = None) -> tuple[int, str]:
-    """Run pytest with the events plugin; call `on_event` for each event as it arrives.
+    """Run pytest with the events plugin; call `on_events` with each batch of events as they
+    arrive (a line that is not JSON is passed as None).
 
     Returns pytest's exit code and the end of its terminal output. Cancelling kills pytest and
     everything it started (its process group) before this returns.
@@ -265,9 +273,7 @@ async def run_pytest(root: Path, args: Sequence[str],
                                stderr=asyncio.subprocess.STDOUT, pass_fds=(write_fd,)) as proc:
                 os.close(write_fd)
                 write_fd = -1
-                pipe = os.fdopen(read_fd, "rb", buffering=0)
-                read_fd = -1  # the transport owns it now
-                await _stream_events(pipe, proc, on_event)
+                await _stream_events(read_fd, proc, on_events)
                 returncode = await proc.wait()
         finally:
             for fd in (read_fd, write_fd):
@@ -276,36 +282,90 @@ async def run_pytest(root: Path, args: Sequence[str],
         return returncode, _read_tail(output)
 
 
-async def _stream_events(pipe: IO[bytes], proc: asyncio.subprocess.Process,
-                         on_event: Callable[[Any], Awaitable[None]]) -> None:
-    """Read newline-delimited JSON events until the pipe closes.
+async def _stream_events(fd: int, proc: asyncio.subprocess.Process,
+                         on_events: Callable[[list[Any]], Awaitable[None]]) -> None:
+    """Read newline-delimited JSON events from `fd` until the pipe closes.
 
-    The pipe closes when pytest exits, unless a process it started kept a copy: once pytest
-    has exited, such a straggler gets `DRAIN_GRACE` seconds, then the pipe is closed here.
+    Events are taken in batches: once the pipe has data the handler waits `COALESCE` seconds
+    and reads everything there, so a suite of fast tests wakes it a few dozen times a second
+    rather than once per test (the reports it sends are paced at 0.1 s anyway). The pipe closes
+    when pytest exits, unless a process it started kept a copy: once pytest has exited, such a
+    straggler gets `DRAIN_GRACE` seconds, then reading stops here.
     """
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=EVENT_LINE_LIMIT)
-    transport, _ = await loop.connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    os.set_blocking(fd, False)
+    readable = asyncio.Event()
+    stop = False
+
+    def give_up() -> None:
+        nonlocal stop
+        stop = True
+        readable.set()
+
     exited = loop.create_task(proc.wait())
-    exited.add_done_callback(lambda _: loop.call_later(DRAIN_GRACE, transport.close))
+    exited.add_done_callback(lambda _: loop.call_later(DRAIN_GRACE, give_up))
+    lines = _Lines(EVENT_LINE_LIMIT)
     try:
         while True:
+            loop.add_reader(fd, readable.set)
             try:
-                line = await reader.readline()
-            except ValueError:  # a line over the limit: skipped, the rest still counts
-                continue
-            if not line:
+                await readable.wait()
+            finally:
+                loop.remove_reader(fd)
+            readable.clear()
+            await asyncio.sleep(COALESCE)
+            data, eof = _available(fd)
+            await on_events([_parse(line) for line in lines.feed(data)])
+            if eof or stop:
                 return
-            try:
-                event = json.loads(line)
-            except ValueError:
-                event = None
-            await on_event(event)
     finally:
-        transport.close()
         if not exited.done():
             exited.cancel()
+
+
+def _parse(line: bytes) -> Any:
+    """One event, or None for a line that is not JSON (or nests deeper than Python can)."""
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _available(fd: int) -> tuple[bytes, bool]:
+    """What the pipe holds now (bounded, so a flood cannot hold the loop), and whether it
+    ended."""
+    chunks: list[bytes] = []
+    for _ in range(READS_PER_WAKE):
+        try:
+            chunk = os.read(fd, READ_CHUNK)
+        except BlockingIOError:
+            break
+        if not chunk:
+            return b"".join(chunks), True
+        chunks.append(chunk)
+    return b"".join(chunks), False
+
+
+class _Lines:
+    """Splits a byte stream into lines; a line longer than `limit` is dropped whole (the
+    events after it still count)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._pending = bytearray()
+        self._overlong = False
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        self._pending += chunk
+        *lines, rest = self._pending.split(b"\n")
+        self._pending = bytearray(rest)
+        if self._overlong and lines:
+            lines.pop(0)  # the end of the line that was dropped
+            self._overlong = False
+        if len(self._pending) > self._limit:
+            self._pending.clear()
+            self._overlong = True
+        return [bytes(line) for line in lines if len(line) <= self._limit]
 
 
 def _read_tail(output: IO[bytes]) -> str:

@@ -11,8 +11,9 @@ Events (paths absolute, lines 1-based):
 - `{"event": "collect_error", "path", "line", "message"}`: a file that could not be collected
   (an import or syntax error in it, a broken conftest).
 - `{"event": "collected", "ids": [...]}`: the tests that will run, after deselection.
-- `{"event": "test", "id", "outcome", "path", "line", "message", "duration"}`: one finished
-  test; outcome is passed, failed, error (setup or teardown), skipped, xfailed or xpassed.
+- `{"event": "test", "id", "outcome", "path", "line", "message"?}`: one finished test (sent
+  once its teardown is over); outcome is passed, failed, error (setup or teardown), skipped,
+  xfailed or xpassed; the line is where it failed in its own file, else its definition.
 - `{"event": "finished", "exitstatus"}`: the session ended (missing when pytest died).
 """
 
@@ -63,8 +64,8 @@ _rootpath = _project  # pytest's rootdir, which test locations are relative to
 _failures: dict[str, tuple[int, str]] = {}  # nodeid -> (line in the test file, message)
 _collect_origins: dict[str, tuple[str, int, str]] = {}  # nodeid -> (path, line, message)
 _outcomes: dict[str, str] = {}
-_reasons: dict[str, str] = {}  # nodeid -> why it was skipped
-_durations: dict[str, float] = {}
+_notes: dict[str, str] = {}  # nodeid -> why it was skipped, or the end of a failure's report
+_paths: dict[str, str] = {}  # location relative to the rootdir -> absolute path
 
 
 def _short(text: str) -> str:
@@ -139,14 +140,29 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None
 
 def pytest_exception_interact(node: pytest.Item | pytest.Collector, call: pytest.CallInfo[Any],
                               report: pytest.CollectReport | pytest.TestReport) -> None:
-    """The exception behind a collection error, while it still has its traceback."""
-    if isinstance(report, pytest.CollectReport) and call.excinfo is not None:
-        exc = call.excinfo.value
+    """The exception behind a failure, while it still has its traceback. pytest calls this
+    only for failures, so a passing test costs nothing here."""
+    excinfo = call.excinfo
+    if excinfo is None:
+        return
+    exc = excinfo.value
+    if isinstance(report, pytest.CollectReport):
         fallback = str(getattr(node, "path", _project))
         path, line = _origin(exc) or (fallback, 1)
         cause = _innermost(exc)
         message = f"{type(cause).__name__}: {cause}" if cause is not exc else str(exc)
         _collect_origins[report.nodeid] = (path, line, _short(message))
+    elif report.nodeid not in _failures:
+        # The line in the test's own file where it failed (an assert, or the call into the
+        # code that raised); elsewhere (a conftest fixture) is named in the message.
+        test_file = str(getattr(node, "path", ""))
+        lines = [line for filename, line in _frames(exc) if filename == test_file]
+        message = excinfo.exconly(tryshort=True)
+        if not lines:
+            origin = _origin(exc)
+            if origin is not None:
+                message += f" (at {os.path.relpath(origin[0], _project)}:{origin[1]})"
+        _failures[report.nodeid] = (lines[-1] if lines else 0, _short(message))
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:
@@ -165,56 +181,41 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     _channel.send({"event": "collected", "ids": [item.nodeid for item in session.items]})
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item,
-                              call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-    """Where a failing test failed, in its own file: the traceback is only here."""
-    report = yield
-    if report.failed and call.excinfo is not None and item.nodeid not in _failures:
-        exc = call.excinfo.value
-        test_file = str(item.path)
-        lines = [line for filename, line in _frames(exc) if filename == test_file]
-        message = call.excinfo.exconly(tryshort=True)
-        if not lines:
-            origin = _origin(exc)
-            if origin is not None:
-                message += f" (at {os.path.relpath(origin[0], _project)}:{origin[1]})"
-        _failures[item.nodeid] = (lines[-1] if lines else 0, _short(message))
-    return report
-
-
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """A phase of a test ended: remember how the test is going (passing phases cost a check)."""
     nodeid = report.nodeid
-    _durations[nodeid] = _durations.get(nodeid, 0.0) + report.duration
+    if report.passed:
+        if report.when == "call" and nodeid not in _outcomes:
+            _outcomes[nodeid] = "xpassed" if hasattr(report, "wasxfail") else "passed"
+        return
     outcome = _outcomes.get(nodeid)
-    if report.failed and outcome not in ("failed", "error"):
-        _outcomes[nodeid] = "failed" if report.when == "call" else "error"
-    elif report.skipped and outcome is None:
+    if report.failed:
+        if outcome not in ("failed", "error"):
+            _outcomes[nodeid] = "failed" if report.when == "call" else "error"
+            text = report.longreprtext.strip()  # for a failure without an exception
+            _notes[nodeid] = _short(text.splitlines()[-1] if text else "failed")
+    elif outcome is None:
         _outcomes[nodeid] = "xfailed" if hasattr(report, "wasxfail") else "skipped"
         if isinstance(report.longrepr, tuple):  # (path, line, "Skipped: reason")
-            _reasons[nodeid] = _short(str(report.longrepr[2]))
-    elif report.passed and report.when == "call" and outcome is None:
-        _outcomes[nodeid] = "xpassed" if hasattr(report, "wasxfail") else "passed"
-    if report.when == "teardown":
-        _finished(report)
+            _notes[nodeid] = _short(str(report.longrepr[2]))
 
 
-def _finished(report: pytest.TestReport) -> None:
-    nodeid = report.nodeid
+def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    """The test is over (its teardown too): one event for it."""
     outcome = _outcomes.pop(nodeid, "passed")
-    relative, def_line, _domain = report.location
-    line, message = (def_line + 1) if def_line is not None else 1, ""
+    relative, def_line, _domain = location
+    line = def_line + 1 if def_line is not None else 1
+    message = _notes.pop(nodeid, "")
     if outcome in ("failed", "error"):
-        failed_at, message = _failures.pop(nodeid, (0, ""))
-        line = failed_at or line
-        if not message:
-            message = _short(report.longreprtext.strip().splitlines()[-1]
-                             if report.longreprtext.strip() else outcome)
-    else:
-        message = _reasons.pop(nodeid, "")
-    _channel.send({"event": "test", "id": nodeid, "outcome": outcome,
-                   "path": str(_rootpath / relative), "line": line, "message": message,
-                   "duration": round(_durations.pop(nodeid, 0.0), 6)})
+        failed_at, detail = _failures.pop(nodeid, (0, ""))
+        line, message = failed_at or line, detail or message
+    path = _paths.get(relative)
+    if path is None:
+        path = _paths[relative] = str(_rootpath / relative)
+    event = {"event": "test", "id": nodeid, "outcome": outcome, "path": path, "line": line}
+    if message:
+        event["message"] = message
+    _channel.send(event)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
