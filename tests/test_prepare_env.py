@@ -22,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from finecode_er.config import ConfigError, parse_actions
+from finecode_wm.workspace import Environment, Project
 
 from .conftest import probe_env
 from .generated import Recorded, offline_uv, tiny_index
@@ -184,10 +185,18 @@ def test_pins_never_fail_on_any_text(lines: list[str]) -> None:
     assert envs.environment_key({"lines": lines}) == envs.environment_key({"lines": list(lines)})
 
 
-def test_only_finecode_is_an_action_interpreter() -> None:
+def test_only_finecode_is_an_action_interpreter(tmp_path: Path) -> None:
     actions = parse_actions({"prepare_env": {"python": "finecode", "handlers": [
         {"source": "finecode_examples.envs:prepare_env"}]}}, "p")
     assert actions["prepare_env"].python == "finecode"
+    assert "python" not in actions["prepare_env"].to_json(), "the runner never needs it"
+    actions |= parse_actions({"test": {"handlers": [{"source": "m:f"}]}}, "p")
+    venv = str(tmp_path / ".venv/bin/python")
+    for isolated in (False, True):
+        project = Project(tmp_path, "p", venv, actions, isolated)
+        assert project.environment_for("test") == project.environment
+        assert project.environment_for("prepare_env") == \
+            Environment(sys.executable, tmp_path if isolated else None)
     with pytest.raises(ConfigError, match="'python' can only be \"finecode\""):
         parse_actions({"x": {"python": ".venv/bin/python", "handlers": [{"source": "m:f"}]}},
                       "p")
