@@ -13,8 +13,9 @@ from typing import Any
 
 import psutil
 import pytest
-from finecode_examples import testing
-from finecode_examples.testing import Options, Session
+from finecode_examples import _pytest_child, testing
+from finecode_examples._test_session import OUTCOMES, Session
+from finecode_examples.testing import Options
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -222,7 +223,7 @@ EVENT = st.fixed_dictionaries(
     {"event": st.sampled_from(["collected", "test", "collect_error", "finished", "other"])},
     optional={"ids": JSON | st.lists(st.text(max_size=5), max_size=4),
               "id": JSON | st.text(max_size=5),
-              "outcome": JSON | st.sampled_from(testing.OUTCOMES), "path": JSON | st.text(),
+              "outcome": JSON | st.sampled_from(OUTCOMES), "path": JSON | st.text(),
               "line": JSON, "message": JSON, "exitstatus": JSON})
 
 
@@ -233,7 +234,7 @@ def test_fold_never_trusts_an_event(events: list[Any]) -> None:
     used = [session.fold(event) for event in events]
     assert session.malformed == used.count(None)
     assert session.done == used.count("test") == sum(session.outcomes.values())
-    assert set(session.outcomes) <= set(testing.OUTCOMES)
+    assert set(session.outcomes) <= set(OUTCOMES)
     for finding in session.diagnostics:
         assert isinstance(finding["path"], str) and isinstance(finding["message"], str)
         assert isinstance(finding["line"], int) and finding["line"] >= 1
@@ -268,7 +269,7 @@ def test_lines_are_the_same_however_the_pipe_splits_them(lines: list[bytes],
     whole and the next ones still count."""
     limit = 8
     stream = b"".join(line + b"\n" for line in lines)
-    splitter = testing._Lines(limit)
+    splitter = _pytest_child._Lines(limit)
     out: list[bytes] = []
     position, i = 0, 0
     while position < len(stream):
@@ -279,7 +280,7 @@ def test_lines_are_the_same_however_the_pipe_splits_them(lines: list[bytes],
 
 
 def test_a_line_that_is_not_an_event_is_none() -> None:
-    assert testing._parse(b"[" * 100_000 + b"]" * 100_000) is None
-    assert testing._parse(b"\xff{") is None
-    assert testing._parse(b'{"event": "finished", "exitstatus": 0}') == \
+    assert _pytest_child._parse(b"[" * 100_000 + b"]" * 100_000) is None
+    assert _pytest_child._parse(b"\xff{") is None
+    assert _pytest_child._parse(b'{"event": "finished", "exitstatus": 0}') == \
         {"event": "finished", "exitstatus": 0}
