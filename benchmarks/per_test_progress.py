@@ -11,9 +11,10 @@ cost next to nothing). Three ways, interleaved per round, each project after the
   projects run one after another as in `plain`), with a progress token.
 
 Third-party pytest plugins are off in all three (`PYTEST_DISABLE_PLUGIN_AUTOLOAD=1`), so the
-comparison is pytest against pytest plus FineCode's part. Wall time on a shared machine is noisy,
-so the CPU time of the pytest children (`plain` vs `handler`, from `RUSAGE_CHILDREN`) and of this
-process while the handler consumed the events are reported too.
+comparison is pytest against pytest plus FineCode's part; compiled modules are cached, as on a
+user's machine (`PYTHONDONTWRITEBYTECODE` is dropped for the children). Wall time on a shared
+machine is noisy, so the CPU time of the pytest children (`plain` vs `handler`, from
+`RUSAGE_CHILDREN`) and of this process while the handler consumed the events are reported too.
 """
 
 from __future__ import annotations
@@ -121,6 +122,10 @@ async def through_wm(client: WMClient, tests: int, into: Measured) -> None:
 
 async def run(quick: bool) -> list[Figure]:
     rounds, tests = (3, 300) if quick else (9, 500)
+    # As on a user's machine, compiled modules are cached: with PYTHONDONTWRITEBYTECODE set
+    # (some sandboxes set it) the plugin, an editable source file here, would be compiled and
+    # assertion-rewritten again on every run, while pip compiled pytest's own files at install.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     root = Path(tempfile.mkdtemp(prefix="fcbench-tests-"))
     projects = make_projects(root, tests)
     client = WMClient()

@@ -32,6 +32,9 @@ ENV = "FINECODE_PYTEST_EVENTS_FD"
 MESSAGE_CHARS = 300
 # Path parts that mark code which is not the project's own, even under its root.
 FOREIGN_PARTS = frozenset({"site-packages", "dist-packages"})
+# One encoder for the whole run (`json.dumps` with options builds a new one per call); ASCII
+# only, and anything JSON cannot carry (a path, say) as its str().
+_encode = json.JSONEncoder(default=str).encode
 
 
 class _Channel:
@@ -53,7 +56,7 @@ class _Channel:
         if self._out is None:
             return
         try:
-            self._out.write(json.dumps(event, default=str) + "\n")
+            self._out.write(_encode(event) + "\n")
         except (OSError, ValueError):
             self._out = None
 
