@@ -185,9 +185,7 @@ async def test_lsp_cancel_stops_pytest_within_a_second(client: RecordingClient,
             break
         await asyncio.sleep(0.05)
     assert started.exists(), "the endless test never started"
-    pids = [p.pid for p in psutil.process_iter(["cmdline"])
-            if "finecode_pytest_events" in " ".join(p.info["cmdline"] or ())
-            and p.cwd() == str(ws / "alpha")]
+    pids = pytest_pids(ws / "alpha")
     assert len(pids) == 1, pids
     cancelled_at = time.monotonic()
     client.window_work_done_progress_cancel(types.WorkDoneProgressCancelParams(token="stop"))
@@ -202,6 +200,19 @@ async def test_lsp_cancel_stops_pytest_within_a_second(client: RecordingClient,
     assert client.values["stop"][-1]["message"].startswith("cancelled")
     again = await run_batch(client, actions=["test"], projects=[str(ws / "beta")])
     assert again["summary"]["ok"] == 1, "the next run works"
+
+
+def pytest_pids(project: Path) -> list[int]:
+    """The pytest processes the `test` handler runs in `project`."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if "finecode_pytest_events" in " ".join(proc.info["cmdline"] or ()) and \
+                    proc.cwd() == str(project):
+                found.append(proc.pid)
+        except psutil.Error:
+            continue
+    return found
 
 
 def cli(ws: Path, *args: str) -> subprocess.CompletedProcess[str]:
