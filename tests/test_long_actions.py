@@ -275,3 +275,18 @@ def test_cli_check_over_the_examples_lints_format_checks_and_tests_with_one_bar(
                        for row in listed)
         for path in planted["would_change"]:
             assert f"{project}/{path}:1:1: format would be reformatted by `ruff format`" in listed
+
+
+async def test_check_delegates_only_the_default_actions_a_project_defines(
+        tmp_path: Path) -> None:
+    from finecode_examples.check import _actions
+
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.finecode.actions.lint]\nhandlers = [{ source = "m:f" }]\n'
+        '[tool.finecode.actions.format]\nhandlers = [{ source = "m:f" }]\n')
+    assert await _actions({}, tmp_path) == ["lint", "format"], "no test action: not delegated"
+    assert await _actions({"actions": ["test"]}, tmp_path) == ["test"], "as configured"
+    with pytest.raises(ValueError, match="unknown config keys"):
+        await _actions({"action": ["lint"]}, tmp_path)
+    (tmp_path / "pyproject.toml").write_text("not toml [")
+    assert await _actions({}, tmp_path) == ["lint", "format", "test"]
