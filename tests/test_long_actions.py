@@ -31,6 +31,7 @@ from .generated import (
     PROJECTS,
     finding_rows,
     make_test_workspace,
+    marked,
     offline_uv,
     tiny_index,
 )
@@ -77,7 +78,8 @@ def check_results(entries: dict[tuple[str, str], dict[str, Any]]) -> None:
 async def client(lsp_client: RecordingClient, tmp_path: Path) -> AsyncIterator[None]:
     ws = make_test_workspace(tmp_path / "ws", dependencies=("tiny-a",))
     lsp_client.ws = ws  # type: ignore[attr-defined]
-    await lsp_client.initialize_session(init_params(root=ws, warm=False, maxParallel=3))
+    await lsp_client.initialize_session(init_params(root=ws, warm=False, maxParallel=3,
+                                                    trusted=True))
     yield
     await lsp_client.shutdown_session()
 
@@ -93,6 +95,13 @@ async def test_lsp_runs_each_action_and_pushes_findings_at_their_lines(
                d.code, d.severity) for uri, ds in client.diagnostics.items() for d in ds}
     assert {(f"{p}/{path}", line, code, types.DiagnosticSeverity.Error)
             for p, path, line, code in EXPECTED_TEST_FINDINGS} <= pushed
+    # A pull of the failing test file answers from the same results.
+    beta = ws / "beta" / marked("beta", "test_wrong")[0]
+    report = await client.text_document_diagnostic_async(types.DocumentDiagnosticParams(
+        text_document=types.TextDocumentIdentifier(uri=beta.as_uri())))
+    assert isinstance(report, types.RelatedFullDocumentDiagnosticReport)
+    assert sorted({(d.range.start.line + 1, d.code) for d in report.items}) == sorted(
+        (line, code) for p, _path, line, code in EXPECTED_TEST_FINDINGS if p == "beta")
 
 
 def types_uri_path(uri: str) -> str:
