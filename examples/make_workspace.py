@@ -1,8 +1,8 @@
 """Generate the example workspace: three projects of deliberately uneven size.
 
-Uneven sizes (5, 20 and 60 files) are the point: they make proportional progress
-aggregation visible in the WM. The output is deterministic (seeded), so rerunning
-this script reproduces the committed files byte for byte.
+Uneven sizes (5, 20 and 60 package files, plus one test module each) are the point: they make
+proportional progress aggregation visible in the WM. The output is deterministic (seeded), so
+rerunning this script reproduces the committed files byte for byte.
 
 Usage: python examples/make_workspace.py [TARGET_DIR]   (default: examples/workspace)
 """
@@ -707,6 +707,50 @@ def describe_$noun(${noun}_id: int) -> str:
 '''
 UNFORMATTED = "\n\n${NOUN}_RETRY_DELAYS = [ 1,2,  4 ]\n"
 
+# One test per module of these kinds, calling it through its module (``$mod``). A planted
+# failure swaps in a stale expectation (``FAILING``), or calls the function that has a planted
+# undefined name (``CALLS_UNDEFINED``).
+TESTS: dict[str, str] = {
+    "model": '    assert $mod.$Noun(id=0).validate() == ["id must be positive"]\n',
+    "repository": (
+        "    repository = $mod.${Noun}Repository()\n"
+        '    item_id = repository.add({"name": "first"})\n'
+        '    assert repository.get(item_id)["name"] == "first"\n'
+        "    assert len(repository) == 1\n"
+    ),
+    "cache": (
+        "    cache = $mod.${Noun}Cache(ttl=10, clock=lambda: 0.0)\n"
+        '    cache.put("key", 1)\n'
+        '    assert cache.get("key") == 1\n'
+    ),
+    "parser": '    assert $mod.parse_text("a = 1\\n# note\\nB = 2") == {"a": "1", "b": "2"}\n',
+    "text": '    assert $mod.slugify("Hello, World!") == "hello-world"\n',
+    "metrics": "    assert $mod.percentile([1, 2, 3, 4], 0.5) == 2\n",
+    "pages": "    assert $mod.page_count(25, size=10) == 3\n",
+    "lifecycle": (
+        "    lifecycle = $mod.${Noun}Lifecycle()\n"
+        "    lifecycle.move_to($mod.${Noun}Status.ACTIVE)\n"
+        "    assert lifecycle.history[-1] is $mod.${Noun}Status.ACTIVE\n"
+    ),
+}
+FAILING: dict[str, str] = {
+    "text": '    assert $mod.slugify("Hello, World!") == "hello_world"\n',
+    "metrics": "    assert $mod.percentile([1, 2, 3, 4], 0.5) == 3\n",
+    "pages": "    assert $mod.page_count(25, size=10) == 2\n",
+    "parser": '    assert $mod.parse_text("a = 1") == {"A": "1"}\n',
+}
+CALLS_UNDEFINED = '    assert $mod.describe_$noun(1).startswith("$noun 1")\n'
+TEST_HEADER = '''"""Tests of $package; some fail on purpose, like the planted lint findings."""
+
+import $package
+'''
+EXPORTS_TEST = '''
+
+def test_exports_are_importable():
+    for name in $package.__all__:
+        assert hasattr($package, name), name
+'''
+
 
 @dataclass(frozen=True)
 class ProjectSpec:
@@ -720,6 +764,9 @@ class ProjectSpec:
     unused_imports: int
     undefined_names: int
     unformatted: int
+    # Failing tests: stale expectations, and tests that call a planted undefined name.
+    stale_tests: int = 0
+    undefined_tests: int = 0
 
 
 PROJECTS = (
@@ -740,6 +787,7 @@ PROJECTS = (
         unused_imports=2,
         undefined_names=1,
         unformatted=2,
+        stale_tests=1,
     ),
     ProjectSpec(
         name="large",
@@ -749,6 +797,8 @@ PROJECTS = (
         unused_imports=3,
         undefined_names=2,
         unformatted=3,
+        stale_tests=1,
+        undefined_tests=1,
     ),
 )
 
@@ -768,8 +818,27 @@ handlers = [
 [tool.finecode.actions.format]
 handlers = [{ source = "finecode_examples.ruff:format" }]
 
+[tool.finecode.actions.check]
+handlers = [{ source = "finecode_examples.check:check" }]
+
 [tool.finecode.actions.stats]
 handlers = [{ source = "finecode_examples.stats:stats" }]
+
+# The tests need no pytest plugins: loading every plugin of the environment FineCode runs in
+# (its own test extra, say) would cost more than the tests.
+[[tool.finecode.actions.test.handlers]]
+source = "finecode_examples.testing:test"
+config = { env = { PYTEST_DISABLE_PLUGIN_AUTOLOAD = "1" } }
+
+[[tool.finecode.actions.discover_tests.handlers]]
+source = "finecode_examples.testing:discover_tests"
+config = { env = { PYTEST_DISABLE_PLUGIN_AUTOLOAD = "1" } }
+
+[tool.finecode.actions.prepare_env]
+handlers = [{ source = "finecode_examples.envs:prepare_env" }]
+
+[tool.pytest.ini_options]
+testpaths = ["tests"]
 
 # Pinned here so that results do not depend on a ruff config in a parent directory.
 [tool.ruff]
@@ -861,6 +930,45 @@ def init_modules(spec: ProjectSpec, modules: list[Module]) -> Iterator[tuple[str
         yield f"{folder}/__init__.py", source
 
 
+def test_module(spec: ProjectSpec, modules: list[Module]) -> tuple[str, list[dict[str, object]]]:
+    """The project's test module and the failures planted in it (path, line, test).
+
+    The failing tests are the first eligible modules in path order, so choosing them draws
+    nothing from the generator's random sequence: the rest of the workspace stays the same.
+    """
+    ordered = sorted(modules, key=lambda m: m.path)
+    undefined = [m for m in ordered if "F821" in m.findings][: spec.undefined_tests]
+    stale = [m for m in ordered if m.kind in FAILING][: spec.stale_tests]
+    tests: list[tuple[Module, str, str, bool]] = []  # (module, test name, body, planted failure)
+    for module in ordered:
+        if module.kind in TESTS:
+            body = FAILING[module.kind] if module in stale else TESTS[module.kind]
+            tests.append((module, f"test_{Path(module.path).stem}", body, module in stale))
+    for module in undefined:
+        name = f"test_{Path(module.path).stem}_description"
+        tests.append((module, name, CALLS_UNDEFINED, True))
+    imports = sorted(
+        {f"from {_dotted(module.path.rpartition('/')[0])} import {Path(module.path).stem}"
+         for module, *_ in tests}
+    )
+    source = Template(TEST_HEADER).substitute(package=spec.package)
+    source += "".join(f"{line}\n" for line in imports)
+    source += Template(EXPORTS_TEST).substitute(package=spec.package)
+    failures: list[dict[str, object]] = []
+    path = f"tests/test_{spec.package}.py"
+    for module, name, body, failing in tests:
+        names = {**module.names, "mod": Path(module.path).stem}
+        source += f"\n\ndef {name}():\n{Template(body).substitute(names)}"
+        if failing:
+            # The failing assertion is the test's last line.
+            failures.append({"path": path, "line": source.count("\n"), "test": name})
+    return source, failures
+
+
+def _dotted(folder: str) -> str:
+    return folder.replace("/", ".")
+
+
 def generate(target: Path) -> dict[str, object]:
     """Write every project under ``target``; return what was planted, per project."""
     rng = random.Random(SEED)
@@ -871,7 +979,9 @@ def generate(target: Path) -> dict[str, object]:
             shutil.rmtree(project)
         modules = plan_modules(spec, rng)
         plant_findings(spec, modules, rng)
-        files = [*init_modules(spec, modules), *((m.path, m.source) for m in modules)]
+        tests, failures = test_module(spec, modules)
+        files = [*init_modules(spec, modules), *((m.path, m.source) for m in modules),
+                 (f"tests/test_{spec.package}.py", tests)]
         for relative, source in files:
             path = project / relative
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -889,6 +999,7 @@ def generate(target: Path) -> dict[str, object]:
                 if code != "format"
             ],
             "would_change": sorted(m.path for m in modules if "format" in m.findings),
+            "tests": {"collected": tests.count("\ndef test_"), "failed": failures},
         }
     return expected
 

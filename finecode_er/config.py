@@ -21,15 +21,31 @@ from typing import Any
 
 from .safefile import NotReadable, read_regular
 
-__all__ = ["MAX_CONFIG_DEPTH", "MAX_KEY_PARTS", "ActionConfig", "ConfigError", "HandlerConfig",
-           "ProjectConfig", "UnreadableConfig", "declared_actions", "load_project",
-           "parse_actions", "positive_seconds", "project_config", "read_pyproject"]
+__all__ = [
+    "MAX_CONFIG_DEPTH",
+    "MAX_KEY_PARTS",
+    "WM_PYTHON",
+    "ActionConfig",
+    "ConfigError",
+    "HandlerConfig",
+    "ProjectConfig",
+    "UnreadableConfig",
+    "declared_actions",
+    "load_project",
+    "parse_actions",
+    "positive_seconds",
+    "project_config",
+    "read_pyproject",
+]
 
 MAX_CONFIG_DEPTH = 32  # tables and arrays in a handler's `config`, the `config` table included
 MAX_KEY_PARTS = 32  # tomllib's time and memory grow with the square of a dotted key's length
 
 _PROJECT_KEYS = {"python", "isolated", "actions"}
-_ACTION_KEYS = {"handlers", "concurrent", "timeout"}
+_ACTION_KEYS = {"handlers", "concurrent", "timeout", "python"}
+# An action's `python` may only name FineCode's own interpreter: an action that makes the
+# project's environment (`prepare_env`) cannot run in it before it exists.
+WM_PYTHON = "finecode"
 _HANDLER_KEYS = {"source", "config"}
 
 
@@ -74,6 +90,7 @@ class ActionConfig:
     handlers: tuple[HandlerConfig, ...]
     concurrent: bool = False
     timeout: float | None = None
+    python: str | None = None  # WM_PYTHON: run on FineCode's interpreter, not the project's
 
     def to_json(self) -> dict[str, Any]:
         return {"concurrent": self.concurrent, "timeout": self.timeout,
@@ -162,6 +179,10 @@ def parse_actions(actions: Any, where: str) -> dict[str, ActionConfig]:
         timeout = action.get("timeout")
         if timeout is not None and positive_seconds(timeout) is None:
             raise ConfigError(f"{at}: 'timeout' must be a positive number of seconds")
+        python = action.get("python")
+        if python is not None and python != WM_PYTHON:
+            raise ConfigError(f"{at}: 'python' can only be \"{WM_PYTHON}\" (run this action on "
+                              f"FineCode's own interpreter), got {python!r}")
         items = []
         for i, handler in enumerate(handlers):
             hat = f"{at}.handlers[{i}]"
@@ -176,7 +197,7 @@ def parse_actions(actions: Any, where: str) -> dict[str, ActionConfig]:
             if not isinstance(config, dict):
                 raise ConfigError(f"{hat}: 'config' must be a table")
             items.append(HandlerConfig(source, _json_safe(config, f"{hat}.config")))
-        parsed[name] = ActionConfig(tuple(items), concurrent, positive_seconds(timeout))
+        parsed[name] = ActionConfig(tuple(items), concurrent, positive_seconds(timeout), python)
     return parsed
 
 

@@ -39,7 +39,7 @@ from .delegation import Execution, refusal
 from .history import History, signature
 from .progress import BatchProgress, Child
 from .runners import RunnerDied, RunnerPool, RunnerProcess
-from .workspace import Project, Workspace
+from .workspace import Environment, Project, Workspace
 
 __all__ = ["BadRequest", "Batch", "BatchOptions", "Plan", "import_failure", "plan"]
 
@@ -320,7 +320,8 @@ class Batch:
         stream = self._stream = _BatchStream(emit, self.progress, delegated=delegated,
                                              late=self._late)
         if len(self._planned) == 1 and not delegated:
-            ready = self._pool.has_ready(self._planned[0].project.environment)
+            first = self._planned[0]
+            ready = self._pool.has_ready(first.project.environment_for(first.action))
             wait = BEGIN_WAIT_WARM if ready else BEGIN_WAIT_COLD
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._child_begun.wait(), wait)
@@ -456,7 +457,8 @@ class Batch:
                   "actionConfig": config, "codeVersion": version,
                   "params": self._params, "workDoneToken": token}
         try:
-            async with self._leased(child, execution) as runner:
+            async with self._leased(child, execution,
+                                    project.environment_for(planned.action)) as runner:
                 try:
                     result = await asyncio.wait_for(runner.request("run", params), timeout)
                 except TimeoutError:
@@ -478,12 +480,12 @@ class Batch:
             execution.cancel_delegated()
 
     @contextlib.asynccontextmanager
-    async def _leased(self, child: Child, execution: Execution) -> AsyncIterator[RunnerProcess]:
-        """A runner for the execution's project, never one that hosts one of its ancestors (a
-        crash of a delegated child's runner must not take its parent down); while none of its
-        environment is ready, the child counts as waiting for a runner to start (said in the
-        narrative)."""
-        environment = execution.project.environment
+    async def _leased(self, child: Child, execution: Execution,
+                      environment: Environment) -> AsyncIterator[RunnerProcess]:
+        """A runner of `environment` for the execution, never one that hosts one of its
+        ancestors (a crash of a delegated child's runner must not take its parent down); while
+        none of its environment is ready, the child counts as waiting for a runner to start
+        (said in the narrative)."""
         avoid = execution.ancestors_runners()
         child.starting = not self._pool.has_ready(environment, avoid=avoid)
         try:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from finecode_er.config import (
+    WM_PYTHON,
     ActionConfig,
     ConfigError,
     ProjectConfig,
@@ -90,6 +91,14 @@ class Project:
     @property
     def environment(self) -> Environment:
         return Environment(self.python, self.root if self.isolated else None)
+
+    def environment_for(self, action: str) -> Environment:
+        """Where `action` runs: the project's environment, or FineCode's own interpreter for
+        an action that says `python = "finecode"` (one that makes the project's venv)."""
+        config = self.actions.get(action)
+        if config is not None and config.python == WM_PYTHON:
+            return Environment(sys.executable, self.root if self.isolated else None)
+        return self.environment
 
     def code_version(self) -> str:
         """Changes when a project-local handler file changes: the runner then re-imports it."""

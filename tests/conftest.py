@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
 import tempfile
 from collections import defaultdict
@@ -18,6 +19,9 @@ from finecode_er.wire import Connection
 FIXTURES = Path(__file__).parent / "fixtures"
 ER_PROJECT = FIXTURES / "er_project"
 WORKSPACE = FIXTURES / "workspace"
+EXAMPLES = Path(__file__).parent.parent / "examples" / "workspace"
+# What running the demo leaves in the example workspace: its venvs, pytest's caches.
+EXAMPLE_LEFTOVERS = shutil.ignore_patterns(".venv", "__pycache__", ".pytest_cache")
 # `finecode-wm run` keeps run times in the user's cache directory: not the real one under test.
 CACHE = Path(tempfile.mkdtemp(prefix="finecode-test-cache-"))
 
@@ -45,6 +49,11 @@ class RunnerUnderTest:
 
     async def request(self, method: str, params: Any = None) -> Any:
         return await asyncio.wait_for(self.conn.request(method, params), 20)
+
+
+def copy_examples(target: Path) -> Path:
+    """A copy of the example workspace, so runs never write into the repository."""
+    return Path(shutil.copytree(EXAMPLES, target, ignore=EXAMPLE_LEFTOVERS))
 
 
 def probe_env() -> dict[str, str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,12 +16,11 @@ import psutil
 import pytest
 from rich.cells import cell_len
 
-from .conftest import CACHE, WORKSPACE, probe_env
+from .conftest import CACHE, WORKSPACE, copy_examples, probe_env
 from .rules import gone
 
 pytestmark = pytest.mark.timeout(60)
 
-EXAMPLES = Path(__file__).parent.parent / "examples" / "workspace"
 
 
 def cli(*args: str, cwd: Path = WORKSPACE) -> subprocess.CompletedProcess[str]:
@@ -33,7 +31,7 @@ def cli(*args: str, cwd: Path = WORKSPACE) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def examples(tmp_path: Path) -> Path:
     """A copy of the example workspace, so runs never write into the repository."""
-    return Path(shutil.copytree(EXAMPLES, tmp_path / "workspace"))
+    return copy_examples(tmp_path / "workspace")
 
 
 def test_run_examples_plain_output_and_table(examples: Path) -> None:
@@ -79,7 +77,8 @@ def test_list(examples: Path) -> None:
     assert done.returncode == 0
     assert [p["name"] for p in json.loads(done.stdout)] == ["large", "medium", "small"]
     plain = cli("list", cwd=examples)
-    assert "small" in plain.stdout and "[check, format, lint, stats]" in plain.stdout, plain.stdout
+    actions = "[check, discover_tests, format, lint, prepare_env, stats, test]"
+    assert "small" in plain.stdout and actions in plain.stdout, plain.stdout
     assert cli("list").returncode == 1, "a broken config is an error for `list`"
 
 

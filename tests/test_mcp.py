@@ -40,8 +40,9 @@ class McpServer:
     them: one task owns the connection for its whole life and tests use the session from theirs.
     """
 
-    def __init__(self, workspace: Path = WORKSPACE) -> None:
+    def __init__(self, workspace: Path = WORKSPACE, env: dict[str, str] | None = None) -> None:
         self.workspace = workspace
+        self.env = env or probe_env()
         self.session: ClientSession | None = None
         self.notifications: list[types.ProgressNotificationParams] = []
         self.pid = 0
@@ -57,7 +58,7 @@ class McpServer:
         before = {p.pid for p in psutil.Process().children()}
         params = StdioServerParameters(
             command=sys.executable, args=["-m", "finecode_wm", "mcp", "--workspace",
-                                          str(self.workspace)], env=probe_env())
+                                          str(self.workspace)], env=self.env)
         try:
             with _devnull() as errlog:
                 async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
+from .conftest import copy_examples
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "examples" / "nvim" / "finecode.lua"
 INIT = Path(__file__).resolve().parent / "nvim" / "init.lua"
-EXAMPLE_WORKSPACE = ROOT / "examples" / "workspace"
 VENV_BIN = Path(sys.executable).parent
 
 ERROR = 4  # vim.log.levels.ERROR
@@ -47,7 +48,7 @@ NVIM = _nvim()
 def _workspace(tmp_path: Path) -> Path:
     """A copy of the example workspace with a `.git` at its root, the config's root marker."""
     ws = tmp_path / "workspace"
-    shutil.copytree(EXAMPLE_WORKSPACE, ws)
+    copy_examples(ws)
     (ws / ".git").mkdir()
     return ws
 
@@ -118,7 +119,8 @@ def test_finecode_run_in_neovim_shows_one_aggregated_progress_stream(tmp_path: P
     assert {"finecode.runAction", "finecode.runBatch", "finecode.listProjects"} <= set(
         attach["server_commands"])
     completion = next(e for e in events if e["event"] == "completion")
-    assert completion["items"] == ["check", "format", "lint", "stats"], diag
+    assert completion["items"] == ["check", "discover_tests", "format", "lint", "prepare_env",
+                                   "stats", "test"], diag
 
     # one stream, on a server-created token, seen through Neovim's own $/progress handling
     progress = [e for e in events if e["event"] == "progress"]

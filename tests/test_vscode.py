@@ -21,12 +21,12 @@ from typing import Any
 import psutil
 import pytest
 
+from .conftest import EXAMPLES, copy_examples
 from .rules import gone
 from .vscode import cache
 from .vscode.editor import CodeServer, Workbench
 
 EXTENSION = cache.EXTENSION
-EXAMPLES = cache.REPO / "examples" / "workspace"
 RESULT = re.compile(r"FineCode: \d+ ok, \d+ failed, \d+ cancelled")
 # The Problems panel's rows: a file ("1 problems in file x.py of folder small/pkg", its
 # aria-label) and a finding (its text: message, source, code, position).
@@ -96,7 +96,7 @@ def test_extension_compiles(tmp_path: Path) -> None:
 def workspace(tmp_path: Path) -> Path:
     """A copy of the example workspace (nothing is written into the repository), with a paced
     action in two projects (`pace`, ~2 s) and a long one in one project (`crawl`, to cancel)."""
-    root = Path(shutil.copytree(EXAMPLES, tmp_path / "workspace"))
+    root = copy_examples(tmp_path / "workspace")
     for name, actions in (("small", PACE + CRAWL), ("medium", PACE)):
         project = root / name
         (project / "pace.py").write_text(PACE_HANDLER, encoding="utf-8")

@@ -1,4 +1,5 @@
-"""Example FineCode handlers: ruff lint/format and a pure-Python stats action.
+"""Example FineCode handlers: ruff lint/format, a pure-Python stats action, pytest tests and test
+discovery, uv environments, and a check that delegates to the others.
 
 They double as a reference for the handler API (``async def handler(params, ctx)``)
 and as realistic workloads for exercising progress aggregation in the WM.
@@ -6,4 +7,4 @@ and as realistic workloads for exercising progress aggregation in the WM.
 
 from __future__ import annotations
 
-__all__ = ["ruff", "stats"]
+__all__ = ["check", "envs", "ruff", "stats", "testing"]

@@ -7,8 +7,6 @@ progress and to notice cancellation, at a small cost in process start-up.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import importlib.util
 import itertools
 import json
@@ -20,12 +18,12 @@ from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from finecode_examples._files import python_files, relpath
+from finecode_examples._subprocess import run, tail
 
 if TYPE_CHECKING:
     from finecode_er.api import RunActionContext
 
 DEFAULT_BATCH_SIZE = 8
-STDERR_TAIL_CHARS = 2000
 LINT_CONFIG_KEYS = frozenset({"select", "batch_size"})
 FORMAT_CONFIG_KEYS = frozenset({"batch_size"})
 INVALID_SYNTAX = "invalid-syntax"
@@ -107,29 +105,9 @@ def _ruff_command() -> list[str]:
 
 
 async def _run(command: Sequence[str], batch: Sequence[Path], root: Path) -> tuple[int, str, str]:
-    """Run ruff on one batch from the project root; kill it if the action is cancelled.
-
-    Without the kill, a cancelled action would leave ruff running (and holding the
-    pipes) until it finished on its own.
-    """
-    proc = await asyncio.create_subprocess_exec(
-        *command,
-        "--",
-        *(relpath(path, root) for path in batch),
-        cwd=root,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        stdout, stderr = await proc.communicate()
-    finally:
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-    returncode = await proc.wait()
-    return returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace")
+    """Run ruff on one batch from the project root; killed if the action is cancelled
+    (`_subprocess.run`), so a cancelled action never leaves ruff running."""
+    return await run([*command, "--", *(relpath(path, root) for path in batch)], cwd=root)
 
 
 def _parse_check_output(stdout: str, stderr: str, root: Path) -> list[dict[str, Any]]:
@@ -138,7 +116,7 @@ def _parse_check_output(stdout: str, stderr: str, root: Path) -> list[dict[str, 
         entries = json.loads(stdout)
     except json.JSONDecodeError as error:
         raise RuntimeError(
-            f"ruff check printed no JSON report: {_tail(stderr or stdout)}"
+            f"ruff check printed no JSON report: {tail(stderr or stdout)}"
         ) from error
     return [_diagnostic(entry, root) for entry in entries]
 
@@ -213,13 +191,7 @@ def _batches(files: Sequence[Path], size: int) -> Iterator[Sequence[Path]]:
 
 def _crash_message(subcommand: str, returncode: int, stderr: str) -> str:
     """Describe an unexpected ruff failure with the end of its stderr."""
-    return f"ruff {subcommand} failed with exit code {returncode}: {_tail(stderr)}"
-
-
-def _tail(text: str) -> str:
-    """Keep the end of a possibly long output, where the actual error usually is."""
-    text = text.strip()
-    return text if len(text) <= STDERR_TAIL_CHARS else "..." + text[-STDERR_TAIL_CHARS:]
+    return f"ruff {subcommand} failed with exit code {returncode}: {tail(stderr)}"
 
 
 def _posix(name: str) -> str:
