@@ -16,10 +16,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from .caching import cacheable
 from .progress import Composite, Scope
 from .reporter import ExecutionReporter
 
-__all__ = ["DelegationError", "ProgressContext", "RunActionContext"]
+# `cacheable`: a handler's opt-in to the WM's result cache (see `caching`).
+__all__ = ["DelegationError", "ProgressContext", "RunActionContext", "cacheable"]
 
 Delegate = Callable[[str, "dict[str, Any] | None", "list[str] | None", "ProgressContext | None"],
                     Awaitable[dict[str, Any]]]

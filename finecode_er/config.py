@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -41,12 +42,12 @@ __all__ = [
 MAX_CONFIG_DEPTH = 32  # tables and arrays in a handler's `config`, the `config` table included
 MAX_KEY_PARTS = 32  # tomllib's time and memory grow with the square of a dotted key's length
 
-_PROJECT_KEYS = {"python", "isolated", "actions"}
+_PROJECT_KEYS = {"python", "isolated", "actions", "depends_on"}
 _ACTION_KEYS = {"handlers", "concurrent", "timeout", "python"}
 # An action's `python` may only name FineCode's own interpreter: an action that makes the
 # project's environment (`prepare_env`) cannot run in it before it exists.
 WM_PYTHON = "finecode"
-_HANDLER_KEYS = {"source", "config"}
+_HANDLER_KEYS = {"source", "config", "cacheable"}
 
 
 def positive_seconds(value: Any) -> float | None:
@@ -83,6 +84,14 @@ class UnreadableConfig(ConfigError):
 class HandlerConfig:
     source: str
     config: dict[str, Any] = field(default_factory=dict)
+    cacheable: bool | None = None  # None: the handler's own declaration decides
+
+    def to_json(self) -> dict[str, Any]:
+        """As sent to runners; `cacheable` only when set (earlier signatures stay valid)."""
+        shown: dict[str, Any] = {"source": self.source, "config": self.config}
+        if self.cacheable is not None:
+            shown["cacheable"] = self.cacheable
+        return shown
 
 
 @dataclass(frozen=True)
@@ -94,7 +103,7 @@ class ActionConfig:
 
     def to_json(self) -> dict[str, Any]:
         return {"concurrent": self.concurrent, "timeout": self.timeout,
-                "handlers": [{"source": h.source, "config": h.config} for h in self.handlers]}
+                "handlers": [h.to_json() for h in self.handlers]}
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,7 @@ class ProjectConfig:
     python: str | None
     actions: dict[str, ActionConfig]
     isolated: bool = False
+    depends_on: tuple[Path, ...] = ()  # project roots whose changes this project's results see
 
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -196,7 +206,10 @@ def parse_actions(actions: Any, where: str) -> dict[str, ActionConfig]:
             config = handler.get("config", {})
             if not isinstance(config, dict):
                 raise ConfigError(f"{hat}: 'config' must be a table")
-            items.append(HandlerConfig(source, _json_safe(config, f"{hat}.config")))
+            cacheable = handler.get("cacheable")
+            if cacheable is not None and not isinstance(cacheable, bool):
+                raise ConfigError(f"{hat}: 'cacheable' must be true or false")
+            items.append(HandlerConfig(source, _json_safe(config, f"{hat}.config"), cacheable))
         parsed[name] = ActionConfig(tuple(items), concurrent, positive_seconds(timeout), python)
     return parsed
 
@@ -281,4 +294,14 @@ def project_config(root: Path, data: dict[str, Any]) -> ProjectConfig | None:
     project = data.get("project")
     name = project.get("name") if isinstance(project, dict) else None
     return ProjectConfig(root, name if isinstance(name, str) and name else root.name, python,
-                         parse_actions(finecode.get("actions", {}), where), isolated)
+                         parse_actions(finecode.get("actions", {}), where), isolated,
+                         _depends_on(finecode.get("depends_on", []), root, where))
+
+
+def _depends_on(raw: Any, root: Path, where: str) -> tuple[Path, ...]:
+    """`depends_on = ["../lib"]`: project directories, relative to this project's root."""
+    if not isinstance(raw, list) or not all(
+            isinstance(p, str) and p and "\0" not in p for p in raw):
+        raise ConfigError(f"{where}: 'depends_on' must be a list of project paths, "
+                          'like ["../lib"]')
+    return tuple(dict.fromkeys(Path(os.path.normpath(root / p)) for p in raw))

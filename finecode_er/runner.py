@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, caching
 from .api import Attached, Delegate, DelegationError, ProgressContext, RunActionContext
 from .config import ActionConfig, ConfigError, load_project, parse_actions
 from .handlers import Handler, HandlerLoadError, ProjectHandlers, describe_failure
@@ -61,6 +61,7 @@ class Runner:
         self._projects: dict[Path, ProjectHandlers] = {}
         self._attached: dict[str, Attached] = {}  # delegated work moving a parent's step
         self._delegations = itertools.count(1)
+        self._versions = caching.VersionCache()  # handlers' declared versions, once per runner
         self.shutdown_requested = False
         self.exit_requested = asyncio.Event()
 
@@ -209,10 +210,12 @@ class Runner:
         reporter = self._reporter(name, token, len(action.handlers))
         outcome = "cancelled"
         try:
-            result = await self._run_handlers(name, root, action, handlers, action_params,
-                                              reporter, partial_token, token)
+            result, info = await self._run_handlers(name, root, action, handlers, action_params,
+                                                    reporter, partial_token, token,
+                                                    cache_info=params.get("cacheInfo") is True)
             outcome = "done"
-            return result
+            # asked by the WM's result cache: the result wrapped with what it depends on
+            return result if info is None else {"result": result, "cacheInfo": info}
         except ActionFailed as exc:
             outcome = f"failed: {exc}"
             raise RpcError(ACTION_FAILED, str(exc), exc.data) from None
@@ -228,12 +231,21 @@ class Runner:
 
     async def _run_handlers(self, name: str, root: Path, action: ActionConfig,
                             handlers: ProjectHandlers, params: dict[str, Any],
-                            reporter: ExecutionReporter, partial_token: Any, token: Any) -> Any:
+                            reporter: ExecutionReporter, partial_token: Any, token: Any, *,
+                            cache_info: bool = False) -> tuple[Any, dict[str, Any] | None]:
+        """The handlers' result and, when `cache_info`, what it depends on (`caching`)."""
         assert self.conn is not None
         partial = progress_sender(self.conn.notify, partial_token) \
             if partial_token is not None else None
 
-        delegate = self._delegate(token)
+        delegating = self._delegate(token)
+        delegated = False
+
+        async def delegate(*args: Any) -> dict[str, Any]:
+            nonlocal delegated
+            delegated = True
+            return await delegating(*args)
+
         calls = []
         for spec in action.handlers:
             try:
@@ -272,7 +284,13 @@ class Runner:
             results = [task.result() for task in tasks]
         else:
             results = [await call(*c) for c in calls]
-        return results[0] if len(results) == 1 else results
+        info = None
+        if cache_info:
+            info = await caching.cache_info(
+                [(spec.source, spec.cacheable, handler)
+                 for spec, (_source, handler, _ctx) in zip(action.handlers, calls, strict=True)],
+                root, delegated=delegated, versions=self._versions)
+        return (results[0] if len(results) == 1 else results), info
 
 
 def _project_dir(raw: Any, field: str) -> Path:

@@ -35,6 +35,7 @@ from finecode_er.progress import FractionStream, Stream, Value
 from finecode_er.reporter import INTERNAL_INTERVAL, REPORT_INTERVAL, Emit, PacedStream
 from finecode_er.wire import REQUEST_CANCELLED, MessageTooLarge, RpcError
 
+from .cache import Lookup, ResultCache
 from .delegation import Execution, refusal
 from .history import History, signature
 from .progress import BatchProgress, Child
@@ -59,6 +60,7 @@ class BatchOptions:
     concurrent: bool = True
     stop_on_failure: bool = False
     timeout: float | None = None
+    cache: bool = True  # reuse cached results (false: run everything, refresh the cache)
 
 
 @dataclass(frozen=True)
@@ -202,9 +204,11 @@ class Batch:
                  on_problem: Log | None = None, log: Log | None = None,
                  parent: Execution | None = None, history: History | None = None,
                  late_percentage: bool = False,
-                 config_errors: list[dict[str, str]] | None = None) -> None:
+                 config_errors: list[dict[str, str]] | None = None,
+                 cache: ResultCache | None = None) -> None:
         """`late_percentage`: `emit` takes a percentage that appears after begin (the terminal),
-        so a single child measurable only later still gets a bar."""
+        so a single child measurable only later still gets a bar. `cache`: the result cache
+        (`_from_cache`)."""
         self._pool = pool
         self._parent = parent  # the execution that delegated this batch, if one did
         self._config_errors = config_errors or []
@@ -220,6 +224,8 @@ class Batch:
         self._on_result = on_result
         self._log = log or (lambda _m: None)
         self._history = history
+        self._cache = cache
+        self._lookups: list[Lookup | None] = [None] * len(planned)
         # What determines each child's work besides its size; set again from what is sent.
         self._signatures = [_signature_of(p) for p in planned]
         self.progress = BatchProgress(
@@ -428,8 +434,9 @@ class Batch:
             self._record(index, "failed", error=refused)
             return
         try:
-            async with self._slots:
-                await self._execute(index, planned, child)
+            if not await self._from_cache(index, planned):
+                async with self._slots:
+                    await self._execute(index, planned, child)
         except asyncio.CancelledError:
             self._record(index, "cancelled", error=self._halted or "cancelled")
         except Exception as exc:  # whatever goes wrong costs this child only
@@ -439,6 +446,19 @@ class Batch:
         entry = self.results[index]
         if self.options.stop_on_failure and entry is not None and entry["status"] == "failed":
             self._halt(f"stopped at the first failure ({planned.project.name}/{planned.action})")
+
+    async def _from_cache(self, index: int, planned: Planned) -> bool:
+        """Look the child up in the result cache (before it takes a slot or a runner): a hit is
+        recorded at once as an ok, cached entry (True); a miss keeps the key its result will be
+        stored under. `options.cache` false skips the reading, not the storing."""
+        if self._cache is None:
+            return False
+        lookup = self._lookups[index] = await self._cache.lookup(
+            planned.project, planned.action, self._params, read=self.options.cache)
+        if not lookup.hit:
+            return False
+        self._record(index, "ok", result=lookup.result, cached=True)
+        return True
 
     async def _execute(self, index: int, planned: Planned, child: Child) -> None:
         """One child on a leased runner; its result is recorded before the lease ends."""
@@ -453,9 +473,12 @@ class Batch:
         timeout = self.options.timeout or action.timeout
         config, version = action.to_json(), project.code_version()
         self._signatures[index] = signature(config, version)  # what this run is
-        params = {"action": planned.action, "projectRoot": str(project.root),
-                  "actionConfig": config, "codeVersion": version,
-                  "params": self._params, "workDoneToken": token}
+        params: dict[str, Any] = {
+            "action": planned.action, "projectRoot": str(project.root), "actionConfig": config,
+            "codeVersion": version, "params": self._params, "workDoneToken": token}
+        lookup = self._lookups[index]
+        if lookup is not None and lookup.key is not None:
+            params["cacheInfo"] = True  # the answer says whether and on what it may be cached
         try:
             async with self._leased(child, execution,
                                     project.environment_for(planned.action)) as runner:
@@ -472,6 +495,8 @@ class Batch:
                     self._log(f"{project.name}/{planned.action}: {error}")
                     self._record(index, "failed", error=error)
                 else:
+                    if lookup is not None and self._cache is not None:
+                        result = self._cache.finished(lookup, result)
                     self._record(index, "ok", result=result)
         except RunnerDied as exc:
             self._record(index, "failed", error=str(exc))
@@ -505,7 +530,7 @@ class Batch:
             self._on_problem(f"{planned.project.root} action '{planned.action}': {exc.message}")
 
     def _record(self, index: int, status: str, *, result: Any = None, error: str | None = None,
-                data: Any = None) -> None:
+                data: Any = None, cached: bool = False) -> None:
         if self.results[index] is not None:
             return
         planned = self._planned[index]
@@ -513,6 +538,9 @@ class Batch:
         seconds = time.monotonic() - started if started is not None else 0.0
         entry: Value = {"project": str(planned.project.root), "action": planned.action,
                         "status": status, "seconds": round(seconds, 3)}
+        if cached:
+            entry["cached"] = True
+            self.progress.children[index].cached = True
         if status == "ok":
             entry["result"] = result
         else:

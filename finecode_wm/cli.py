@@ -19,9 +19,12 @@ from finecode_er.wire import dumps
 
 from . import history
 from .batch import BadRequest, BatchOptions
+from .changes import GitError
 from .findings import FORMATS, collect, config_error_annotations, failing, outside_notes, render
 from .requests import RunRequest
+from .selection import narrow
 from .service import FineCode
+from .shards import parse_shard
 from .terminal import PlainRenderer, Renderer, TtyRenderer, summary_table
 from .trust import SessionTrust, TrustStore, TrustStoreError, Unkeyable, folder_key
 
@@ -54,6 +57,14 @@ def _count(text: str) -> int:
     return count
 
 
+def _shard(text: str) -> tuple[int, int]:
+    """`--shard`: `I/N`, 1 <= I <= N."""
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finecode-wm", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -83,6 +94,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--exit-zero", action="store_true",
                      help="exit 0 even when findings were reported (failures still exit 1, "
                           "config errors 2)")
+    run.add_argument("--no-cache", action="store_true",
+                     help="run every child: reuse no cached result (the fresh results still "
+                          "refresh the cache)")
+    run.add_argument("--changed-since", metavar="REF", default=None,
+                     help="only projects with files changed since the git ref REF (from its "
+                          "merge base with HEAD, uncommitted and untracked files included), "
+                          "and the projects that declare depends_on them")
+    run.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                     help="only part I of N of the selected projects, balanced by their "
+                          "recorded durations (one CI matrix job per part)")
     listing = commands.add_parser("list", help="list projects and their actions")
     listing.add_argument("--workspace", default=".", metavar="DIR")
     listing.add_argument("--json", action="store_true")
@@ -127,7 +148,8 @@ def _request(args: argparse.Namespace) -> RunRequest:
         projects=[_project_path(p, args.workspace) for p in args.project]
         if args.project else None,
         options=BatchOptions(concurrent=not args.sequential,
-                             stop_on_failure=args.stop_on_failure, timeout=args.timeout))
+                             stop_on_failure=args.stop_on_failure, timeout=args.timeout,
+                             cache=not args.no_cache))
 
 
 async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, out: Console,
@@ -137,10 +159,22 @@ async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, ou
         renderer = TtyRenderer(err) if err.is_terminal else PlainRenderer(err)
     await fine.prepare()
     try:
+        if args.changed_since is not None or args.shard is not None:
+            narrowed = narrow(fine.workspace, request, changed_since=args.changed_since,
+                              shard=args.shard, recorded=fine.history.recorded())
+            for note in narrowed.notes:
+                err.print(note, highlight=False, markup=False, soft_wrap=True)
+            request = narrowed.request
+            if not request.projects:
+                if args.json:
+                    out.print_json(dumps({"results": [], "summary": {
+                        "ok": 0, "failed": 0, "cancelled": 0, "cached": 0, "findings": 0,
+                        "config_errors": 0}, "config_errors": []}))
+                return 0
         # the terminal takes a late percentage: a single child that begins after a cold start
         # still gets its bar
         batch = fine.batch(request, emit=renderer, late_percentage=True)
-    except BadRequest as exc:
+    except (BadRequest, GitError) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_USAGE
     if renderer is not None:
@@ -161,8 +195,8 @@ async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, ou
     found = collect(entries)
     config_errors: list[dict[str, str]] = result.get("config_errors", [])
     if args.json:
-        summary = {**result["summary"], "findings": len(found),
-                   "config_errors": len(config_errors)}
+        summary = {**result["summary"], "cached": sum(bool(e.get("cached")) for e in entries),
+                   "findings": len(found), "config_errors": len(config_errors)}
         out.print_json(dumps({**result, "summary": summary, "config_errors": config_errors}))
     else:
         lines = render(found, args.output_format, Path.cwd())

@@ -54,6 +54,11 @@ class History:
         entry = self._entries.get((project, action))
         return entry[1] if entry is not None and entry[0] == signed else None
 
+    def recorded(self) -> dict[tuple[str, str], float]:
+        """The seconds last recorded per (project, action), whatever their signature: what a
+        run is likely to take again (`--shard` balances by it)."""
+        return {key: timing.seconds for key, (_signed, timing) in self._entries.items()}
+
     def record(self, project: str, action: str, signed: str, seconds: float,
                total: float | None = None) -> None:
         """A run (ok or failed) of `action` in `project` took `seconds` of running time and

@@ -41,7 +41,7 @@ __all__ = ["LIST_PROJECTS", "RUN_ACTIONS", "McpFrontEnd", "serve_stdio"]
 LIST_PROJECTS = "list_projects"
 RUN_ACTIONS = "run_actions"
 CLOSE_WAIT = 5.0  # a cancelled batch's runners get the 2 s grace, then are killed; then stop
-_RUN_KEYS = {"actions", "projects", "params"}
+_RUN_KEYS = {"actions", "projects", "params", "options"}
 
 _STRINGS = {"type": "array", "items": {"type": "string", "minLength": 1}}
 _ENTRY = {
@@ -50,6 +50,8 @@ _ENTRY = {
         "project": {"type": "string", "description": "absolute path of the project"},
         "action": {"type": "string"},
         "status": {"type": "string", "enum": ["ok", "failed", "cancelled"]},
+        "cached": {"type": "boolean",
+                   "description": "true when the result came from the result cache"},
         "seconds": {"type": "number"},
         "result": {"description": "the action's result; `diagnostics` lists findings"},
         "error": {"type": "string"},
@@ -107,6 +109,16 @@ TOOLS = [
                 "projects": {**_STRINGS, "description": "project directories: absolute, or "
                                                         "relative to the workspace root"},
                 "params": {"type": "object", "description": "passed to every handler"},
+                "options": {
+                    "type": "object",
+                    "description": "as runBatch's: cache (false: run everything, do not reuse "
+                                   "cached results), concurrent, stopOnFailure, timeout",
+                    "properties": {"cache": {"type": "boolean"},
+                                   "concurrent": {"type": "boolean"},
+                                   "stopOnFailure": {"type": "boolean"},
+                                   "timeout": {"type": "number", "exclusiveMinimum": 0}},
+                    "additionalProperties": False,
+                },
             },
             "required": ["actions"],
             "additionalProperties": False,
@@ -235,7 +247,8 @@ class McpFrontEnd:
                                                         "skipped": skipped})
 
     def _parse(self, arguments: Any) -> RunRequest:
-        """`{actions, projects?, params?}`; relative projects are taken from the workspace root."""
+        """`{actions, projects?, params?, options?}`; relative projects are taken from the
+        workspace root."""
         if isinstance(arguments, dict):
             unknown = sorted(set(arguments) - _RUN_KEYS)
             if unknown:

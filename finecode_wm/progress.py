@@ -16,7 +16,9 @@ Weighting (docs/progress.md):
 - when the expected seconds of every child are known from earlier runs (`Timing`), each child
   weighs its expected seconds instead, so the percentage tracks time; but history never puts
   the bar more than `HISTORY_MARGIN` above the counted fraction (the rules above): where they
-  disagree that strongly, counted work wins.
+  disagree that strongly, counted work wins;
+- a child whose result came from the result cache weighs nothing anywhere (it is counted in
+  `N/M`, and the rest of the bar is the work that runs).
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class Child:
     running_since: float | None = None  # when it got its runner
     heard: float | None = None  # when it last said anything (or got its runner)
     kept: float = 1.0  # the fraction a finished child keeps: less than 1 once cancelled
+    cached: bool = False  # its result came from the result cache: done at once, weighs nothing
 
     @property
     def running(self) -> bool:
@@ -145,6 +148,8 @@ def _action_fraction(children: Sequence[Child]) -> float:
     mean = sum(known) / len(known) if known else 1.0
     weight = done = 0.0
     for child in children:
+        if child.cached:
+            continue
         w = mean if child.work.total is None else child.work.total
         weight += w
         done += w * (child.fraction() or 0.0)
@@ -179,7 +184,8 @@ class BatchProgress:
     @property
     def timed(self) -> bool:
         """Every child has an expected time (its history matches the units it declares now)."""
-        return bool(self.children) and all(c.expected is not None for c in self.children)
+        return bool(self.children) and all(c.expected is not None for c in self.children
+                                           if not c.cached)
 
     def fraction(self) -> float | None:
         """The batch's true fraction in 0..1; None when nothing is measurable.
@@ -192,15 +198,20 @@ class BatchProgress:
         counted = self.counted_fraction()
         if not self.timed:
             return counted
-        weights = [max(c.expected or 0.0, 1e-3) for c in self.children]
+        weights = [0.0 if c.cached else max(c.expected or 0.0, 1e-3) for c in self.children]
         done = sum(w * (c.fraction() or 0.0) for w, c in zip(weights, self.children, strict=True))
+        if not any(weights):
+            return 1.0
         return min(1.0, done / sum(weights), counted + HISTORY_MARGIN)
 
     def counted_fraction(self) -> float:
         """The fraction by counted work alone: units within an action, children across."""
-        total = len(self.children)
-        return min(1.0, sum(len(group) / total * _action_fraction(group)
-                            for group in self.actions.values()))
+        ran = {action: sum(not c.cached for c in group) for action, group in self.actions.items()}
+        total = sum(ran.values())
+        if not total:
+            return 1.0
+        return min(1.0, sum(ran[action] / total * _action_fraction(group)
+                            for action, group in self.actions.items()))
 
     def estimate(self, now: float) -> float | None:
         """Seconds left, once measurable and `ESTIMATE_AFTER` in; None when there is no basis.
@@ -377,5 +388,7 @@ class BatchProgress:
     def outcome(self, *, cancelled: bool = False) -> str:
         counts = {s: sum(c.status == s for c in self.children) for s in
                   ("ok", "failed", "cancelled")}
-        words = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to run"
+        cached = sum(c.cached for c in self.children)
+        words = ", ".join(f"{n} {s}" + (f" ({cached} cached)" if s == "ok" and cached else "")
+                          for s, n in counts.items() if n) or "nothing to run"
         return f"cancelled: {words}" if cancelled else words

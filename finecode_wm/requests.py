@@ -21,7 +21,7 @@ from .batch import BadRequest, BatchOptions
 __all__ = ["RunRequest", "parse_delegation", "parse_run_action", "parse_run_batch"]
 
 Token = int | str
-_OPTION_KEYS = {"concurrent", "stopOnFailure", "timeout"}
+_OPTION_KEYS = {"concurrent", "stopOnFailure", "timeout", "cache"}
 _BATCH_KEYS = {"actions", "projects", "params", "options", "workDoneToken", "partialResultToken"}
 _ACTION_KEYS = {"action", "projects", "params"}
 _DELEGATION_KEYS = {"parent", "action", "projects", "params", "progressToken"}
@@ -61,13 +61,14 @@ def _options(raw: Any) -> BatchOptions:
     if unknown:
         raise BadRequest(f"unknown option(s) {', '.join(unknown)} "
                          f"(allowed: {', '.join(sorted(_OPTION_KEYS))})")
-    for key in ("concurrent", "stopOnFailure"):
+    for key in ("concurrent", "stopOnFailure", "cache"):
         if key in options and not isinstance(options[key], bool):
             raise BadRequest(f"option '{key}' must be true or false")
     timeout = options.get("timeout")
     return BatchOptions(concurrent=options.get("concurrent", True),
                         stop_on_failure=options.get("stopOnFailure", False),
-                        timeout=None if timeout is None else _seconds(timeout))
+                        timeout=None if timeout is None else _seconds(timeout),
+                        cache=options.get("cache", True))
 
 
 def _seconds(value: Any) -> float:

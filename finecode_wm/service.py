@@ -16,6 +16,7 @@ from finecode_er.reporter import Emit
 from finecode_er.wire import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError, progress_sender
 
 from .batch import BadRequest, Batch, plan
+from .cache import ResultCache
 from .delegation import Execution
 from .history import History
 from .requests import RunRequest, parse_delegation
@@ -52,6 +53,8 @@ class FineCode:
         self.pool = RunnerPool(log, per_environment=self.max_parallel)
         self.pool.on_request = self._runner_request
         self.history = History()  # how long each (project, action) took: weighs the bar by time
+        # results reused while nothing they depend on changed (None: no result cache)
+        self.cache: ResultCache | None = ResultCache(self.workspace)
 
     def set_limits(self, *, max_parallel: int | None = None,
                    max_runners: int | None = None) -> None:
@@ -123,7 +126,7 @@ class FineCode:
                      params=request.params, options=request.options, emit=emit,
                      on_result=on_result, on_problem=self.report, log=self.log, parent=parent,
                      history=self.history, late_percentage=late_percentage,
-                     config_errors=planned.config_errors)
+                     config_errors=planned.config_errors, cache=self.cache)
 
     async def _runner_request(self, runner: RunnerProcess, method: str, params: Any) -> Any:
         """Requests from runners: `runAction` (a handler's `ctx.run_action`)."""
@@ -158,3 +161,5 @@ class FineCode:
 
     async def close(self) -> None:
         await self.pool.stop_all()
+        if self.cache is not None:
+            await self.cache.close()

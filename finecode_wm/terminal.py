@@ -37,7 +37,7 @@ __all__ = ["Display", "Line", "PlainRenderer", "Renderer", "Source", "TtyRendere
            "summary_table"]
 
 PLAIN_INTERVAL = 1.0
-STATUS_STYLE = {"ok": "green", "failed": "bold red", "cancelled": "yellow"}
+STATUS_STYLE = {"ok": "green", "cached": "green", "failed": "bold red", "cancelled": "yellow"}
 BAR_MIN, BAR_MAX = 10, 40  # cells
 LABEL_MIN = 16  # cells the title keeps while the narrative wants more room
 PERCENT = 4  # `100%`
@@ -260,12 +260,13 @@ class PlainRenderer(Renderer):
 
 
 def summary_table(results: list[dict[str, Any]], names: dict[str, str]) -> Table:
-    """project × action × status × time, with the first line of each error."""
+    """project × action × status × time, with the first line of each error; a result reused
+    from the result cache shows `cached` as its status."""
     table = Table(title="FineCode results", show_lines=False)
     for column in ("project", "action", "status", "time", "detail"):
         table.add_column(column)
     for entry in results:
-        status = entry["status"]
+        status = "cached" if entry.get("cached") else entry["status"]
         table.add_row(escape(names.get(entry["project"], entry["project"])),
                       escape(entry["action"]), f"[{STATUS_STYLE.get(status, '')}]{status}[/]",
                       f"{entry.get('seconds', 0):.2f}s", escape(_brief(entry)))

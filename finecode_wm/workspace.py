@@ -81,12 +81,14 @@ class Project:
     actions: dict[str, ActionConfig]
     isolated: bool = False
     local_files: tuple[Path, ...] = field(default=(), compare=False)
+    depends_on: tuple[Path, ...] = ()  # `depends_on`: roots whose changes this project sees
 
     @classmethod
     def from_config(cls, config: ProjectConfig) -> Project:
         root = config.root
         return cls(root, config.name, config.python or sys.executable, config.actions,
-                   config.isolated, tuple(local_handler_files(root, sources_of(config.actions))))
+                   config.isolated, tuple(local_handler_files(root, sources_of(config.actions))),
+                   config.depends_on)
 
     @property
     def environment(self) -> Environment:

@@ -48,8 +48,8 @@ def test_run_json_is_the_lsp_result_shape(examples: Path) -> None:
     done = cli("run", "lint", "--json", "--project", str(examples / "small"), cwd=examples)
     assert done.returncode == 1, done.stderr
     result = json.loads(done.stdout)
-    assert result["summary"] == {"ok": 1, "failed": 0, "cancelled": 0, "findings": 2,
-                                 "config_errors": 0}
+    assert result["summary"] == {"ok": 1, "failed": 0, "cancelled": 0, "cached": 0,
+                                 "findings": 2, "config_errors": 0}
     assert result["config_errors"] == [], "always present in --json"
     (entry,) = result["results"]
     assert entry["action"] == "lint" and entry["result"]["count"] == 2

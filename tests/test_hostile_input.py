@@ -308,8 +308,8 @@ def test_cli_json_names_every_broken_project_and_exits_2(hostile: Hostile) -> No
         assert by_project[root]["status"] == "failed"
     assert {Path(e["project"]) for e in result["config_errors"]} == hostile.config_errors
     assert len(result["config_errors"]) == len(hostile.config_errors)
-    assert result["summary"] == {"ok": 3, "failed": 1, "cancelled": 0, "findings": 4,
-                                 "config_errors": 6}
+    assert result["summary"] == {"ok": 3, "failed": 1, "cancelled": 0, "cached": 0,
+                                 "findings": 4, "config_errors": 6}
     _expected_stderr(hostile, done.stderr)
 
 

@@ -138,7 +138,7 @@ async def test_tools_are_listed_with_input_and_output_schemas(server: McpServer)
     assert set(tools) == {"list_projects", "run_actions"}
     run = tools["run_actions"]
     assert run.input_schema["required"] == ["actions"]
-    assert set(run.input_schema["properties"]) == {"actions", "projects", "params"}
+    assert set(run.input_schema["properties"]) == {"actions", "projects", "params", "options"}
     assert run.output_schema is not None
     assert run.output_schema["required"] == ["results", "summary"]
     assert tools["list_projects"].output_schema is not None
@@ -211,7 +211,9 @@ async def test_no_token_no_notifications(server: McpServer) -> None:
     ({"actions": "count"}, "'actions' must be a list of non-empty strings"),
     ({"actions": []}, "at least one action"),
     ({"actions": ["count"], "params": [1]}, "'params' must be an object"),
-    ({"actions": ["count"], "options": {}}, "unknown argument(s) options"),
+    ({"actions": ["count"], "options": {"cache": "no"}}, "option 'cache' must be true or false"),
+    ({"actions": ["count"], "options": {"colour": 1}}, "unknown option(s) colour"),
+    ({"actions": ["count"], "extra": {}}, "unknown argument(s) extra"),
     ({}, "needs 'actions'"),
 ])
 async def test_bad_input_is_a_tool_error(server: McpServer, arguments: dict[str, Any],

@@ -3,6 +3,11 @@
 Ruff runs as a subprocess on small batches of files rather than once on the whole
 project: one process per batch gives the handler a natural point to advance
 progress and to notice cancellation, at a small cost in process start-up.
+
+Both opt in to the WM's result cache: a result depends on the project's files (the WM keys
+those), on ruff's release (the declared ``version``) and on what ruff reads outside the
+project: its executable and the configuration files it looks for in parent directories and
+in the user's config directory (the declared ``inputs``).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
+import os
 import re
 import shutil
 import sys
@@ -17,6 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
+from finecode_er.api import cacheable
 from finecode_examples._files import python_files, relpath
 from finecode_examples._subprocess import run, tail
 
@@ -27,12 +34,36 @@ DEFAULT_BATCH_SIZE = 8
 LINT_CONFIG_KEYS = frozenset({"select", "batch_size"})
 FORMAT_CONFIG_KEYS = frozenset({"batch_size"})
 INVALID_SYNTAX = "invalid-syntax"
+# Where ruff looks for configuration: the closest of these in a file's directory or its
+# parents, then the user's config directory.
+RUFF_CONFIG_NAMES = (".ruff.toml", "ruff.toml", "pyproject.toml")
 
 # Ruff reports files it cannot parse on stderr and exits with 2; that is a finding
 # about the project, not a crash of the tool, so it must not fail the action.
 _PARSE_FAILURE = re.compile(r"^error: Failed to parse (?P<file>.+?):\d+:\d+:", re.MULTILINE)
 
 
+async def _ruff_version() -> str:
+    """`ruff --version` of the ruff these handlers run (evaluated once per runner)."""
+    returncode, stdout, stderr = await run([*_ruff_command(), "--version"], cwd=Path.cwd())
+    if returncode != 0:
+        raise RuntimeError(f"ruff --version failed: {tail(stderr or stdout)}")
+    return stdout.strip()
+
+
+def _ruff_inputs(root: Path) -> list[str]:
+    """What ruff reads besides the project's files: its executable, and every place it looks
+    for configuration outside the project (a file that appears there changes the findings)."""
+    command = _ruff_command()
+    found = [command[0]] if len(command) == 1 else [
+        spec.origin for spec in [importlib.util.find_spec("ruff")] if spec and spec.origin]
+    parents = [str(parent / name) for parent in root.parents for name in RUFF_CONFIG_NAMES]
+    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    user = [str(Path(config_home) / "ruff" / name) for name in RUFF_CONFIG_NAMES]
+    return found + parents + user
+
+
+@cacheable(version=_ruff_version, inputs=_ruff_inputs)
 async def lint(params: dict[str, Any], ctx: RunActionContext) -> dict[str, Any]:
     """Run ``ruff check`` on the project's Python files and collect its diagnostics."""
     config = ctx.config or {}
@@ -56,6 +87,7 @@ async def lint(params: dict[str, Any], ctx: RunActionContext) -> dict[str, Any]:
     return {"files": len(files), "diagnostics": diagnostics, "count": len(diagnostics)}
 
 
+@cacheable(version=_ruff_version, inputs=_ruff_inputs)
 async def format(params: dict[str, Any], ctx: RunActionContext) -> dict[str, Any]:
     """Report which files ``ruff format`` would change, without touching them.
 

@@ -1,0 +1,314 @@
+"""The result cache: a child's result is reused while nothing that determines it changed.
+
+Shared by the terminal, the editor's server and MCP (one directory under the user's cache
+directory, `cache_store`), looked up by the WM from files and stats alone, so a run whose
+results are all cached starts no runner.
+
+An entry's **key** is what the WM can see: the action, the project, the action's config as the
+runner gets it, the request's params, the interpreter (resolved path and content), FineCode's
+version, and every file under the project's root and the roots it declares it depends on
+(`depends_on`, transitively), with discovery's skipped directories and any venv left out: path
+and content digest. Project-local handler code lies under the root, so it is in the key too.
+
+What only the runner can see comes back with the first result (`finecode_er.caching`): that
+every handler opted in, their declared versions, and the files and directories those versions
+and the handlers' own code stand on (the tool's executable, configuration outside the project,
+loaded modules, the site-packages listings). The entry records their digests; a lookup checks
+them again, so an upgraded tool or an edited handler package is a miss without asking a runner.
+
+Digests are reused while a file's stat is unchanged (`trust.FileCache`), and that index is kept
+on disk between runs (`DigestIndex`): a warm lookup reads stats, not files. All blocking work
+runs on one worker thread, which also keeps the index and the store single-threaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import finecode_er
+from finecode_er.projectcode import skipped_dir
+
+from . import __version__
+from .cache_store import ResultStore, max_bytes_from_env
+from .paths import cache_dir
+from .trust import FileCache, Unkeyable, walk
+from .workspace import Project, Workspace
+
+__all__ = ["DigestIndex", "Lookup", "ResultCache", "Subject", "default_dir", "key_of",
+           "still_valid", "subject_of", "validity_of"]
+
+KEY_FORMAT = 1
+INDEX_VERSION = 1
+INDEX_ENTRIES = 200_000  # file digests kept on disk per workspace
+SAVE_EVERY = 5.0  # a long-lived server saves a changed index at most this often
+
+
+def default_dir() -> Path:
+    """`$XDG_CACHE_HOME/finecode/results`, else `~/.cache/finecode/results`."""
+    return cache_dir() / "results"
+
+
+class DigestIndex(FileCache):
+    """File digests and directory listings, reused while their stat is unchanged, and kept on
+    disk between processes (`load` / `save`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dirty = False
+
+    def _cached(self, path: Path | str, kind: str, compute: Any) -> Any:
+        def computed(target: Path) -> Any:
+            self.dirty = True
+            return compute(target)
+
+        value = super()._cached(path, kind, computed)
+        key = (os.fspath(path), kind)
+        if key in self._seen:  # most recently used last: what `save` keeps when over the bound
+            self._seen[key] = self._seen.pop(key)
+        return value
+
+    def listing(self, directory: str) -> str:
+        """A digest of a directory's names (what an install or removal changes)."""
+        return str(self._cached(directory, "listing", _listing_digest))
+
+    def load(self, path: Path) -> None:
+        """Digests saved by an earlier process; a missing or corrupt file adds none."""
+        try:
+            data = json.loads(path.read_bytes())
+        except (OSError, ValueError, RecursionError):
+            return
+        entries = data.get("entries") if isinstance(data, dict) and \
+            data.get("version") == INDEX_VERSION else None
+        for item in entries if isinstance(entries, list) else []:
+            if (isinstance(item, list) and len(item) == 4 and isinstance(item[0], str)
+                    and item[1] in ("sha256", "listing") and isinstance(item[3], str)
+                    and isinstance(item[2], list) and len(item[2]) == 5
+                    and all(isinstance(n, int) for n in item[2])):
+                self._seen.setdefault((item[0], item[1]), (tuple(item[2]), item[3]))
+
+    def save(self, path: Path) -> None:
+        """Write atomically (the most recent `INDEX_ENTRIES`); failures are ignored."""
+        kept = list(self._seen.items())[-INDEX_ENTRIES:]
+        entries = [[name, kind, list(signature), value]
+                   for (name, kind), (signature, value) in kept if kind in ("sha256", "listing")]
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+            tmp.write_text(json.dumps({"version": INDEX_VERSION, "entries": entries}))
+            os.replace(tmp, path)
+        except OSError:
+            return
+        self.dirty = False
+
+
+def _listing_digest(directory: Path) -> str:
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as exc:
+        return f"unreadable: {exc.strerror}"
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What one child runs, as far as its result is concerned."""
+
+    root: Path
+    action: str
+    config: dict[str, Any]
+    params: dict[str, Any]
+    python: str
+    roots: tuple[Path, ...]  # the project's root, then the roots it depends on
+
+
+def _dependencies(workspace: Workspace, project: Project) -> list[Path]:
+    """The roots `project` declares it depends on, transitively (each once, in a stable
+    order; a cycle ends where it closes)."""
+    found: dict[Path, None] = {}
+    todo = list(project.depends_on)
+    while todo:
+        root = todo.pop(0)
+        if root in found or root == project.root:
+            continue
+        found[root] = None
+        other = workspace.projects.get(root)
+        if other is not None:
+            todo += other.depends_on
+    return sorted(found)
+
+
+def subject_of(workspace: Workspace, project: Project, action: str,
+               params: dict[str, Any]) -> Subject:
+    return Subject(project.root, action, project.actions[action].to_json(), params,
+                   project.environment_for(action).python,
+                   (project.root, *_dependencies(workspace, project)))
+
+
+def _pruned(path: str) -> bool:
+    """Directories that are no project input: discovery's skips, and any venv."""
+    return skipped_dir(os.path.basename(path)) or os.path.exists(os.path.join(path, "pyvenv.cfg"))
+
+
+def _files(root: Path, digests: FileCache) -> list[tuple[str, str]]:
+    return [(relative, digests.digest(absolute))
+            for relative, absolute in walk(root, lambda _name: True, _pruned)]
+
+
+def key_of(subject: Subject, digests: FileCache) -> str | None:
+    """The key of `subject` as its files are now; None when a root holds too much to walk."""
+    python = os.path.realpath(subject.python)
+    try:
+        inputs = {str(root): _files(root, digests) for root in subject.roots}
+    except Unkeyable:
+        return None
+    text = json.dumps([KEY_FORMAT, finecode_er.__version__, __version__, subject.action,
+                       str(subject.root), subject.config, subject.params,
+                       [python, digests.digest(python)], inputs],
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _strings(value: Any) -> list[str] | None:
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    return None
+
+
+def validity_of(info: Any, digests: DigestIndex) -> dict[str, Any] | None:
+    """What the runner said a cacheable result stands on, with the digests as they are now;
+    None when the result may not be cached (or the runner's answer has the wrong shape)."""
+    if not isinstance(info, dict) or info.get("cacheable") is not True:
+        return None
+    files, dirs, version = _strings(info.get("files")), _strings(info.get("dirs")), \
+        info.get("version")
+    if files is None or dirs is None:
+        return None
+    return {"version": version, "files": {path: digests.digest(path) for path in files},
+            "dirs": {path: digests.listing(path) for path in dirs}}
+
+
+def still_valid(validity: dict[str, Any], digests: DigestIndex) -> bool:
+    """Nothing the entry's version and handler code stand on has changed."""
+    files, dirs = validity.get("files"), validity.get("dirs")
+    if not isinstance(files, dict) or not isinstance(dirs, dict):
+        return False
+    return all(digests.digest(path) == digest for path, digest in files.items()) and \
+        all(digests.listing(path) == digest for path, digest in dirs.items())
+
+
+@dataclass
+class Lookup:
+    """One child's lookup: its key (None: not cacheable this time) and, on a hit, the result."""
+
+    subject: Subject | None = None
+    key: str | None = None
+    hit: bool = False
+    result: Any = None
+
+
+class ResultCache:
+    """The cache as the batches use it: `lookup` before a child runs, `finished` with its
+    runner's answer (which stores an ok result), `close` at the end of the process."""
+
+    def __init__(self, workspace: Workspace, directory: Path | None = None, *,
+                 max_bytes: int | None = None) -> None:
+        self._workspace = workspace
+        self.store = ResultStore(directory or default_dir(),
+                                 max_bytes if max_bytes is not None else max_bytes_from_env())
+        self.digests = DigestIndex()
+        self._executor: ThreadPoolExecutor | None = None
+        self._index: Path | None = None
+        self._saved = time.monotonic()
+        self._pending: set[asyncio.Future[Any]] = set()
+
+    # -- on the event loop ------------------------------------------------------------------
+
+    async def lookup(self, project: Project, action: str, params: dict[str, Any], *,
+                     read: bool = True) -> Lookup:
+        """The key of this child and, when `read`, a result stored under it that is still
+        valid. Anything unexpected makes it a child that is not cached, never a failure."""
+        try:
+            subject = subject_of(self._workspace, project, action, params)
+        except Exception:
+            return Lookup()
+        lookup: Lookup = await self._call(self._lookup, subject, read)
+        return lookup
+
+    def finished(self, lookup: Lookup, response: Any) -> Any:
+        """The result in a runner's answer to a run that asked for `cacheInfo`; an ok result
+        the runner says is cacheable is stored in the background."""
+        if lookup.key is None or not (isinstance(response, dict)
+                                      and set(response) == {"result", "cacheInfo"}):
+            return response
+        result, info = response["result"], response["cacheInfo"]
+        if isinstance(info, dict) and info.get("cacheable") is True:
+            future = asyncio.ensure_future(self._call(self._store, lookup, result, info))
+            self._pending.add(future)
+            future.add_done_callback(self._pending.discard)
+        return result
+
+    async def settle(self) -> None:
+        """Every store so far is written."""
+        if self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stores written and the digest index saved; the worker thread ends."""
+        await self.settle()
+        if self._executor is not None:
+            await self._call(self._save_index)
+            self._executor.shutdown(wait=False)
+            self._executor = None
+
+    async def _call(self, function: Any, *args: Any) -> Any:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="finecode-cache")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+    # -- on the worker thread ---------------------------------------------------------------
+
+    def _open_index(self) -> None:
+        if self._index is None:
+            folders = "\n".join(sorted(map(str, self._workspace.folders)))
+            name = hashlib.sha256(folders.encode()).hexdigest()[:16]
+            self._index = self.store.directory / f"digests-{name}.index"
+            self.digests.load(self._index)
+
+    def _lookup(self, subject: Subject, read: bool) -> Lookup:
+        self._open_index()
+        key = key_of(subject, self.digests)
+        lookup = Lookup(subject, key)
+        if key is not None and read:
+            entry = self.store.get(key)
+            if entry is not None and still_valid(entry["validity"], self.digests):
+                lookup.hit, lookup.result = True, entry["result"]
+        self._save_index(every=SAVE_EVERY)
+        return lookup
+
+    def _store(self, lookup: Lookup, result: Any, info: dict[str, Any]) -> None:
+        """Stored only when the inputs are still those the run started with (an edit while it
+        ran may or may not be in its result)."""
+        assert lookup.subject is not None and lookup.key is not None
+        if key_of(lookup.subject, self.digests) != lookup.key:
+            return
+        validity = validity_of(info, self.digests)
+        if validity is not None:
+            self.store.put(lookup.key, {
+                "project": str(lookup.subject.root), "action": lookup.subject.action,
+                "created": time.time(), "validity": validity, "result": result})
+        self._save_index(every=SAVE_EVERY)
+
+    def _save_index(self, every: float = 0.0) -> None:
+        if self._index is not None and self.digests.dirty and \
+                time.monotonic() - self._saved >= every:
+            self.digests.save(self._index)
+            self._saved = time.monotonic()
+

@@ -1,0 +1,147 @@
+"""What a runner tells the result cache with a result (`cacheInfo`): who opted in, declared
+versions (evaluated once per runner) and the files and directories a result stands on."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import finecode_er
+
+from .conftest import RunnerUnderTest
+
+pytestmark = pytest.mark.timeout(30)
+
+HANDLERS = '''
+from pathlib import Path
+
+from finecode_er.api import cacheable
+
+CALLS = []
+
+
+def version():
+    CALLS.append(1)
+    return f"tool 1.{len(CALLS)}"
+
+
+async def async_version():
+    return "async 2.0"
+
+
+def broken_version():
+    raise RuntimeError("no tool here")
+
+
+@cacheable(version=version, inputs=lambda root: ["tool.toml", root.parent / "shared.toml"])
+async def declared(params, ctx):
+    return {"calls": len(CALLS)}
+
+
+@cacheable(version=async_version, inputs=["/etc/tool/config"])
+async def declared_async(params, ctx):
+    return {"ok": 1}
+
+
+@cacheable(version=broken_version)
+async def declared_broken(params, ctx):
+    return {"ok": 1}
+
+
+async def plain(params, ctx):
+    return {"ok": 1}
+
+
+@cacheable(version="3.0")
+async def delegating(params, ctx):
+    try:
+        await ctx.run_action("other")
+    except Exception:
+        pass
+    return {"ok": 1}
+
+
+class Checker:
+    @cacheable(version="4.0")
+    async def run(self, params, ctx):
+        return {"ok": 1}
+'''
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "cached_checks.py").write_text(HANDLERS)
+    return root
+
+
+async def run(runner: RunnerUnderTest, root: Path, *handlers: dict[str, Any],
+              cache_info: bool = True) -> Any:
+    params: dict[str, Any] = {"action": "lint", "projectRoot": str(root),
+                              "actionConfig": {"handlers": list(handlers)}}
+    if cache_info:
+        params["cacheInfo"] = True
+    return await runner.request("run", params)
+
+
+def handler(name: str, **extra: Any) -> dict[str, Any]:
+    return {"source": f"cached_checks:{name}", **extra}
+
+
+async def test_a_declared_handler_reports_version_inputs_modules_and_packages(
+        runner: RunnerUnderTest, project: Path) -> None:
+    answer = await run(runner, project, handler("declared"))
+    assert answer["result"] == {"calls": 0}, "the version is asked after the run"
+    info = answer["cacheInfo"]
+    assert info["cacheable"] is True and info["version"] == ["tool 1.1"]
+    files = info["files"]
+    assert str(project / "tool.toml") in files and str(project.parent / "shared.toml") in files
+    assert str(Path(finecode_er.__file__).resolve()) in {str(Path(f).resolve()) for f in files}, \
+        "the runner's own code is something the result stands on"
+    assert not any(Path(f).is_relative_to(project) for f in files
+                   if not f.endswith("tool.toml")), "project code is the WM's key, not this"
+    stdlib = [f for f in files if f.startswith(sys.base_prefix + "/lib/python3")
+              and "site-packages" not in f]
+    assert not stdlib, "the standard library is the interpreter's"
+    assert info["dirs"] and all(d.endswith(("site-packages", "dist-packages"))
+                                for d in info["dirs"])
+    again = await run(runner, project, handler("declared"))
+    assert again["result"] == {"calls": 1} and again["cacheInfo"]["version"] == ["tool 1.1"], \
+        "evaluated once per runner"
+
+
+async def test_async_version_and_a_class_handler(runner: RunnerUnderTest, project: Path) -> None:
+    answer = await run(runner, project, handler("declared_async"), handler("Checker"))
+    assert answer["result"] == [{"ok": 1}, {"ok": 1}]
+    assert answer["cacheInfo"]["version"] == ["async 2.0", "4.0"]
+    assert "/etc/tool/config" in answer["cacheInfo"]["files"]
+
+
+@pytest.mark.parametrize(("handlers", "reason"), [
+    ([handler("plain")], "does not declare itself cacheable"),
+    ([handler("declared"), handler("plain")], "'cached_checks:plain' does not declare"),
+    ([handler("declared", cacheable=False)], "has cacheable = false"),
+    ([handler("declared_broken")], "RuntimeError: no tool here"),
+    ([handler("delegating")], "ran other actions"),
+])
+async def test_not_cacheable_and_why(runner: RunnerUnderTest, project: Path,
+                                     handlers: list[dict[str, Any]], reason: str) -> None:
+    answer = await run(runner, project, *handlers)
+    assert answer["cacheInfo"]["cacheable"] is False
+    assert reason in answer["cacheInfo"]["reason"]
+    assert answer["result"] is not None, "the run itself is fine"
+
+
+async def test_config_opts_in_a_handler_that_declares_nothing(
+        runner: RunnerUnderTest, project: Path) -> None:
+    answer = await run(runner, project, handler("plain", cacheable=True))
+    assert answer["cacheInfo"]["cacheable"] is True and answer["cacheInfo"]["version"] == [None]
+
+
+async def test_without_cache_info_the_answer_is_the_result(
+        runner: RunnerUnderTest, project: Path) -> None:
+    assert await run(runner, project, handler("declared"), cache_info=False) == {"calls": 0}
