@@ -3,13 +3,12 @@ versions (evaluated once per runner) and the files and directories a result stan
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-import finecode_er
 
 from .conftest import RunnerUnderTest
 
@@ -100,7 +99,7 @@ async def test_a_declared_handler_reports_version_inputs_modules_and_packages(
     assert info["cacheable"] is True and info["version"] == ["tool 1.1"]
     files = info["files"]
     assert str(project / "tool.toml") in files and str(project.parent / "shared.toml") in files
-    assert str(Path(finecode_er.__file__).resolve()) in {str(Path(f).resolve()) for f in files}, \
+    assert any(f.endswith(os.path.join("finecode_er", "runner.py")) for f in files), \
         "the runner's own code is something the result stands on"
     assert not any(Path(f).is_relative_to(project) for f in files
                    if not f.endswith("tool.toml")), "project code is the WM's key, not this"

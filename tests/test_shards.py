@@ -53,7 +53,8 @@ def test_weights_from_history_unknown_is_the_mean() -> None:
         "/a": 12.0, "/b": 14.0, "/c": 3.0, "/d": UNKNOWN, "/broken": 0.0}
 
 
-@pytest.mark.parametrize(("text", "parsed"), [("1/1", (1, 1)), ("3/4", (3, 4)), ("10/12", (10, 12))])
+@pytest.mark.parametrize(("text", "parsed"),
+                         [("1/1", (1, 1)), ("3/4", (3, 4)), ("10/12", (10, 12))])
 def test_parse_shard(text: str, parsed: tuple[int, int]) -> None:
     assert parse_shard(text) == parsed
 
