@@ -22,7 +22,7 @@ if str(HERE.parent) not in sys.path:  # run as a script: make `benchmarks` impor
 
 BENCHMARKS = ["cold_start", "advance", "full_path", "latency", "ingest", "scale", "memory",
               "cancel", "lint_workload", "delegation", "mcp_call", "diagnostics", "report_latency",
-              "trust_recheck", "per_test_progress"]
+              "trust_recheck", "per_test_progress", "result_cache"]
 
 
 def _fmt(value: float) -> str:

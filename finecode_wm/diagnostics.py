@@ -61,8 +61,9 @@ class _Project:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._real_root = root.resolve()
+        self._real_root: Path | None = None
         self._seen: dict[str, Path | None] = {}
+        self._links: dict[str, bool] = {}  # path under the root -> is it a symlink
 
     def locate(self, path: str) -> Path | None:
         """The file `path` names (relative to the root, or absolute), or None when it lies
@@ -72,15 +73,36 @@ class _Project:
         return self._seen[path]
 
     def _locate(self, path: str) -> Path | None:
-        try:
-            joined = self.root / path
-            shown = Path(os.path.normpath(joined))
-            real = joined.resolve()
-        except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop
+        if "\0" in path:  # no file has that name
             return None
-        if shown.is_relative_to(self.root) and real.is_relative_to(self._real_root):
-            return shown
-        return None
+        root = str(self.root)
+        joined = os.path.join(root, path)
+        shown = os.path.normpath(joined)
+        if shown != root and not shown.startswith(os.path.join(root, "")):
+            return None
+        try:
+            if ".." not in path.replace(os.sep, "/").split("/") and self._no_links(root, shown):
+                return Path(shown)  # it is where it is shown: inside
+            real = Path(joined).resolve()
+            if self._real_root is None:
+                self._real_root = self.root.resolve()
+        except (OSError, ValueError, RuntimeError):  # a symlink loop
+            return None
+        return Path(shown) if real.is_relative_to(self._real_root) else None
+
+    def _no_links(self, root: str, shown: str) -> bool:
+        """No step from the root down to `shown` is a symlink (each step looked at once per
+        project: a project's findings are in few directories). Plain strings: this runs for
+        every finding of every run."""
+        current = root
+        for part in shown[len(root) + 1:].split(os.sep):
+            current = os.path.join(current, part)
+            link = self._links.get(current)
+            if link is None:
+                link = self._links[current] = os.path.islink(current)
+            if link:
+                return False
+        return True
 
 
 def normalize(raw: Any, root: Path) -> Finding | None:
@@ -153,31 +175,41 @@ class FindingStore:
 
     def __init__(self) -> None:
         self._sources: dict[tuple[Path, str], dict[Path, list[Finding]]] = {}
+        self._reporters: dict[Path, set[tuple[Path, str]]] = {}  # file -> sources naming it
         self._shown: dict[Path, tuple[list[Finding], str]] = {}  # file -> (union, result id)
         self._files: dict[Path, set[Path]] = {}  # project -> every file it ever reported on
         self._inputs: dict[Path, object] = {}  # project -> inputs at its last diagnostics run
 
     def record(self, project: Path, action: str,
                by_file: dict[Path, list[Finding]]) -> set[Path]:
-        """Replace one action's findings; returns the files whose shown list may have changed."""
+        """Replace one action's findings; returns the files whose shown list changed (a re-run
+        that finds the same, a cached result say, changes none)."""
         old = self._sources.get((project, action))
         self._sources[(project, action)] = by_file
+        for path in set(old or ()) - set(by_file):
+            self._reporters[path].discard((project, action))
+        for path in by_file:
+            self._reporters.setdefault(path, set()).add((project, action))
         touched = set(by_file) | set(old or ())
         self._files.setdefault(project, set()).update(touched)
-        self._update(touched)
-        return touched
+        return self._update(touched)
 
-    def _update(self, paths: Iterable[Path]) -> None:
+    def _update(self, paths: Iterable[Path]) -> set[Path]:
         """Recompute the union of the given files (identical findings, e.g. from a project and
-        a nested one that both lint a file, are shown once)."""
+        a nested one that both lint a file, are shown once); the files whose union changed."""
+        changed = set()
         for path in paths:
-            unique = {_identity(f): f for source in self._sources.values()
-                      for f in source.get(path, ())}
+            unique = {_identity(f): f for key in sorted(self._reporters.get(path, ()))
+                      for f in self._sources[key].get(path, ())}
             found = sorted(unique.values(), key=_order)
+            before = self.result_id(path)
             if found:
                 self._shown[path] = (found, result_id(found))
             else:
                 self._shown.pop(path, None)
+            if self.result_id(path) != before:
+                changed.add(path)
+        return changed
 
     def items(self, path: Path) -> list[Finding]:
         """Everything every action found in `path`, sorted by position."""
@@ -196,7 +228,8 @@ class FindingStore:
     def drop_project(self, project: Path) -> set[Path]:
         """Forget a project (removed from the workspace); returns its files, to be cleared."""
         for key in [key for key in self._sources if key[0] == project]:
-            del self._sources[key]
+            for path in self._sources.pop(key):
+                self._reporters[path].discard(key)
         self._inputs.pop(project, None)
         files = self._files.pop(project, set())
         self._update(files)

@@ -70,6 +70,7 @@ class EditorDiagnostics:
         self.store = FindingStore()
         self.pulling = False  # the client pulls workspace diagnostics (and can re-pull): no pushes
         self._lock = asyncio.Lock()
+        self._results: dict[tuple[str, str], Any] = {}  # the result last recorded per child
 
     @property
     def actions(self) -> list[str]:
@@ -96,11 +97,18 @@ class EditorDiagnostics:
     # -- push -------------------------------------------------------------------------------
 
     def ran(self, entry: dict[str, Any], watch: RunWatch) -> None:
-        """A child of any run finished: keep its findings and push the files they changed."""
+        """A child of any run finished: keep its findings and push the files they changed.
+
+        A result equal to the one last recorded for that child (a cached one, say) changes
+        nothing and is not read again."""
         watch.finished(entry)
+        key, result = (entry["project"], entry["action"]), entry.get("result")
+        if entry["status"] == "ok" and key in self._results and self._results[key] == result:
+            return
         by_file = findings_of(entry)
         if by_file is None:
             return
+        self._results[key] = result
         if by_file.outside:
             project = self.server.fine.workspace.projects.get(Path(entry["project"]))
             self.server.log(outside_note(project.name if project else entry["project"],
@@ -128,6 +136,8 @@ class EditorDiagnostics:
     def projects_changed(self, projects: set[Path]) -> None:
         """Projects gone from the workspace: their files are cleared (`[]`)."""
         for project in self.store.projects() - projects:
+            for key in [key for key in self._results if key[0] == str(project)]:
+                del self._results[key]
             gone = self.store.drop_project(project)
             if not self.pulling:
                 self._publish(gone)  # `[]`, unless a remaining (outer) project reports on them

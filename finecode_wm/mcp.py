@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
-import attrs
 import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 from mcp.server.stdio import stdio_server
@@ -257,7 +257,7 @@ class McpFrontEnd:
         request = parse_run_batch(arguments)
         if request.projects is None:
             return request
-        return attrs.evolve(request, projects=[str(self.root / p) for p in request.projects])
+        return dataclasses.replace(request, projects=[str(self.root / p) for p in request.projects])
 
     async def _run(self, ctx: ServerRequestContext[Any], request: RunRequest,
                    token: str | int | None) -> types.CallToolResult:

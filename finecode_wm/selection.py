@@ -7,10 +7,9 @@ run, and each broken project belongs to exactly one shard.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import attrs
 
 from .batch import plan
 from .changes import changed_files, dependents, projects_of
@@ -60,4 +59,4 @@ def narrow(workspace: Workspace, request: RunRequest, *, changed_since: str | No
         before = len(roots)
         roots = [r for r in roots if str(r) in part]
         notes.append(f"--shard {index}/{count}: {len(roots)} of {before} project(s)")
-    return Narrowed(attrs.evolve(request, projects=[str(r) for r in roots]), notes)
+    return Narrowed(dataclasses.replace(request, projects=[str(r) for r in roots]), notes)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import os
@@ -338,7 +339,8 @@ class FineCodeServer(LanguageServer):
                 request = parse_run_batch(args[0])
         except BadRequest as exc:
             raise JsonRpcInvalidParams(str(exc)) from None
-        return await self.run(attrs.evolve(request, work_done_token=params.work_done_token))
+        return await self.run(dataclasses.replace(request,
+                                                  work_done_token=params.work_done_token))
 
 
 def build_server(*, max_parallel: int | None = None) -> FineCodeServer:

@@ -1,8 +1,10 @@
 """Ruff-backed ``lint`` and ``format`` handlers.
 
-Ruff runs as a subprocess on small batches of files rather than once on the whole
-project: one process per batch gives the handler a natural point to advance
-progress and to notice cancellation, at a small cost in process start-up.
+Ruff runs as a subprocess on batches of files rather than once on the whole project: one
+process per batch gives the handler a natural point to advance progress. Starting ruff costs
+more than checking a few dozen files, so a batch holds at least `MIN_BATCH` files, and a large
+project is split into about `MAX_BATCHES` of them (`batch_size` in the config fixes the size).
+Cancelling kills the ruff process of the current batch.
 
 Both opt in to the WM's result cache: a result depends on the project's files (the WM keys
 those), on ruff's release (the declared ``version``) and on what ruff reads outside the
@@ -30,7 +32,8 @@ from finecode_examples._subprocess import run, tail
 if TYPE_CHECKING:
     from finecode_er.api import RunActionContext
 
-DEFAULT_BATCH_SIZE = 8
+MIN_BATCH = 32  # files per ruff process at least (a ruff start costs more than ~30 files)
+MAX_BATCHES = 10  # steps a large project's progress advances in
 LINT_CONFIG_KEYS = frozenset({"select", "batch_size"})
 FORMAT_CONFIG_KEYS = frozenset({"batch_size"})
 INVALID_SYNTAX = "invalid-syntax"
@@ -77,13 +80,12 @@ async def lint(params: dict[str, Any], ctx: RunActionContext) -> dict[str, Any]:
     command += _select_args(config.get("select"))
     diagnostics: list[dict[str, Any]] = []
     async with ctx.progress("Linting", total=len(files), cancellable=True) as progress:
-        for batch in _batches(files, _batch_size(config)):
+        for batch in _batches(files, _batch_size(config, len(files))):
             returncode, stdout, stderr = await _run(command, batch, root)
             if returncode not in (0, 1):
                 raise RuntimeError(_crash_message("check", returncode, stderr))
             diagnostics.extend(_parse_check_output(stdout, stderr, root))
-            for path in batch:
-                await progress.advance(1, message=path.name)
+            await progress.advance(len(batch), message=batch[-1].name)
     return {"files": len(files), "diagnostics": diagnostics, "count": len(diagnostics)}
 
 
@@ -102,7 +104,7 @@ async def format(params: dict[str, Any], ctx: RunActionContext) -> dict[str, Any
     would_change: list[str] = []
     unparsable: list[str] = []
     async with ctx.progress("Checking formatting", total=len(files), cancellable=True) as progress:
-        for batch in _batches(files, _batch_size(config)):
+        for batch in _batches(files, _batch_size(config, len(files))):
             returncode, stdout, stderr = await _run(command, batch, root)
             names = {relpath(path, root) for path in batch}
             failed = [_posix(match["file"]) for match in _PARSE_FAILURE.finditer(stderr)]
@@ -110,8 +112,7 @@ async def format(params: dict[str, Any], ctx: RunActionContext) -> dict[str, Any
                 raise RuntimeError(_crash_message("format", returncode, stderr))
             would_change.extend(_diff_targets(stdout, names))
             unparsable.extend(failed)
-            for path in batch:
-                await progress.advance(1, message=path.name)
+            await progress.advance(len(batch), message=batch[-1].name)
     # One finding per file to reformat, so a format check fails CI and shows in the editor.
     diagnostics = [{"path": name, "line": 1, "column": 1, "code": "format",
                     "message": "would be reformatted by `ruff format`", "severity": "warning"}
@@ -200,9 +201,12 @@ def _select_args(select: object) -> list[str]:
     raise ValueError(f"config 'select' must be a non-empty list of rule codes, got {select!r}")
 
 
-def _batch_size(config: Mapping[str, Any]) -> int:
-    """Read ``config.batch_size``: files per ruff process."""
-    size = config.get("batch_size", DEFAULT_BATCH_SIZE)
+def _batch_size(config: Mapping[str, Any], files: int) -> int:
+    """Files per ruff process: ``config.batch_size``, else at least `MIN_BATCH` and about
+    `MAX_BATCHES` batches."""
+    size = config.get("batch_size")
+    if size is None:
+        return max(MIN_BATCH, -(-files // MAX_BATCHES))
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"config 'batch_size' must be a positive integer, got {size!r}")
     return size
