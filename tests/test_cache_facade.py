@@ -1,0 +1,99 @@
+"""`ResultCache` as the batch uses it: lookup, a runner's answer stored, hits, misses, and its
+worker thread (errors reach the caller, a cancelled caller does not stall the others)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from finecode_wm import trust
+from finecode_wm.cache import ResultCache, _Worker
+from finecode_wm.workspace import Project, Workspace
+
+from .test_cache_keys import make_project
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def answer(result: Any, **info: Any) -> dict[str, Any]:
+    return {"result": result, "cacheInfo": {"cacheable": True, "version": ["1"], "files": [],
+                                            "dirs": [], **info}}
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> tuple[ResultCache, Project, Path]:
+    make_project(tmp_path / "ws" / "app")
+    workspace = Workspace([tmp_path / "ws"])
+    (project,) = workspace.projects.values()
+    return ResultCache(workspace, tmp_path / "cache"), project, tmp_path
+
+
+async def test_a_stored_answer_is_a_hit_until_something_changes(
+        setup: tuple[ResultCache, Project, Path]) -> None:
+    cache, project, tmp_path = setup
+    tool = tmp_path / "tool"
+    tool.write_text("1")
+    miss = await cache.lookup(project, "lint", {})
+    assert miss.key is not None and not miss.hit
+    assert cache.finished(miss, answer({"n": 1}, files=[str(tool)])) == {"n": 1}
+    await cache.settle()
+    hit = await cache.lookup(project, "lint", {})
+    assert hit.hit and hit.result == {"n": 1} and hit.key == miss.key
+    assert not (await cache.lookup(project, "lint", {}, read=False)).hit, "--no-cache"
+    assert not (await cache.lookup(project, "lint", {"other": 1})).hit
+    tool.write_text("2")
+    assert not (await cache.lookup(project, "lint", {})).hit, "what the result stood on changed"
+    await cache.close()
+    assert list((tmp_path / "cache").glob("digests-*.index")), "the digests are kept"
+
+
+@pytest.mark.parametrize("response", [
+    {"n": 1},  # a runner that was not asked, or an old one
+    {"result": {"n": 1}, "cacheInfo": {"cacheable": False, "reason": "not declared"}},
+    {"result": {"n": 1}, "cacheInfo": "garbage"},
+])
+async def test_an_answer_that_may_not_be_cached_is_not_stored(
+        setup: tuple[ResultCache, Project, Path], response: dict[str, Any]) -> None:
+    cache, project, _ = setup
+    miss = await cache.lookup(project, "lint", {})
+    result = cache.finished(miss, response)
+    assert result == (response["result"] if "result" in response else response)
+    await cache.settle()
+    assert not (await cache.lookup(project, "lint", {})).hit
+
+
+async def test_an_edit_while_it_ran_is_not_stored(setup: tuple[ResultCache, Project, Path]
+                                                  ) -> None:
+    cache, project, _ = setup
+    miss = await cache.lookup(project, "lint", {})
+    (project.root / "pkg" / "core.py").write_text("VALUE = 'edited while linting'\n")
+    cache.finished(miss, answer({"n": 1}))
+    await cache.settle()
+    assert not (await cache.lookup(project, "lint", {})).hit
+
+
+async def test_a_project_too_large_to_key_is_never_cached(
+        setup: tuple[ResultCache, Project, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    cache, project, _ = setup
+    monkeypatch.setattr(trust, "MAX_WALKED", 1)
+    lookup = await cache.lookup(project, "lint", {})
+    assert lookup.key is None and cache.finished(lookup, answer(1)) == answer(1)
+
+
+async def test_the_worker_hands_errors_over_and_survives_a_cancelled_caller() -> None:
+    worker = _Worker()
+
+    def boom() -> None:
+        raise ValueError("broken")
+
+    with pytest.raises(ValueError, match="broken"):
+        await worker.call(boom)
+    slow = worker.call(lambda: sum(range(10**6)))
+    after = worker.call(lambda: "after")
+    slow.cancel()
+    assert await after == "after"
+    results = await asyncio.gather(*(worker.call(lambda i=i: i) for i in range(50)))
+    assert results == list(range(50)), "in order"
