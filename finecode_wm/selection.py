@@ -8,6 +8,8 @@ run, and each broken project belongs to exactly one shard.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,8 +57,10 @@ def narrow(workspace: Workspace, request: RunRequest, *, changed_since: str | No
         index, count = shard
         actions = {str(r): [a for a in request.actions if a in workspace.projects[r].actions]
                    if r in workspace.projects else [] for r in roots}
-        part = set(partition(weights(list(actions), actions, recorded or {}), count)[index - 1])
+        parts = partition(weights(list(actions), actions, recorded or {}), count)
         before = len(roots)
-        roots = [r for r in roots if str(r) in part]
-        notes.append(f"--shard {index}/{count}: {len(roots)} of {before} project(s)")
+        roots = [r for r in roots if str(r) in set(parts[index - 1])]
+        split = hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:8]
+        notes.append(f"--shard {index}/{count}: {len(roots)} of {before} project(s) "
+                     f"(split {split}: the same in every job that split the same way)")
     return Narrowed(dataclasses.replace(request, projects=[str(r) for r in roots]), notes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,9 +79,12 @@ def test_a_bad_ref_exits_2_with_gits_words(ws: Path) -> None:
 
 def test_shards_cover_every_project_once(ws: Path) -> None:
     cli(ws)  # history for the balance
-    parts = [ran(cli(ws, "--shard", f"{i}/3", "--json")) for i in (1, 2, 3)]
+    jobs = [cli(ws, "--shard", f"{i}/3", "--json") for i in (1, 2, 3)]
+    parts = [ran(job) for job in jobs]
     everything = [p for part in parts for p in part]
     assert sorted(everything) == ["p1", "p2", "p3", "p4"] and all(parts)
+    splits = {re.search(r"\(split (\w+):", job.stderr).group(1) for job in jobs}  # type: ignore[union-attr]
+    assert len(splits) == 1, "every job says it split the same way"
     assert parts == [ran(cli(ws, "--shard", f"{i}/3", "--json")) for i in (1, 2, 3)], \
         "deterministic"
     (ws / "p3" / "d.py").write_text("z = 2\n")
