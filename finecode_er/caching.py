@@ -97,31 +97,33 @@ def _declared_inputs(declaration: Declaration, root: Path) -> list[str]:
 
 def _module_files(skip: Sequence[Path]) -> list[str]:
     """Files of every loaded module outside the standard library and outside `skip` (project
-    code: the WM keys it as the project's own files)."""
+    code: the WM keys it as the project's own files). Plain strings: this runs after every
+    cacheable run, over every loaded module."""
     files = set()
     stdlib = sys.stdlib_module_names
-    stdlib_dir = Path(os.path.dirname(os.__file__))
+    stdlib_dir = os.path.join(os.path.dirname(os.__file__), "")
+    skipped = [os.path.join(place, "") for place in map(str, skip)]
     for name, module in list(sys.modules.items()):
         origin = getattr(module, "__file__", None)
         if not isinstance(origin, str) or name.partition(".")[0] in stdlib:
             continue
-        path = Path(os.path.abspath(origin))
-        if path.is_relative_to(stdlib_dir) and not _in_site(path):
+        path = os.path.abspath(origin)
+        if path.startswith(stdlib_dir) and not _in_site(path):
             continue  # the interpreter's own (`_sysconfigdata…`): its digest is in the key
-        if not any(path.is_relative_to(place) for place in skip):
-            files.add(str(path))
+        if not any(path.startswith(place) for place in skipped):
+            files.add(path)
     return sorted(files)
 
 
-def _in_site(path: Path) -> bool:
-    return any(part in ("site-packages", "dist-packages") for part in path.parts)
+def _in_site(path: str) -> bool:
+    parts = path.split(os.sep)
+    return "site-packages" in parts or "dist-packages" in parts
 
 
 def _site_dirs() -> list[str]:
     """The interpreter's package directories: an install, upgrade or removal changes their
     listing (a new `*.dist-info` name)."""
-    return sorted({os.path.abspath(p) for p in sys.path
-                   if _in_site(Path(p)) and os.path.isdir(p)})
+    return sorted({os.path.abspath(p) for p in sys.path if _in_site(p) and os.path.isdir(p)})
 
 
 async def cache_info(handlers: Sequence[tuple[str, bool | None, Any]], root: Path, *,

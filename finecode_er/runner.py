@@ -338,6 +338,19 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
+def _child_watcher() -> None:
+    """Python 3.11 waits for every child process in a thread of its own; a pidfd needs none
+    (3.12 uses one by itself). Handlers that start a tool per batch (ruff) save a millisecond or
+    more a process."""
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return
+    try:
+        os.close(os.pidfd_open(os.getpid()))  # the kernel has pidfds (Linux 5.3+)
+    except OSError:
+        return
+    asyncio.set_child_watcher(asyncio.PidfdChildWatcher())
+
+
 def main() -> None:
     """Entry point of `python -m finecode_er`: keep fd 1 for the protocol, route the rest to 2."""
     import stat
@@ -347,6 +360,7 @@ def main() -> None:
         sys.exit("finecode_er speaks JSON-RPC on stdin/stdout pipes and is started by "
                  "finecode-wm; see docs/protocol.md to drive it yourself")
     _die_with_parent()
+    _child_watcher()
     sys.dont_write_bytecode = True  # nothing of a project's is cached into its repository
     protocol_out = os.dup(1)
     os.dup2(2, 1)
