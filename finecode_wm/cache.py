@@ -283,8 +283,10 @@ class ResultCache:
     runner's answer (which stores an ok result), `close` at the end of the process."""
 
     def __init__(self, workspace: Workspace, directory: Path | None = None, *,
-                 max_bytes: int | None = None) -> None:
+                 max_bytes: int | None = None,
+                 log: Callable[[str], None] | None = None) -> None:
         self._workspace = workspace
+        self._log = log or (lambda _message: None)
         self.store = ResultStore(directory or default_dir(),
                                  max_bytes if max_bytes is not None else max_bytes_from_env())
         self.digests = DigestIndex()
@@ -301,9 +303,10 @@ class ResultCache:
         valid. Anything unexpected makes it a child that is not cached, never a failure."""
         try:
             subject = subject_of(self._workspace, project, action, params)
-        except Exception:
+            lookup: Lookup = await self._call(self._lookup, subject, read)
+        except Exception as exc:  # a cache that cannot answer costs speed, never a result
+            self._log(f"result cache: {project.name}/{action} not looked up: {exc!r}")
             return Lookup()
-        lookup: Lookup = await self._call(self._lookup, subject, read)
         return lookup
 
     def finished(self, lookup: Lookup, response: Any) -> Any:
@@ -316,8 +319,13 @@ class ResultCache:
         if isinstance(info, dict) and info.get("cacheable") is True:
             future = asyncio.ensure_future(self._call(self._store, lookup, result, info))
             self._pending.add(future)
-            future.add_done_callback(self._pending.discard)
+            future.add_done_callback(self._stored)
         return result
+
+    def _stored(self, future: asyncio.Future[Any]) -> None:
+        self._pending.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            self._log(f"result cache: a result was not stored: {future.exception()!r}")
 
     async def settle(self) -> None:
         """Every store so far is written."""

@@ -54,7 +54,7 @@ class FineCode:
         self.pool.on_request = self._runner_request
         self.history = History()  # how long each (project, action) took: weighs the bar by time
         # results reused while nothing they depend on changed (None: no result cache)
-        self.cache: ResultCache | None = ResultCache(self.workspace)
+        self.cache: ResultCache | None = ResultCache(self.workspace, log=log)
 
     def set_limits(self, *, max_parallel: int | None = None,
                    max_runners: int | None = None) -> None:

@@ -97,3 +97,23 @@ async def test_the_worker_hands_errors_over_and_survives_a_cancelled_caller() ->
     assert await after == "after"
     results = await asyncio.gather(*(worker.call(lambda i=i: i) for i in range(50)))
     assert results == list(range(50)), "in order"
+
+
+async def test_a_cache_that_breaks_costs_speed_never_a_result(
+        setup: tuple[ResultCache, Project, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    cache, project, _ = setup
+    logged: list[str] = []
+    cache._log = logged.append
+    miss = await cache.lookup(project, "lint", {})
+
+    def broken(*_args: Any) -> None:
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(cache, "_store", broken)
+    assert cache.finished(miss, answer({"n": 1})) == {"n": 1}
+    await cache.settle()
+    monkeypatch.setattr(cache, "_lookup", broken)
+    lookup = await cache.lookup(project, "lint", {})
+    assert lookup.key is None and not lookup.hit
+    assert [m.split(":")[1].strip() for m in logged] == ["a result was not stored",
+                                                         "app/lint not looked up"]
