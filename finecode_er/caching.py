@@ -65,10 +65,25 @@ def declaration_of(handler: Any) -> Declaration | None:
 
 
 class VersionCache:
-    """Declared versions, evaluated once per runner (a failure is remembered too)."""
+    """What a runner remembers for the cache: declared versions, evaluated once per runner (a
+    failure is remembered too), and each loaded module file's stat when it was first reported
+    (`loaded`)."""
 
     def __init__(self) -> None:
         self._known: dict[int, tuple[Declaration, str | BaseException]] = {}
+        self.loaded: dict[str, list[int]] = {}
+
+    def first_seen(self, paths: list[str]) -> dict[str, list[int]]:
+        """`[mtime_ns, size]` of each module file as it was when this runner first reported
+        it, about when it was imported: a file edited since then is not the code that ran."""
+        for path in paths:
+            if path not in self.loaded:
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                self.loaded[path] = [st.st_mtime_ns, st.st_size]
+        return {path: self.loaded[path] for path in paths if path in self.loaded}
 
     async def version(self, declaration: Declaration) -> str | None:
         """The declared version; raises what evaluating it raised."""
@@ -129,7 +144,7 @@ def _site_dirs() -> list[str]:
 async def cache_info(handlers: Sequence[tuple[str, bool | None, Any]], root: Path, *,
                      delegated: bool, versions: VersionCache,
                      project_code: Sequence[Path] = ()) -> dict[str, Any]:
-    """`{cacheable: true, version, files, dirs}` for a result that may be reused, else
+    """`{cacheable: true, version, files, dirs, loaded}` for a result that may be reused, else
     `{cacheable: false, reason}`.
 
     `handlers` are `(source, cacheable from config, handler)`: every one must opt in (by config
@@ -157,6 +172,6 @@ async def cache_info(handlers: Sequence[tuple[str, bool | None, Any]], root: Pat
             return {"cacheable": False,
                     "reason": f"handler '{source}': its cache declaration failed: "
                               f"{type(exc).__name__}: {exc}"}
-    return {"cacheable": True, "version": version,
-            "files": sorted(set(inputs) | set(_module_files([root, *project_code]))),
-            "dirs": _site_dirs()}
+    modules = _module_files([root, *project_code])
+    return {"cacheable": True, "version": version, "files": sorted(set(inputs) | set(modules)),
+            "dirs": _site_dirs(), "loaded": versions.first_seen(modules)}

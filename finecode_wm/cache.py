@@ -167,11 +167,13 @@ def _files(root: Path, digests: FileCache) -> list[tuple[str, str]]:
 
 def key_of(subject: Subject, digests: FileCache) -> str | None:
     """The key of `subject` as its files are now; None when a root holds too much to walk."""
-    python = os.path.realpath(subject.python)
     try:
         inputs = {str(root): _files(root, digests) for root in subject.roots}
     except Unkeyable:
         return None
+    # The interpreter as configured (a venv's `bin/python`: its site-packages are the runner's
+    # to report) and the content of the file it resolves to.
+    python = subject.python
     text = json.dumps([KEY_FORMAT, finecode_er.__version__, __version__, subject.action,
                        str(subject.root), subject.config, subject.params,
                        [python, digests.digest(python)], inputs],
@@ -185,6 +187,21 @@ def _strings(value: Any) -> list[str] | None:
     return None
 
 
+def _edited_since_loaded(loaded: Any) -> bool:
+    """A module file whose stat is not the one the runner saw: the runner ran other code than
+    the file now holds (it imports a module once), so the file's digest says nothing of it."""
+    if not isinstance(loaded, dict):
+        return True
+    for path, seen in loaded.items():
+        try:
+            st = os.stat(path)
+        except (OSError, TypeError, ValueError):
+            return True
+        if seen != [st.st_mtime_ns, st.st_size]:
+            return True
+    return False
+
+
 def validity_of(info: Any, digests: DigestIndex) -> dict[str, Any] | None:
     """What the runner said a cacheable result stands on, with the digests as they are now;
     None when the result may not be cached (or the runner's answer has the wrong shape)."""
@@ -192,7 +209,7 @@ def validity_of(info: Any, digests: DigestIndex) -> dict[str, Any] | None:
         return None
     files, dirs, version = _strings(info.get("files")), _strings(info.get("dirs")), \
         info.get("version")
-    if files is None or dirs is None:
+    if files is None or dirs is None or _edited_since_loaded(info.get("loaded", {})):
         return None
     return {"version": version, "files": {path: digests.digest(path) for path in files},
             "dirs": {path: digests.listing(path) for path in dirs}}

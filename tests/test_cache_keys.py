@@ -155,6 +155,20 @@ def test_validity_follows_tool_files_and_package_listings(tmp_path: Path) -> Non
     assert not still_valid(validity, DigestIndex())
 
 
+def test_a_module_edited_since_the_runner_loaded_it_is_not_recorded(tmp_path: Path) -> None:
+    """The runner imported the module once: a file changed since then is not the code that
+    ran, so its digest must not vouch for the result."""
+    module = tmp_path / "handler_pkg.py"
+    module.write_text("VERSION = 1\n")
+    st = module.stat()
+    seen = {str(module): [st.st_mtime_ns, st.st_size]}
+    loaded = {**info([str(module)], []), "loaded": seen}
+    assert validity_of(loaded, DigestIndex()) is not None
+    module.write_text("VERSION = 22\n")
+    assert validity_of(loaded, DigestIndex()) is None
+    assert validity_of({**loaded, "loaded": [1]}, DigestIndex()) is None
+
+
 @pytest.mark.parametrize("bad", [None, {}, {"cacheable": False, "reason": "no"},
                                  {"cacheable": True, "files": "x", "dirs": []},
                                  {"cacheable": True, "files": [], "dirs": [1]}, [1]])

@@ -108,6 +108,10 @@ async def test_a_declared_handler_reports_version_inputs_modules_and_packages(
     assert not stdlib, "the standard library is the interpreter's"
     assert info["dirs"] and all(d.endswith(("site-packages", "dist-packages"))
                                 for d in info["dirs"])
+    modules = [f for f in files if not f.endswith(".toml")]
+    assert sorted(info["loaded"]) == modules and all(
+        isinstance(stat, list) and len(stat) == 2 for stat in info["loaded"].values()), \
+        "each module file with its stat as the runner first saw it"
     again = await run(runner, project, handler("declared"))
     assert again["result"] == {"calls": 1} and again["cacheInfo"]["version"] == ["tool 1.1"], \
         "evaluated once per runner"
