@@ -35,9 +35,9 @@ from finecode_er.progress import FractionStream, Stream, Value
 from finecode_er.reporter import INTERNAL_INTERVAL, REPORT_INTERVAL, Emit, PacedStream
 from finecode_er.wire import REQUEST_CANCELLED, MessageTooLarge, RpcError
 
+from .aggregation import BatchProgress, Child
 from .delegation import Execution, refusal
 from .history import History, signature
-from .progress import BatchProgress, Child
 from .runners import RunnerDied, RunnerPool, RunnerProcess
 from .workspace import Environment, Project, Workspace
 

@@ -21,8 +21,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from .aggregation import Timing, non_negative
 from .paths import cache_dir
-from .progress import Timing, non_negative
 
 __all__ = ["History", "default_path", "load", "save", "signature"]
 

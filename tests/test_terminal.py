@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from rich.cells import cell_len
 from rich.console import Console
 
-from finecode_wm.progress import BatchProgress
+from finecode_wm.aggregation import BatchProgress
 from finecode_wm.terminal import BAR_MAX, BAR_MIN, FIXED, Display, Line, TtyRenderer, layout
 
 pytestmark = pytest.mark.timeout(60)
