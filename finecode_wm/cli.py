@@ -18,8 +18,8 @@ from finecode_er.config import positive_seconds
 from finecode_er.wire import dumps
 
 from . import history
-from .batch import BadRequest, BatchOptions
 from .findings import FORMATS, collect, config_error_annotations, failing, outside_notes, render
+from .planning import BadRequest, BatchOptions
 from .requests import RunRequest
 from .service import FineCode
 from .terminal import PlainRenderer, Renderer, TtyRenderer, summary_table

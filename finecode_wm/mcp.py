@@ -30,9 +30,9 @@ from mcp.server.stdio import stdio_server
 from finecode_er.progress import Value
 
 from . import __version__
-from .batch import BadRequest
 from .findings import summary_text
 from .mcp_progress import Progress, ProgressMapping
+from .planning import BadRequest
 from .requests import RunRequest, parse_run_batch
 from .service import FineCode
 

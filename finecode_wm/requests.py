@@ -16,7 +16,7 @@ import attrs
 
 from finecode_er.config import positive_seconds
 
-from .batch import BadRequest, BatchOptions
+from .planning import BadRequest, BatchOptions
 
 __all__ = ["RunRequest", "parse_delegation", "parse_run_action", "parse_run_batch"]
 

@@ -39,8 +39,9 @@ from finecode_er.reporter import Emit
 from finecode_er.wire import progress_sender
 
 from . import __version__
-from .batch import BadRequest, Batch
+from .batch import Batch
 from .lsp_diagnostics import SOURCE, EditorDiagnostics
+from .planning import BadRequest
 from .requests import RunRequest, parse_run_action, parse_run_batch
 from .runners import CANCEL_GRACE, STOP_TIMEOUT
 from .service import FineCode

@@ -15,9 +15,10 @@ from typing import Any
 from finecode_er.reporter import Emit
 from finecode_er.wire import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError, progress_sender
 
-from .batch import BadRequest, Batch, plan
+from .batch import Batch
 from .delegation import Execution
 from .history import History
+from .planning import BadRequest, plan
 from .requests import RunRequest, parse_delegation
 from .runners import RunnerPool, RunnerProcess
 from .workspace import Discovery, Workspace

@@ -17,7 +17,8 @@ import psutil
 import pytest
 
 from finecode_er.config import ActionConfig, HandlerConfig
-from finecode_wm.batch import Batch, BatchOptions, Planned
+from finecode_wm.batch import Batch
+from finecode_wm.planning import BatchOptions, Planned
 from finecode_wm.requests import RunRequest
 from finecode_wm.runners import ProgressRouter
 from finecode_wm.service import FineCode
