@@ -37,7 +37,8 @@ from .aggregation import BatchProgress, Child
 from .delegation import Execution, refusal
 from .history import History, signature
 from .planning import BatchOptions, Planned
-from .runners import RunnerDied, RunnerPool, RunnerProcess
+from .runners.pool import RunnerPool
+from .runners.process import RunnerDied, RunnerProcess
 from .workspace import Environment
 
 __all__ = ["Batch", "import_failure"]

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Literal
 from .workspace import Project
 
 if TYPE_CHECKING:
-    from .runners import RunnerProcess
+    from .runners.process import RunnerProcess
 
 __all__ = ["MAX_DEPTH", "Execution", "refusal"]
 

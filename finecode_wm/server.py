@@ -43,7 +43,7 @@ from .batch import Batch
 from .lsp_diagnostics import SOURCE, EditorDiagnostics
 from .planning import BadRequest
 from .requests import RunRequest, parse_run_action, parse_run_batch
-from .runners import CANCEL_GRACE, STOP_TIMEOUT
+from .runners.process import CANCEL_GRACE, STOP_TIMEOUT
 from .service import FineCode
 from .trust import SessionTrust
 

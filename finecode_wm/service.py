@@ -20,7 +20,8 @@ from .delegation import Execution
 from .history import History
 from .planning import BadRequest, plan
 from .requests import RunRequest, parse_delegation
-from .runners import RunnerPool, RunnerProcess
+from .runners.pool import RunnerPool
+from .runners.process import RunnerProcess
 from .workspace import Discovery, Workspace
 
 __all__ = ["FineCode"]

@@ -20,7 +20,7 @@ from finecode_er.config import ActionConfig, HandlerConfig
 from finecode_wm.batch import Batch
 from finecode_wm.planning import BatchOptions, Planned
 from finecode_wm.requests import RunRequest
-from finecode_wm.runners import ProgressRouter
+from finecode_wm.runners.routing import ProgressRouter
 from finecode_wm.service import FineCode
 from finecode_wm.workspace import Environment, Project
 

@@ -20,7 +20,8 @@ import pytest
 
 from benchmarks.wm_client import WMClient
 from finecode_er.wire import RpcError
-from finecode_wm.runners import RunnerDied, RunnerPool, RunnerProcess
+from finecode_wm.runners.pool import RunnerPool
+from finecode_wm.runners.process import RunnerDied, RunnerProcess
 from finecode_wm.workspace import Environment
 
 from .conftest import ER_PROJECT, FIXTURES
