@@ -252,7 +252,7 @@ def _trust(args: argparse.Namespace, out: Console, err: Console) -> int:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.command == "lsp":
-        from .server import serve_stdio  # pygls only where it is needed
+        from .lsp.server import serve_stdio  # pygls only where it is needed
 
         sys.exit(serve_stdio(max_parallel=args.max_parallel))
     if args.command == "mcp":

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from finecode_wm.diagnostics import MAX_POSITION, FindingStore, findings_of, normalize
 from finecode_wm.findings import collect, outside_notes, render
-from finecode_wm.lsp_diagnostics import to_lsp
+from finecode_wm.lsp.diagnostics import to_lsp
 
 pytestmark = pytest.mark.timeout(10)
 

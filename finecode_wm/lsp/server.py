@@ -38,14 +38,14 @@ from pygls.protocol import (
 from finecode_er.reporter import Emit
 from finecode_er.wire import progress_sender
 
-from . import __version__
-from .batch import Batch
-from .lsp_diagnostics import SOURCE, EditorDiagnostics
-from .planning import BadRequest
-from .requests import RunRequest, parse_run_action, parse_run_batch
-from .runners.process import CANCEL_GRACE, STOP_TIMEOUT
-from .service import FineCode
-from .trust import SessionTrust
+from .. import __version__
+from ..batch import Batch
+from ..planning import BadRequest
+from ..requests import RunRequest, parse_run_action, parse_run_batch
+from ..runners.process import CANCEL_GRACE, STOP_TIMEOUT
+from ..service import FineCode
+from ..trust import SessionTrust
+from .diagnostics import SOURCE, EditorDiagnostics
 
 __all__ = ["build_server", "serve_stdio"]
 
@@ -77,7 +77,7 @@ class FineCodeProtocol(LanguageServerProtocol):
         return super().get_message_type(method)
 
     def get_result_type(self, method: str) -> Any:  # type: ignore[override]
-        """Diagnostic reports are built as plain LSP JSON (see lsp_diagnostics)."""
+        """Diagnostic reports are built as plain LSP JSON (see `lsp.diagnostics`)."""
         if method in (types.WORKSPACE_DIAGNOSTIC, types.TEXT_DOCUMENT_DIAGNOSTIC):
             return JsonRPCResponseMessage
         return super().get_result_type(method)
