@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
 
         sys.exit(serve_stdio(max_parallel=args.max_parallel))
     if args.command == "mcp":
-        from .mcp import serve_stdio as serve_mcp  # the MCP SDK only where it is needed
+        from .mcp.server import serve_stdio as serve_mcp  # the MCP SDK only where it is needed
 
         sys.exit(serve_mcp(Path(args.workspace), max_parallel=args.max_parallel))
     out, err = Console(), Console(stderr=True)

@@ -29,12 +29,12 @@ from mcp.server.stdio import stdio_server
 
 from finecode_er.progress import Value
 
-from . import __version__
-from .findings import summary_text
-from .mcp_progress import Progress, ProgressMapping
-from .planning import BadRequest
-from .requests import RunRequest, parse_run_batch
-from .service import FineCode
+from .. import __version__
+from ..findings import summary_text
+from ..planning import BadRequest
+from ..requests import RunRequest, parse_run_batch
+from ..service import FineCode
+from .progress import Progress, ProgressMapping
 
 __all__ = ["LIST_PROJECTS", "RUN_ACTIONS", "McpFrontEnd", "serve_stdio"]
 
