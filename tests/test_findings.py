@@ -11,8 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finecode_wm.diagnostics import MAX_POSITION, FindingStore, findings_of, normalize
-from finecode_wm.findings import collect, outside_notes, render
+from finecode_wm.cli.listing import render
+from finecode_wm.diagnostics import (
+    MAX_POSITION,
+    FindingStore,
+    collect,
+    findings_of,
+    normalize,
+    outside_notes,
+)
 from finecode_wm.lsp.diagnostics import to_lsp
 
 pytestmark = pytest.mark.timeout(10)

@@ -13,7 +13,7 @@ from rich.cells import cell_len
 from rich.console import Console
 
 from finecode_wm.aggregation import BatchProgress
-from finecode_wm.terminal import BAR_MAX, BAR_MIN, FIXED, Display, Line, TtyRenderer, layout
+from finecode_wm.cli.terminal import BAR_MAX, BAR_MIN, FIXED, Display, Line, TtyRenderer, layout
 
 pytestmark = pytest.mark.timeout(60)
 

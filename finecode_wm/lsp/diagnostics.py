@@ -27,8 +27,7 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types
 
 from ..batch import import_failure
-from ..diagnostics import EMPTY_ID, Finding, FindingStore, findings_of, inputs_of
-from ..findings import outside_note
+from ..diagnostics import EMPTY_ID, Finding, FindingStore, findings_of, inputs_of, outside_note
 from ..requests import RunRequest
 from ..workspace import Project
 

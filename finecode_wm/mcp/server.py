@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from mcp.server.stdio import stdio_server
 from finecode_er.progress import Value
 
 from .. import __version__
-from ..findings import summary_text
+from ..diagnostics import collect, outside_notes, text_lines
 from ..planning import BadRequest
 from ..requests import RunRequest, parse_run_batch
 from ..service import FineCode
@@ -40,6 +41,7 @@ __all__ = ["LIST_PROJECTS", "RUN_ACTIONS", "McpFrontEnd", "serve_stdio"]
 
 LIST_PROJECTS = "list_projects"
 RUN_ACTIONS = "run_actions"
+MAX_FINDINGS = 200  # listed in the text; the structured result has them all
 CLOSE_WAIT = 5.0  # a cancelled batch's runners get the 2 s grace, then are killed; then stop
 _RUN_KEYS = {"actions", "projects", "params"}
 
@@ -310,3 +312,31 @@ def serve_stdio(workspace: Path, *, max_parallel: int | None = None) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(front.serve())
     return 0
+
+
+def _status_line(entry: dict[str, Any], names: dict[str, str]) -> str:
+    name = names.get(entry["project"], entry["project"])
+    line = f"{entry['status']:<9} {name} · {entry['action']}"
+    if entry.get("error"):
+        line += ": " + str(entry["error"]).strip().split("\n", 1)[0][:200]
+    return line
+
+
+def summary_text(result: dict[str, Any], *, names: dict[str, str], base: Path) -> str:
+    """The summary counts, one line per child execution, then the findings (at most a few)."""
+    entries: list[dict[str, Any]] = result["results"]
+    summary = result["summary"]
+    counts = ", ".join(f"{summary[s]} {s}" for s in ("ok", "failed", "cancelled") if summary[s])
+    lines = []
+    errors = result.get("config_errors", [])
+    if errors:  # first: nothing else in the result covers these projects
+        lines += [*(f"config error: {os.path.relpath(e['project'], base)}: {e['error']}"
+                    for e in errors), ""]
+    lines += [f"FineCode: {counts or 'nothing ran'}", *(_status_line(e, names) for e in entries)]
+    findings = text_lines(collect(entries), base)
+    lines += outside_notes(entries, names)
+    if findings:
+        lines += ["", f"{len(findings)} finding(s):", *findings[:MAX_FINDINGS]]
+        if len(findings) > MAX_FINDINGS:
+            lines.append(f"… and {len(findings) - MAX_FINDINGS} more in the structured result")
+    return "\n".join(lines)

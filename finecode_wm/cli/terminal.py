@@ -31,7 +31,7 @@ from rich.text import Text
 
 from finecode_er.progress import Value
 
-from .aggregation import Headline, Row
+from ..aggregation import Headline, Row
 
 __all__ = ["Display", "Line", "PlainRenderer", "Renderer", "Source", "TtyRenderer", "layout",
            "summary_table"]

@@ -1,0 +1,98 @@
+"""`finecode-wm`: one program, three doors. `lsp` serves an editor, `mcp` an agent; `run`,
+`list`, `trust` and `untrust` are the terminal's (`cli.commands`).
+
+This module only reads the command line and opens the door it names: each front end imports its
+own dependencies (pygls, the MCP SDK, rich) when it is the one that runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from finecode_er.config import positive_seconds
+
+from .cli.listing import FORMATS
+
+__all__ = ["main"]
+
+_DESCRIPTION = ("`finecode-wm`: `lsp` for editors, `mcp` for agents; `run`, `list`, `trust` and "
+                "`untrust` for the terminal.")
+
+
+def _seconds(text: str) -> float:
+    """`--timeout`: a positive, finite number of seconds."""
+    try:
+        seconds = positive_seconds(float(text))
+    except ValueError:
+        seconds = None
+    if seconds is None:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return seconds
+
+
+def _count(text: str) -> int:
+    """`--max-parallel`: a positive whole number."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return count
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="finecode-wm", description=_DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", required=True)
+    lsp = commands.add_parser("lsp", help="serve an editor over LSP on stdio")
+    lsp.add_argument("--max-parallel", type=_count, default=None,
+                     help="child executions at once (default: CPU count)")
+    # vscode-languageclient (TransportKind.stdio) and other clients append it by convention.
+    lsp.add_argument("--stdio", action="store_true",
+                     help="serve on stdin/stdout (the default and only transport)")
+    mcp = commands.add_parser("mcp", help="serve an MCP client (an agent) on stdio")
+    mcp.add_argument("--workspace", default=".", metavar="DIR", help="workspace folder")
+    mcp.add_argument("--max-parallel", type=_count, default=None)
+    run = commands.add_parser("run", help="run actions across the workspace's projects")
+    run.add_argument("actions", nargs="+", metavar="ACTION")
+    run.add_argument("--project", action="append", default=None, metavar="PATH",
+                     help="only this project (repeatable; default: all)")
+    run.add_argument("--workspace", default=".", metavar="DIR", help="workspace folder")
+    run.add_argument("--sequential", action="store_true", help="one child after another")
+    run.add_argument("--stop-on-failure", action="store_true")
+    run.add_argument("--timeout", type=_seconds, default=None,
+                     help="seconds per child execution")
+    run.add_argument("--max-parallel", type=_count, default=None)
+    run.add_argument("--json", action="store_true", help="print results as JSON")
+    run.add_argument("--output-format", choices=FORMATS, default="text",
+                     help="how findings are listed: text (path:line:col: CODE message) or "
+                          "github (GitHub Actions annotations)")
+    run.add_argument("--exit-zero", action="store_true",
+                     help="exit 0 even when findings were reported (failures still exit 1, "
+                          "config errors 2)")
+    listing = commands.add_parser("list", help="list projects and their actions")
+    listing.add_argument("--workspace", default=".", metavar="DIR")
+    listing.add_argument("--json", action="store_true")
+    for name, text in (("trust", "allow background work (warm-up, diagnostics) in DIR as it "
+                                 "is now; any later edit to its config or code revokes it"),
+                       ("untrust", "forget that DIR was trusted")):
+        command = commands.add_parser(name, help=text)
+        command.add_argument("dir", metavar="DIR", help="workspace folder")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.command == "lsp":
+        from .lsp.server import serve_stdio  # pygls only where it is needed
+
+        sys.exit(serve_stdio(max_parallel=args.max_parallel))
+    if args.command == "mcp":
+        from .mcp.server import serve_stdio as serve_mcp  # the MCP SDK only where it is needed
+
+        sys.exit(serve_mcp(Path(args.workspace), max_parallel=args.max_parallel))
+    from .cli.commands import dispatch
+
+    sys.exit(dispatch(args))
