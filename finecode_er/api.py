@@ -16,8 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .progress import Composite, Scope
 from .reporter import ExecutionReporter
+from .work import Composite, Scope
 
 __all__ = ["DelegationError", "ProgressContext", "RunActionContext"]
 

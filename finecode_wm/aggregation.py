@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from finecode_er.progress import Scope
+from finecode_er.work import Scope
 
 __all__ = ["HISTORY_MARGIN", "BatchProgress", "Child", "Headline", "Row", "Timing",
            "describe_seconds_left", "non_negative"]

@@ -29,8 +29,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from finecode_er.handlers import describe_failure
-from finecode_er.progress import FractionStream, Stream, Value
-from finecode_er.reporter import INTERNAL_INTERVAL, REPORT_INTERVAL, Emit, PacedStream
+from finecode_er.pacing import INTERNAL_INTERVAL, REPORT_INTERVAL, Emit, PacedStream
+from finecode_er.streams import FractionStream, Stream, Value
 from finecode_er.wire import REQUEST_CANCELLED, MessageTooLarge, RpcError
 
 from .aggregation import BatchProgress, Child

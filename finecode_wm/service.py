@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from finecode_er.reporter import Emit
+from finecode_er.pacing import Emit
 from finecode_er.wire import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError, progress_sender
 
 from .batch import Batch

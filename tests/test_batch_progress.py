@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finecode_er.progress import Composite, Stream
+from finecode_er.streams import Stream
+from finecode_er.work import Composite
 from finecode_wm.aggregation import (
     HISTORY_MARGIN,
     BatchProgress,

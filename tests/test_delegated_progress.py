@@ -30,7 +30,7 @@ import pytest
 import pytest_asyncio
 import pytest_lsp
 
-from finecode_er.reporter import REPORT_INTERVAL
+from finecode_er.pacing import REPORT_INTERVAL
 
 from .conftest import FIXTURES, probe_env
 from .lsp_client import CONFIG, RecordingClient, init_params

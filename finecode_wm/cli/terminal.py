@@ -29,7 +29,7 @@ from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from finecode_er.progress import Value
+from finecode_er.streams import Value
 
 from ..aggregation import Headline, Row
 

@@ -35,7 +35,7 @@ from pygls.protocol import (
     lsp_method,
 )
 
-from finecode_er.reporter import Emit
+from finecode_er.pacing import Emit
 from finecode_er.wire import progress_sender
 
 from .. import __version__

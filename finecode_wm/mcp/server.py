@@ -28,7 +28,7 @@ import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 from mcp.server.stdio import stdio_server
 
-from finecode_er.progress import Value
+from finecode_er.streams import Value
 
 from .. import __version__
 from ..diagnostics import collect, outside_notes, text_lines
