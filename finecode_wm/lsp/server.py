@@ -112,7 +112,7 @@ class FineCodeServer(LanguageServer):
         self.watching: asyncio.Task[None] | None = None
         self.trust = SessionTrust()
         self._token_ids = itertools.count(1)
-        self.diagnostics = EditorDiagnostics(self)
+        self.diagnostics = EditorDiagnostics(self, self.fine)
 
     # -- editor-facing helpers --------------------------------------------------------------
 
@@ -130,8 +130,16 @@ class FineCodeServer(LanguageServer):
         self.window_show_message(types.ShowMessageParams(
             type=types.MessageType.Warning, message=f"FineCode: {warning}"))
 
+    def notify(self, method: str, params: Any) -> None:
+        """A notification to the client, its params as plain JSON."""
+        self.protocol.notify(method, params)
+
+    def refresh_diagnostics(self) -> None:
+        """Ask the client to pull diagnostics again (`workspace/diagnostic/refresh`)."""
+        self.workspace_diagnostic_refresh(None)
+
     def _emit_to(self, token: Any) -> Emit:
-        return progress_sender(self.protocol.notify, token)
+        return progress_sender(self.notify, token)
 
     async def _created_token(self, token: str) -> Emit | None:
         """Ask the client to accept `token`; None when it refuses (then nothing is sent)."""
@@ -233,7 +241,7 @@ class FineCodeServer(LanguageServer):
             emit = asyncio.ensure_future(self._created_token(key))
         else:
             key, emit = object(), None
-        notify = self.protocol.notify
+        notify = self.notify
         watch = self.diagnostics.watch(request)
 
         def on_result(entry: dict[str, Any]) -> None:
@@ -349,6 +357,9 @@ def build_server(*, max_parallel: int | None = None) -> FineCodeServer:
     def initialize(ls: FineCodeServer, params: types.InitializeParams) -> None:
         options = params.initialization_options
         ls.options = options if isinstance(options, dict) else {}
+        caps = params.capabilities.workspace
+        ls.diagnostics.configure(actions=ls.options.get("diagnosticActions"), can_refresh=bool(
+            caps and caps.diagnostics and caps.diagnostics.refresh_support))
         trusted = ls.options.get("trusted")
         ls.trust.by_editor = trusted if isinstance(trusted, bool) else None
         limits = {key: ls.options.get(option) for key, option in
@@ -378,7 +389,7 @@ def build_server(*, max_parallel: int | None = None) -> FineCodeServer:
         settings = params.settings
         ours = settings.get("finecode") if isinstance(settings, dict) else None
         if isinstance(ours, dict) and "diagnosticActions" in ours:
-            ls.options = {**ls.options, "diagnosticActions": ours["diagnosticActions"]}
+            ls.diagnostics.configure(actions=ours["diagnosticActions"])
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
     async def folders_changed(ls: FineCodeServer,
