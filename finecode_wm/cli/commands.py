@@ -45,9 +45,9 @@ def _service(workspace: str, console: Console, max_parallel: int | None = None, 
         console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False,
                       soft_wrap=True)
 
-    fine = FineCode(lambda _message: None, max_parallel=max_parallel, report=report, warn=warn)
-    fine.set_folders([Path(workspace)])
-    return fine
+    service = FineCode(lambda _message: None, max_parallel=max_parallel, report=report, warn=warn)
+    service.set_folders([Path(workspace)])
+    return service
 
 
 def _project_path(raw: str, workspace: str) -> str:
@@ -67,16 +67,16 @@ def _request(args: argparse.Namespace) -> RunRequest:
                              stop_on_failure=args.stop_on_failure, timeout=args.timeout))
 
 
-async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, out: Console,
+async def _run(service: FineCode, request: RunRequest, args: argparse.Namespace, out: Console,
                err: Console) -> int:
     renderer: Renderer | None = None
     if not args.json:
         renderer = TtyRenderer(err) if err.is_terminal else PlainRenderer(err)
-    await fine.prepare()
+    await service.prepare()
     try:
         # the terminal takes a late percentage: a single child that begins after a cold start
         # still gets its bar
-        batch = fine.batch(request, emit=renderer, late_percentage=True)
+        batch = service.batch(request, emit=renderer, late_percentage=True)
     except BadRequest as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_USAGE
@@ -89,10 +89,10 @@ async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, ou
     finally:
         # A second Ctrl-C while runners stop (a blocked handler gets a grace period) kills
         # them at once instead of interrupting the clean-up.
-        loop.add_signal_handler(signal.SIGINT, fine.pool.kill_all)
+        loop.add_signal_handler(signal.SIGINT, service.pool.kill_all)
         if renderer is not None:
             renderer.close()
-        await fine.close()
+        await service.close()
         loop.remove_signal_handler(signal.SIGINT)
     entries: list[dict[str, Any]] = result["results"]
     found = collect(entries)
@@ -107,7 +107,7 @@ async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, ou
             lines = config_error_annotations(config_errors, Path.cwd()) + lines
         for line in lines:
             out.print(line, highlight=False, markup=False, emoji=False, soft_wrap=True)
-        names = {str(p.root): p.name for p in fine.workspace.projects.values()}
+        names = {str(p.root): p.name for p in service.workspace.projects.values()}
         err.print(summary_table(entries, names))
         for entry in entries:
             if entry["status"] == "failed":
@@ -131,9 +131,9 @@ async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, ou
 
 
 def _list(args: argparse.Namespace, out: Console, err: Console) -> int:
-    fine = _service(args.workspace, err)
-    projects = fine.list_projects()
-    decision = SessionTrust().decide(fine.workspace)
+    service = _service(args.workspace, err)
+    projects = service.list_projects()
+    decision = SessionTrust().decide(service.workspace)
     if decision.store_problem:
         err.print(f"[bold yellow]warning:[/] {escape(decision.store_problem)}", highlight=False)
     states = decision.states
@@ -152,7 +152,7 @@ def _list(args: argparse.Namespace, out: Console, err: Console) -> int:
             actions = ", ".join(project["actions"]) or "-"  # type: ignore[arg-type]
             out.print(f"{project['name']}  {project['path']}  [{actions}]", highlight=False,
                       markup=False, soft_wrap=True)
-    return 0 if not fine.workspace.problems else EXIT_FAILED
+    return 0 if not service.workspace.problems else EXIT_FAILED
 
 
 def _trust(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -174,12 +174,12 @@ def _trust(args: argparse.Namespace, out: Console, err: Console) -> int:
             out.print(f"untrusted {folder}" if changed else f"{folder} was not trusted",
                       highlight=False, markup=False, soft_wrap=True)
             return 0
-        fine = _service(str(folder), err)
-        store.set(folder, folder_key(fine.workspace, folder))
+        service = _service(str(folder), err)
+        store.set(folder, folder_key(service.workspace, folder))
     except (TrustStoreError, OSError, Unkeyable) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_FAILED
-    count = len(fine.workspace.projects)
+    count = len(service.workspace.projects)
     out.print(f"trusted {folder} ({count} project{'s' * (count != 1)}); an edit to its FineCode "
               "config, its Python files or a project's interpreter revokes it", highlight=False,
               markup=False, soft_wrap=True)
@@ -193,9 +193,9 @@ def dispatch(args: argparse.Namespace) -> int:
         return _list(args, out, err)
     if args.command in ("trust", "untrust"):
         return _trust(args, out, err)
-    fine = _service(args.workspace, err, args.max_parallel, report_problems=False)
+    service = _service(args.workspace, err, args.max_parallel, report_problems=False)
     kept = history.default_path()  # earlier runs' times weigh the bar by time
-    fine.history = history.load(kept)
-    code = asyncio.run(_run(fine, _request(args), args, out, err))
-    history.save(fine.history, kept)
+    service.history = history.load(kept)
+    code = asyncio.run(_run(service, _request(args), args, out, err))
+    history.save(service.history, kept)
     return code

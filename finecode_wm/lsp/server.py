@@ -99,7 +99,7 @@ class FineCodeServer(LanguageServer):
 
     def __init__(self, *, max_parallel: int | None = None) -> None:
         super().__init__("finecode-wm", __version__, protocol_cls=FineCodeProtocol)
-        self.fine = FineCode(self.log, max_parallel=max_parallel,
+        self.service = FineCode(self.log, max_parallel=max_parallel,
                              report=lambda problem: self.show_problems([problem]),
                              warn=self.show_warning)
         self.by_token: dict[Any, Batch] = {}
@@ -112,7 +112,7 @@ class FineCodeServer(LanguageServer):
         self.watching: asyncio.Task[None] | None = None
         self.trust = SessionTrust()
         self._token_ids = itertools.count(1)
-        self.diagnostics = EditorDiagnostics(self, self.fine)
+        self.diagnostics = EditorDiagnostics(self, self.service)
 
     # -- editor-facing helpers --------------------------------------------------------------
 
@@ -158,8 +158,8 @@ class FineCodeServer(LanguageServer):
         folders = [_uri_path(f.uri) for f in self.workspace.folders.values()]
         if not folders and self.workspace.root_uri:
             folders = [_uri_path(self.workspace.root_uri)]
-        await self.fine.discover(folders)
-        self.diagnostics.projects_changed(set(self.fine.workspace.projects))
+        await self.service.discover(folders)
+        self.diagnostics.projects_changed(set(self.service.workspace.projects))
 
     async def watch_configs(self) -> None:
         """Ask the client to report `pyproject.toml` changes (when it can register watchers).
@@ -193,9 +193,9 @@ class FineCodeServer(LanguageServer):
         person, once, how to trust the workspace. Before the folders were first scanned there
         is nothing to decide on: no, and nothing said.
         """
-        if not self.fine.discovered.is_set():
+        if not self.service.discovered.is_set():
             return False
-        decision = self.trust.decide(self.fine.workspace)
+        decision = self.trust.decide(self.service.workspace)
         hint = self.trust.hint_once(decision)
         if hint is not None:
             kind = types.MessageType.Warning if decision.store_problem else types.MessageType.Info
@@ -227,7 +227,7 @@ class FineCodeServer(LanguageServer):
                    asked: bool) -> dict[str, Any]:
         interrupted = False
         try:
-            await self.fine.prepare()
+            await self.service.prepare()
         except asyncio.CancelledError:
             # `$/cancelRequest` before the batch exists: it still begins and ends its stream,
             # cancelled, and the request is answered -32800 like any cancelled run.
@@ -252,7 +252,7 @@ class FineCodeServer(LanguageServer):
                 on_entry(entry)
 
         try:
-            batch = self.fine.batch(request, emit=emit, on_result=on_result)
+            batch = self.service.batch(request, emit=emit, on_result=on_result)
         except BadRequest as exc:
             if isinstance(emit, asyncio.Future):
                 emit.cancel()
@@ -304,11 +304,11 @@ class FineCodeServer(LanguageServer):
         if self.running:
             await asyncio.wait(self.running, timeout=WIND_DOWN)
         try:
-            await asyncio.wait_for(self.fine.close(), CANCEL_GRACE + 2 * STOP_TIMEOUT + 1)
+            await asyncio.wait_for(self.service.close(), CANCEL_GRACE + 2 * STOP_TIMEOUT + 1)
         except TimeoutError:
             pass
         finally:
-            self.fine.pool.kill_all()
+            self.service.pool.kill_all()
 
     @staticmethod
     def _shape(result: dict[str, Any], partial_token: Any) -> dict[str, Any]:
@@ -329,8 +329,8 @@ class FineCodeServer(LanguageServer):
         args = params.arguments or []
         command = params.command
         if command == CMD_LIST_PROJECTS:
-            await self.fine.prepare()  # after a discovery in flight (e.g. the first one)
-            return self.fine.list_projects()
+            await self.service.prepare()  # after a discovery in flight (e.g. the first one)
+            return self.service.list_projects()
         if command not in (CMD_RUN_ACTION, CMD_RUN_BATCH):
             raise JsonRpcInvalidParams(f"unknown command {command!r} (known: {CMD_RUN_ACTION}, "
                                        f"{CMD_RUN_BATCH}, {CMD_LIST_PROJECTS})")
@@ -364,7 +364,7 @@ def build_server(*, max_parallel: int | None = None) -> FineCodeServer:
         ls.trust.by_editor = trusted if isinstance(trusted, bool) else None
         limits = {key: ls.options.get(option) for key, option in
                   (("max_parallel", "maxParallel"), ("max_runners", "maxRunners"))}
-        ls.fine.set_limits(**{key: value for key, value in limits.items()
+        ls.service.set_limits(**{key: value for key, value in limits.items()
                                    if isinstance(value, int) and not isinstance(value, bool)
                                    and value > 0})
 
@@ -372,9 +372,9 @@ def build_server(*, max_parallel: int | None = None) -> FineCodeServer:
     async def initialized(ls: FineCodeServer, params: types.InitializedParams) -> None:
         await ls.rescan()
         ls.watching = asyncio.get_running_loop().create_task(ls.watch_configs())
-        if (ls.options.get("warmRunners", True) is not False and ls.fine.workspace.projects
+        if (ls.options.get("warmRunners", True) is not False and ls.service.workspace.projects
                 and ls.unasked_work_allowed()):
-            ls.warming = asyncio.get_running_loop().create_task(ls.fine.warm())
+            ls.warming = asyncio.get_running_loop().create_task(ls.service.warm())
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     async def watched_files_changed(ls: FineCodeServer,
@@ -424,7 +424,7 @@ def build_server(*, max_parallel: int | None = None) -> FineCodeServer:
     async def shutdown(ls: FineCodeServer, params: Any) -> None:
         for batch in list(ls.by_token.values()):
             batch.cancel()
-        await ls.fine.close()
+        await ls.service.close()
 
     for name in (CMD_RUN_ACTION, CMD_RUN_BATCH, CMD_LIST_PROJECTS):
         # Registered so that initialize advertises them; FineCodeProtocol runs them.
@@ -496,6 +496,6 @@ def serve_stdio(*, max_parallel: int | None = None) -> int:
         pass
     finally:
         server.shutdown()  # type: ignore[no-untyped-call]  # its thread pool
-    _kill_runners(server.fine.pool.pids())
+    _kill_runners(server.service.pool.pids())
     return 0 if getattr(server.protocol, "_shutdown", False) else 1
 

@@ -185,7 +185,7 @@ class McpFrontEnd:
 
     def __init__(self, workspace: Path, *, max_parallel: int | None = None) -> None:
         self.root = workspace.resolve()
-        self.fine = FineCode(_stderr, max_parallel=max_parallel,
+        self.service = FineCode(_stderr, max_parallel=max_parallel,
                              report=lambda problem: _stderr(f"config error: {problem}"),
                              warn=lambda warning: _stderr(f"warning: {warning}"))
         self.server: Server[Any] = Server("finecode-wm", version=__version__,
@@ -217,11 +217,11 @@ class McpFrontEnd:
     async def discover(self) -> None:
         """The workspace as it is now, off the event loop: nothing tells this server of new or
         changed projects, so every call looks (unchanged files are not read again)."""
-        await self.fine.discover([self.root])
+        await self.service.discover([self.root])
 
     def _list_projects(self) -> types.CallToolResult:
-        workspace = self.fine.workspace
-        projects = self.fine.list_projects()
+        workspace = self.service.workspace
+        projects = self.service.list_projects()
         problems = [f"{path}: {problem}" for path, problem in sorted(workspace.problems.items())]
         skipped = [workspace.skipped[path] for path in sorted(workspace.skipped)]
         lines = [f"{p.name}  {p.root}  [{', '.join(sorted(p.actions)) or '-'}]"
@@ -250,10 +250,10 @@ class McpFrontEnd:
 
     async def _run(self, ctx: ServerRequestContext[Any], request: RunRequest,
                    token: str | int | None) -> types.CallToolResult:
-        await self.fine.prepare(rediscover=True)
+        await self.service.prepare(rediscover=True)
         notifier = _Notifier(ctx, token) if token is not None else None
         try:
-            batch = self.fine.batch(request, emit=notifier)
+            batch = self.service.batch(request, emit=notifier)
         except BadRequest as exc:
             if notifier is not None:
                 notifier.task.cancel()
@@ -275,7 +275,7 @@ class McpFrontEnd:
         return self._shape(result)
 
     def _shape(self, result: dict[str, Any]) -> types.CallToolResult:
-        names = {str(p.root): p.name for p in self.fine.workspace.projects.values()}
+        names = {str(p.root): p.name for p in self.service.workspace.projects.values()}
         text = summary_text(result, names=names, base=self.root)
         return types.CallToolResult(content=[types.TextContent(text=text)],
                                     structured_content=result)
@@ -286,7 +286,7 @@ class McpFrontEnd:
         """Let cancelled batches finish (their runners get the grace), then stop every runner."""
         if self._running:
             await asyncio.wait(self._running, timeout=CLOSE_WAIT)
-        await self.fine.close()
+        await self.service.close()
 
     async def serve(self) -> None:
         """Serve until stdin closes; runners never outlive the server.
