@@ -86,7 +86,7 @@ class ProgressContext:
         reporter = self._reporter
         if message is not None:
             reporter.narrative = message
-        if reporter.timer is not None:  # a flush is pending: it will send this state
+        if reporter.pending:  # a flush is pending: it will send this state
             self._unchecked += 1
             if self._unchecked < CHECK_EVERY:
                 return
@@ -118,7 +118,7 @@ class ProgressContext:
         node = self._node
         if node is None:
             return
-        node.total = total
+        node.set_total(total)
         self._reporter.touch()
 
 

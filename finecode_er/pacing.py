@@ -93,6 +93,11 @@ class PacedStream:
     # lifecycle ------------------------------------------------------------------------------
 
     @property
+    def pending(self) -> bool:
+        """A report is scheduled: it will send the newest state without another `touch()`."""
+        return self.timer is not None
+
+    @property
     def begun(self) -> bool:
         return self.stream is not None
 

@@ -24,6 +24,7 @@ from .handlers import Handler, HandlerLoadError, ProjectHandlers, describe_failu
 from .projectcode import protect
 from .reporter import ExecutionReporter, NullReporter
 from .wire import INVALID_PARAMS, Connection, RpcError, progress_sender
+from .work import Composite
 
 ACTION_FAILED = -32001
 NOT_INITIALIZED = -32002
@@ -240,12 +241,14 @@ class Runner:
                 handler = handlers.load(spec.source)
             except HandlerLoadError as exc:
                 raise ActionFailed(str(exc), {"kind": "import", "handler": spec.source}) from None
+            work = reporter.handler_work()
             ctx = RunActionContext(project_root=root, config=dict(spec.config), action=name,
-                                   reporter=reporter, work=reporter.handler_work(),
-                                   partial=partial, delegate=delegate)
-            calls.append((spec.source, handler, ctx))
+                                   reporter=reporter, work=work, partial=partial,
+                                   delegate=delegate)
+            calls.append((spec.source, handler, ctx, work))
 
-        async def call(source: str, handler: Handler, ctx: RunActionContext) -> Any:
+        async def call(source: str, handler: Handler, ctx: RunActionContext,
+                       work: Composite) -> Any:
             finished = False
             try:
                 result = await handler(params, ctx)
@@ -260,7 +263,7 @@ class Runner:
                      "traceback": traceback.format_exception(exc)[-6:]},
                 ) from exc
             finally:
-                ctx._work.finish(abandoned=not finished)
+                work.finish(abandoned=not finished)
                 reporter.touch()
 
         if action.concurrent and len(calls) > 1:

@@ -44,6 +44,14 @@ class Scope:
         """A nested scope ended: its share leaves until this scope advances."""
         self._nested.remove(part)
 
+    def set_total(self, total: float) -> None:
+        """Declare (or correct) the steps this work has."""
+        self.total = total
+
+    def set_done(self, done: float) -> None:
+        """`done` steps are done (never more than the total, when there is one)."""
+        self.done = done if self.total is None else min(done, self.total)
+
     def set_fraction(self, fraction: float) -> None:
         """Record progress given as a fraction (an explicit percentage)."""
         fraction = min(1.0, max(0.0, fraction))

@@ -246,6 +246,15 @@ class BatchProgress:
 
     # -- child values -----------------------------------------------------------------------
 
+    def start(self, now: float) -> None:
+        """The batch started (the estimate of the time left counts from here)."""
+        self.started = now
+
+    def waiting_for_runner(self, child: Child) -> None:
+        """The child waits for a runner to start (said as `starting runners`), not merely for a
+        free slot or a warm runner."""
+        child.starting = True
+
     def running(self, child: Child, now: float) -> None:
         """The child got its runner and its request is on the way."""
         child.starting = False
@@ -292,7 +301,7 @@ class BatchProgress:
             if total is None:
                 problems.append(f"bad total {value['total']!r}")
             else:
-                work.total = total
+                work.set_total(total)
         if "done" in value:
             done = non_negative(value["done"])
             if done is None:
@@ -300,7 +309,7 @@ class BatchProgress:
             elif done < work.done:
                 problems.append(f"done went back ({work.done:g} → {done:g})")
             else:
-                work.done = done if work.total is None else min(done, work.total)
+                work.set_done(done)
         if "percentage" in value and work.total is None:
             percentage = non_negative(value["percentage"])
             if percentage is None or percentage > 100:
@@ -308,7 +317,7 @@ class BatchProgress:
             elif work.hint is not None and percentage / 100 < work.hint:
                 problems.append("percentage went back")
             else:
-                work.hint = percentage / 100
+                work.set_fraction(percentage / 100)
         return problems
 
     def finish(self, child: Child, status: str) -> None:

@@ -183,7 +183,7 @@ class Batch:
         returned, as the stream said.
         """
         self._task = asyncio.current_task()
-        self.progress.started = time.monotonic()
+        self.progress.start(time.monotonic())
         self._beginning = asyncio.get_running_loop().create_task(self._begin())
         interrupted = False
         try:
@@ -356,12 +356,11 @@ class Batch:
     async def _execute(self, index: int, planned: Planned, child: Child) -> None:
         """One child on a leased runner; its result is recorded before the lease ends."""
         self._started[index] = time.monotonic()
-        router = self._pool.router
         project = planned.project
         execution = Execution(project, planned.action,
                               (*self._chain, (project.root, project.name, planned.action)),
                               self._slots, up=self._parent)
-        token = router.mint(lambda value: self._on_child_value(child, value), execution)
+        token = self._pool.mint(lambda value: self._on_child_value(child, value), execution)
         action = project.actions[planned.action]
         timeout = self.options.timeout or action.timeout
         config, version = action.to_json(), project.code_version()
@@ -389,7 +388,7 @@ class Batch:
         except RunnerDied as exc:
             self._record(index, "failed", error=str(exc))
         finally:
-            router.release(token)
+            self._pool.release(token)
             execution.cancel_delegated()
 
     @contextlib.asynccontextmanager
@@ -400,14 +399,12 @@ class Batch:
         none of its environment is ready, the child counts as waiting for a runner to start
         (said in the narrative)."""
         avoid = execution.ancestors_runners()
-        child.starting = not self._pool.has_ready(environment, avoid=avoid)
-        try:
-            async with self._pool.lease(environment, avoid=avoid) as runner:
-                execution.runner = runner
-                self.progress.running(child, time.monotonic())
-                yield runner
-        finally:
-            child.starting = False
+        if not self._pool.has_ready(environment, avoid=avoid):
+            self.progress.waiting_for_runner(child)  # until it runs or finishes
+        async with self._pool.lease(environment, avoid=avoid) as runner:
+            execution.runner = runner
+            self.progress.running(child, time.monotonic())
+            yield runner
 
     def _record_error(self, index: int, exc: RpcError) -> None:
         self._record(index, "cancelled" if exc.code == REQUEST_CANCELLED else "failed",

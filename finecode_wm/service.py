@@ -51,8 +51,8 @@ class FineCode:
         self.workspace = Workspace()
         self.max_parallel = max_parallel or os.cpu_count() or 2
         self.slots = asyncio.Semaphore(self.max_parallel)
-        self.pool = RunnerPool(log, per_environment=self.max_parallel)
-        self.pool.on_request = self._runner_request
+        self.pool = RunnerPool(log, per_environment=self.max_parallel,
+                               on_request=self._runner_request)
         self.history = History()  # how long each (project, action) took: weighs the bar by time
 
     def set_limits(self, *, max_parallel: int | None = None,
@@ -75,7 +75,7 @@ class FineCode:
     def _applied(self) -> None:
         """After a scan: runners learn the folders (what is project code), and the person
         every problem and skipped file, each once."""
-        self.pool.folders = tuple(self.workspace.folders)
+        self.pool.set_folders(tuple(self.workspace.folders))
         if self.workspace.folders:
             self.discovered.set()
         for problem in self.workspace.problems.values():
@@ -133,15 +133,14 @@ class FineCode:
             raise RpcError(METHOD_NOT_FOUND, f"the WM does not answer {method!r}")
         if not isinstance(params, dict):
             raise RpcError(INVALID_PARAMS, "runAction params must be an object")
-        parent = self.pool.router.owner(params.get("parent"))
+        parent = self.pool.owner(params.get("parent"))
         if not isinstance(parent, Execution):
             raise RpcError(INVALID_PARAMS, "runAction must name a running execution ('parent')")
         await self.prepare()
         try:
             request = parse_delegation(params, parent.project.root)
             token = params.get("progressToken")
-            emit = progress_sender(runner.conn.notify, token) \
-                if token is not None and runner.conn is not None else None
+            emit = progress_sender(runner.notify, token) if token is not None else None
             batch = self.batch(request, emit=emit, parent=parent)
         except BadRequest as exc:
             raise RpcError(INVALID_PARAMS, str(exc)) from None

@@ -200,7 +200,8 @@ class FakePool:
     per_environment = 3
 
     def __init__(self) -> None:
-        self.router = ProgressRouter(lambda _m: None)
+        router = ProgressRouter(lambda _m: None)
+        self.mint, self.release = router.mint, router.release
         self.runner = FakeRunner()
 
     def has_ready(self, environment: Environment, *, avoid: object = ()) -> bool:

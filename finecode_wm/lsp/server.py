@@ -111,6 +111,7 @@ class FineCodeServer(LanguageServer):
         self.warming: asyncio.Task[None] | None = None
         self.watching: asyncio.Task[None] | None = None
         self.trust = SessionTrust()
+        self.shut_down = False  # the client asked for `shutdown`: exit code 0 (per LSP)
         self._token_ids = itertools.count(1)
         self.diagnostics = EditorDiagnostics(self, self.service)
 
@@ -422,6 +423,7 @@ def build_server(*, max_parallel: int | None = None) -> FineCodeServer:
 
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: FineCodeServer, params: Any) -> None:
+        ls.shut_down = True
         for batch in list(ls.by_token.values()):
             batch.cancel()
         await ls.service.close()
@@ -497,5 +499,5 @@ def serve_stdio(*, max_parallel: int | None = None) -> int:
     finally:
         server.shutdown()  # type: ignore[no-untyped-call]  # its thread pool
     _kill_runners(server.service.pool.pids())
-    return 0 if getattr(server.protocol, "_shutdown", False) else 1
+    return 0 if server.shut_down else 1
 

@@ -42,21 +42,27 @@ class RunnerPool:
     """
 
     def __init__(self, log: Log, *, per_environment: int | None = None,
-                 max_runners: int | None = None) -> None:
+                 max_runners: int | None = None, on_request: RequestHandler | None = None) -> None:
+        """`on_request` answers the runners' requests (a handler's `ctx.run_action`)."""
         self._log = log
-        self.router = ProgressRouter(log)
+        self._router = ProgressRouter(log)
         self._envs: dict[Environment, list[RunnerProcess]] = {}
         self._owned: set[RunnerProcess] = set()  # every process not yet known to be gone
         self._stopping: set[asyncio.Task[None]] = set()
         self.per_environment = per_environment or os.cpu_count() or 2
         self._max_runners = max_runners
-        self.on_request: RequestHandler | None = None  # requests from runners (delegation)
-        self.folders: tuple[Path, ...] = ()  # the workspace folders, told to every new runner
+        self._on_request = on_request
+        self._folders: tuple[Path, ...] = ()  # the workspace folders, told to every new runner
         self.closed = False  # after stop_all: no runner starts again
 
     @property
     def max_runners(self) -> int:
         return self._max_runners or max(MIN_RUNNERS, self.per_environment)
+
+    def set_folders(self, folders: tuple[Path, ...]) -> None:
+        """The workspace folders (their code is loaded from source only): told to every runner
+        started from now on."""
+        self._folders = folders
 
     def set_limits(self, *, per_environment: int | None = None,
                    max_runners: int | None = None) -> None:
@@ -64,6 +70,21 @@ class RunnerPool:
             self.per_environment = per_environment
         if max_runners:
             self._max_runners = max_runners
+
+    # -- child tokens -----------------------------------------------------------------------
+
+    def mint(self, deliver: Callable[[Any], None], owner: object = None) -> str:
+        """A fresh child token: the runners' `$/progress` on it goes to `deliver`; `owner` is
+        the execution it names (found again by `owner()` for a runner's request)."""
+        return self._router.mint(deliver, owner)
+
+    def owner(self, token: Any) -> object:
+        """The owner a live token was minted for, else None."""
+        return self._router.owner(token)
+
+    def release(self, token: str) -> None:
+        """The child is over: late values on its token are dropped quietly."""
+        self._router.release(token)
 
     # -- leasing ----------------------------------------------------------------------------
 
@@ -114,20 +135,15 @@ class RunnerPool:
     def _spawn(self, environment: Environment) -> RunnerProcess:
         if self.closed:
             raise RunnerDied("the WM is shutting down")
-        runner = RunnerProcess(environment, self.router, self._log,
-                               on_request=self._delegate, on_change=self._changed)
-        runner.folders = self.folders
+        runner = RunnerProcess(environment, self._router.deliver, self._log,
+                               on_request=self._on_request, on_change=self._changed,
+                               folders=self._folders)
         self._envs.setdefault(environment, []).append(runner)
         self._owned.add(runner)
         runner.starting = self._track(asyncio.get_running_loop().create_task(runner.start()),
                                       log_failure=False)
         self._evict_over_cap()
         return runner
-
-    async def _delegate(self, runner: RunnerProcess, method: str, params: Any) -> Any:
-        if self.on_request is None:
-            raise RuntimeError(f"the WM does not answer {method}")
-        return await self.on_request(runner, method, params)
 
     # -- lifecycle bookkeeping (synchronous: decisions never span an await) -----------------
 

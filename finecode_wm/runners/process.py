@@ -26,7 +26,6 @@ from finecode_er.wire import Connection, ConnectionClosed
 from ..paths import cache_dir
 from ..workspace import Environment
 from .lifecycle import RunnerState
-from .routing import ProgressRouter
 
 __all__ = ["CANCEL_GRACE", "STOP_TIMEOUT", "LineCutter", "RunnerDied", "RunnerProcess",
            "runner_path"]
@@ -114,12 +113,12 @@ class RunnerProcess:
     does the I/O. The child is killed whatever happens to the task stopping it.
     """
 
-    def __init__(self, environment: Environment, router: ProgressRouter, log: Log, *,
-                 on_request: RequestHandler | None = None,
+    def __init__(self, environment: Environment, on_progress: Callable[[Any], None], log: Log, *,
+                 on_request: RequestHandler | None = None, folders: tuple[Path, ...] = (),
                  on_change: Callable[[RunnerProcess], None] | None = None) -> None:
         self.environment = environment
         self.state = RunnerState()
-        self._router = router
+        self._on_progress = on_progress  # every `$/progress` params, straight from the pipe
         self._log = log
         self._on_request = on_request
         self._on_change = on_change or (lambda _r: None)
@@ -130,7 +129,7 @@ class RunnerProcess:
         self.killed_because: str | None = None
         self._watchers: set[asyncio.Task[None]] = set()
         self.starting: asyncio.Task[None] | None = None
-        self.folders: tuple[Path, ...] = ()  # loaded from source only (workspace trust)
+        self.folders = folders  # loaded from source only (workspace trust)
         self.stopping = False  # a stop is under way: no second one, no cancel bookkeeping
         self._settled = asyncio.Event()  # every cancelled request was answered
         self._settled.set()
@@ -228,7 +227,7 @@ class RunnerProcess:
 
     def _notified(self, method: str, params: Any) -> None:
         if method == "$/progress":
-            self._router.deliver(params)
+            self._on_progress(params)
 
     async def _requested(self, method: str, params: Any) -> Any:
         assert self._on_request is not None
@@ -285,6 +284,11 @@ class RunnerProcess:
             code = await self._exit_code()
             raise RunnerDied(f"runner ({self.name}) exited (code {code}){self._why()}") from None
 
+    def notify(self, method: str, params: Any = None) -> None:
+        """A notification to the runner (dropped once its connection is gone)."""
+        if self.conn is not None:
+            self.conn.notify(method, params)
+
     def _cancel_sent(self, msg_id: int) -> None:
         if self.stopping:
             return  # our own `shutdown` timed out: the stop kills the process anyway
@@ -297,7 +301,7 @@ class RunnerProcess:
 
     def _cancel_answered(self, _msg_id: int) -> None:
         self.state.cancel_answered()
-        if self.conn is not None and not self.conn.cancelling:
+        if self.conn is not None and not self.conn.is_cancelling():
             self._settled.set()
         self._on_change(self)
 
@@ -305,7 +309,7 @@ class RunnerProcess:
         """Kill the runner if a cancelled request is still unanswered after the grace period."""
         await asyncio.sleep(CANCEL_GRACE)
         conn = self.conn
-        if conn is not None and self.alive and msg_id in conn.cancelling:
+        if conn is not None and self.alive and conn.is_cancelling(msg_id):
             self.killed_because = (f"a handler ignored cancellation for {CANCEL_GRACE:g} s; "
                                    "the runner was killed and is replaced on next use")
             self._log(f"[runner {self.pid}] {self.killed_because}")
@@ -335,7 +339,7 @@ class RunnerProcess:
             if proc is not None and proc.returncode is None and self.conn is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.conn.request("shutdown", None), STOP_TIMEOUT)
-                    self.conn.notify("exit")
+                    self.notify("exit")
                 if proc.stdin is not None:
                     proc.stdin.close()
                 with contextlib.suppress(TimeoutError):

@@ -23,13 +23,13 @@ class ProgressRouter:
     def __init__(self, log: Log) -> None:
         self._log = log
         self._routes: dict[str, Callable[[Any], None]] = {}
-        self._owners: dict[str, Any] = {}
+        self._owners: dict[str, object] = {}
         # Released tokens: a cancelled child's runner may still send its last values there.
         self._retired: dict[str, None] = {}
         self._ids = itertools.count(1)
         self.dropped = 0
 
-    def mint(self, deliver: Callable[[Any], None], owner: Any = None) -> str:
+    def mint(self, deliver: Callable[[Any], None], owner: object = None) -> str:
         """A fresh child token; `owner` is the execution it names (for runner requests)."""
         token = f"fc-{next(self._ids)}"
         self._routes[token] = deliver
@@ -37,7 +37,7 @@ class ProgressRouter:
             self._owners[token] = owner
         return token
 
-    def owner(self, token: Any) -> Any:
+    def owner(self, token: Any) -> object:
         return self._owners.get(token) if isinstance(token, str) else None
 
     def release(self, token: str) -> None:
