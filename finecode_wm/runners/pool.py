@@ -48,7 +48,7 @@ class RunnerPool:
         self._router = ProgressRouter(log)
         self._envs: dict[Environment, list[RunnerProcess]] = {}
         self._owned: set[RunnerProcess] = set()  # every process not yet known to be gone
-        self._stopping: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()  # runners' starts and stops
         self.per_environment = per_environment or os.cpu_count() or 2
         self._max_runners = max_runners
         self._on_request = on_request
@@ -107,8 +107,7 @@ class RunnerPool:
         while True:
             runner = self._choose(environment, avoid)  # decided and leased with no await between
             try:
-                if runner.starting is not None:
-                    await asyncio.shield(runner.starting)
+                await runner.started()
             except BaseException:
                 self._release(runner)
                 raise
@@ -140,8 +139,7 @@ class RunnerPool:
                                folders=self._folders)
         self._envs.setdefault(environment, []).append(runner)
         self._owned.add(runner)
-        runner.starting = self._track(asyncio.get_running_loop().create_task(runner.start()),
-                                      log_failure=False)
+        self._track(runner.start_soon(), log_failure=False)
         self._evict_over_cap()
         return runner
 
@@ -153,7 +151,7 @@ class RunnerPool:
         if not state.live:
             self._forget(runner)
             self._owned.discard(runner)
-        elif state.stop_due and not runner.stopping:
+        elif state.stop_due:
             self._forget(runner)
             self._track(runner.stop_soon())
         elif state.evictable:
@@ -180,10 +178,10 @@ class RunnerPool:
     def _track(self, task: asyncio.Task[None], *, log_failure: bool = True
                ) -> asyncio.Task[None]:
         """Keep a runner's start or stop task until it ends (`stop_all` waits for them)."""
-        self._stopping.add(task)
+        self._background.add(task)
 
         def done(t: asyncio.Task[None]) -> None:
-            self._stopping.discard(t)
+            self._background.discard(t)
             if not t.cancelled() and t.exception() is not None and log_failure:
                 self._log(f"runner stop failed: {t.exception()!r}")
 
@@ -207,9 +205,8 @@ class RunnerPool:
                 room -= 1
                 starting.append((environment, self._spawn(environment)))
         for environment, runner in starting:
-            assert runner.starting is not None
             try:
-                await asyncio.shield(runner.starting)
+                await runner.started()
             except Exception as exc:
                 self._log(f"could not warm a runner for {environment.label}: {exc}")
 
@@ -235,12 +232,11 @@ class RunnerPool:
     async def stop_all(self) -> None:
         """Stop every runner; none starts afterwards (a late lease gets `RunnerDied`)."""
         self.closed = True
-        while self._owned or self._stopping:
+        while self._owned or self._background:
             runners = list(self._owned)
             self._envs = {}
             for runner in runners:
-                if runner.starting is not None and not runner.starting.done():
-                    runner.starting.cancel()
+                runner.cancel_start()
             await asyncio.gather(*(r.stop() for r in runners), return_exceptions=True)
             self._owned.difference_update(runners)
-            await asyncio.gather(*list(self._stopping), return_exceptions=True)
+            await asyncio.gather(*list(self._background), return_exceptions=True)

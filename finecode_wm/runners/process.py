@@ -126,11 +126,9 @@ class RunnerProcess:
         self.conn: Connection | None = None
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
         self._tasks: list[asyncio.Task[None]] = []
-        self.killed_because: str | None = None
         self._watchers: set[asyncio.Task[None]] = set()
-        self.starting: asyncio.Task[None] | None = None
+        self._starting: asyncio.Task[None] | None = None  # `start()`, shared by every lease
         self.folders = folders  # loaded from source only (workspace trust)
-        self.stopping = False  # a stop is under way: no second one, no cancel bookkeeping
         self._settled = asyncio.Event()  # every cancelled request was answered
         self._settled.set()
 
@@ -198,6 +196,25 @@ class RunnerProcess:
         await self.kill()
         raise failure
 
+    def start_soon(self) -> asyncio.Task[None]:
+        """`start()` in its own task, which every lease of this runner waits for."""
+        self._starting = asyncio.get_running_loop().create_task(self.start())
+        return self._starting
+
+    async def started(self) -> None:
+        """Wait until the runner has started (raises what made its start fail).
+
+        Shielded: the start is shared by every lease waiting on it, so a waiter that is
+        cancelled stops waiting without cancelling the start for the others.
+        """
+        if self._starting is not None:
+            await asyncio.shield(self._starting)
+
+    def cancel_start(self) -> None:
+        """Stop a start that is still under way (the WM is shutting down)."""
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+
     def _ended(self) -> None:
         if self.state.live:
             self.state.stopped()
@@ -214,15 +231,14 @@ class RunnerProcess:
         which its requests in flight fail with."""
         assert self.conn is not None and self.proc is not None
         await self.conn.serve()
-        if self.conn.violation is None and self.stopping:
+        if self.conn.violation is None and self.state.stopping:
             return  # the stop waits for the exit, and kills if it does not come
         if self.conn.violation is None:
             with contextlib.suppress(TimeoutError):  # the usual end: the process is exiting
                 await asyncio.wait_for(self.proc.wait(), CLOSED_WAIT)
         if self.proc.returncode is None:
             why = self.conn.violation or "it closed its stdout while still running"
-            self.killed_because = f"{why}; the runner was killed and is replaced on next use"
-            self._log(f"[runner {self.pid}] {self.killed_because}")
+            self._killing(f"{why}; the runner was killed and is replaced on next use")
             await self.kill()
 
     def _notified(self, method: str, params: Any) -> None:
@@ -268,7 +284,8 @@ class RunnerProcess:
 
     def _why(self) -> str:
         """Why the runner is gone: the WM's own reason when it killed it, else its last words."""
-        return f": {self.killed_because}" if self.killed_because else self._tail()
+        killed = self.state.killed_because
+        return f": {killed}" if killed else self._tail()
 
     async def request(self, method: str, params: Any) -> Any:
         """A request to the runner; a runner that dies meanwhile raises `RunnerDied`.
@@ -290,7 +307,7 @@ class RunnerProcess:
             self.conn.notify(method, params)
 
     def _cancel_sent(self, msg_id: int) -> None:
-        if self.stopping:
+        if self.state.stopping:
             return  # our own `shutdown` timed out: the stop kills the process anyway
         self.state.cancel_sent()
         self._settled.clear()
@@ -310,10 +327,13 @@ class RunnerProcess:
         await asyncio.sleep(CANCEL_GRACE)
         conn = self.conn
         if conn is not None and self.alive and conn.is_cancelling(msg_id):
-            self.killed_because = (f"a handler ignored cancellation for {CANCEL_GRACE:g} s; "
-                                   "the runner was killed and is replaced on next use")
-            self._log(f"[runner {self.pid}] {self.killed_because}")
+            self._killing(f"a handler ignored cancellation for {CANCEL_GRACE:g} s; the runner "
+                          "was killed and is replaced on next use")
             await self.kill()
+
+    def _killing(self, reason: str) -> None:
+        self.state.killed(reason)
+        self._log(f"[runner {self.pid}] {reason}")
 
     async def _exit_code(self) -> int | None:
         assert self.proc is not None
@@ -330,7 +350,7 @@ class RunnerProcess:
         (their `finally`): `exit` would end them where they are. The kill is in `finally`:
         cancelling the task that stops a runner never leaves the process behind.
         """
-        self.stopping = True
+        self.state.stop_begun()
         try:
             proc = self.proc
             if self.alive and not self._settled.is_set():
@@ -350,7 +370,7 @@ class RunnerProcess:
     def stop_soon(self) -> asyncio.Task[None]:
         """`stop()` in its own task; the process is killed even if that task is cancelled
         before it ever ran (a done-callback runs whatever happens)."""
-        self.stopping = True
+        self.state.stop_begun()
         task = asyncio.get_running_loop().create_task(self.stop())
         task.add_done_callback(lambda _t: self.terminate())
         return task
