@@ -13,6 +13,12 @@ A delegated batch (`ctx.run_action`) reports to the delegating runner instead, w
 late switch: its stream (`FractionStream`) begins at once and carries the batch's fraction
 whenever there is one.
 
+One cancel scope: the children run as tasks of the batch's `CancelScope` (one task each, or one
+task running them in order). `cancel()` and stop-on-failure cancel that scope; cancelling the
+task running `run()` cancels it too, as every task group does. The per-child timeout is an
+`asyncio.timeout` around the child's request. What a child delegates runs in its execution's
+scope (`delegation.Execution`), inside the child's task, so it is cancelled with the child.
+
 Cancel decision (docs/progress.md#cancellation): every cancel path — `cancel()` (a progress
 token's cancel, Ctrl-C, MCP) and the cancellation of the task running `run()` (`$/cancelRequest`,
 a delegating parent's cancel) — ends in `_decide`, so the stream's end and the response always
@@ -34,6 +40,7 @@ from finecode_er.streams import FractionStream, Stream, Value
 from finecode_er.wire import REQUEST_CANCELLED, MessageTooLarge, RpcError
 
 from .aggregation import BatchProgress, Child
+from .cancelscope import CancelScope
 from .delegation import Execution, refusal
 from .history import History, signature
 from .planning import BatchOptions, Planned
@@ -145,10 +152,11 @@ class Batch:
         self._unfinished = len(planned)
         self._started: list[float | None] = [None] * len(planned)
         self._stream: _BatchStream | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._scope = CancelScope()  # every child runs in it: `cancel()` cancels it
         self._child_begun = asyncio.Event()
-        self._task: asyncio.Task[Any] | None = None  # the one running `run()`
-        self._cancel_asked = False  # `cancel()` was called before the batch settled
+        # A cancel was asked (`cancel()`, or the task running `run()` was cancelled) before the
+        # batch settled.
+        self._cancel_asked = False
         self._settled = not planned  # every child finished before any cancel was asked
         self.cancelled = False  # the decision (`_decide`): final once `run()` has returned
         self._halted: str | None = None
@@ -168,12 +176,10 @@ class Batch:
         self._halt("the batch was cancelled")
 
     def _halt(self, reason: str) -> None:
+        """Stop every unfinished child (a child that halts the batch has its entry already)."""
         if self._halted is None:
             self._halted = reason
-        current = asyncio.current_task()
-        for task in self._tasks:
-            if task is not current:  # a child halting the batch finishes its own record
-                task.cancel()
+        self._scope.cancel()
 
     async def run(self) -> dict[str, Any]:
         """Run every child; the stream ends before this returns, whatever happens.
@@ -182,22 +188,28 @@ class Batch:
         ends cancelled (`_decide`); a cancel that came too late is absorbed and the result
         returned, as the stream said.
         """
-        self._task = asyncio.current_task()
+        task = asyncio.current_task()
+        assert task is not None
         self.progress.start(time.monotonic())
         self._beginning = asyncio.get_running_loop().create_task(self._begin())
         interrupted = False
         try:
-            await self._run_children()
-        except asyncio.CancelledError:
-            interrupted = True
+            async with self._scope:
+                self._start_children()
+        except asyncio.CancelledError:  # the task running this was cancelled
+            interrupted = self._cancel_asked = True
+            if self._halted is None:
+                self._halted = "the request was cancelled"
         except BaseException:
+            self._not_run()
             await self._end(interrupted=True)
             raise
+        self._not_run()
         if await self._end(interrupted=interrupted):
             if self.cancelled:
                 raise asyncio.CancelledError
-            while self._task is not None and self._task.cancelling():
-                self._task.uncancel()
+            while task.cancelling():  # the cancel came too late: it changes nothing
+                task.uncancel()
         return self.result()
 
     def result(self) -> dict[str, Any]:
@@ -245,18 +257,19 @@ class Batch:
         outcome, and end the stream with it; True when the running task was cancelled.
 
         A token request the client has not answered within `TOKEN_WAIT` is left to finish on
-        its own (cancelling it inside pygls would show the user an error); it begins nothing.
+        its own (cancelling it inside pygls would show the user an error): `asyncio.wait`
+        cancels nothing it waits for, on its timeout or when this task is cancelled.
         """
         self._child_begun.set()
-        assert self._beginning is not None
+        beginning = self._beginning
+        assert beginning is not None
         try:
-            await asyncio.wait_for(asyncio.shield(self._beginning), TOKEN_WAIT)
-        except TimeoutError:
-            pass
+            await asyncio.wait([beginning], timeout=TOKEN_WAIT)
         except asyncio.CancelledError:  # the request itself was cancelled meanwhile
             interrupted = True
-        except Exception as exc:  # the token could not be created: run silently
-            self._log(f"progress token unavailable: {exc}")
+        if beginning.done() and not beginning.cancelled() and beginning.exception() is not None:
+            # the token could not be created: the batch ran silently
+            self._log(f"progress token unavailable: {beginning.exception()}")
         self._ended = True
         self.cancelled = self._decide(asked=self._cancel_asked or interrupted)
         if self._stream is not None:
@@ -296,46 +309,34 @@ class Batch:
 
     # -- children ---------------------------------------------------------------------------
 
-    async def _run_children(self) -> None:
-        """Every child gets an entry, even one cancelled before its task began to run.
-
-        `gather(..., return_exceptions=True)`: a child cancelled before it started must not end
-        the wait while the others still run; cancelling this task still cancels them all.
-        """
-        loop = asyncio.get_running_loop()
-        if self.options.concurrent:
-            self._tasks = [loop.create_task(self._run_child(i)) for i in range(len(self._planned))]
-            try:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
-            finally:
-                for index in range(len(self._planned)):
-                    self._not_run(index)
+    def _start_children(self) -> None:
+        """One task per child in the batch's scope, or one task running them in order
+        (`concurrent: false`); none once the batch was cancelled before it started."""
+        if not self._scope.open:
             return
-        current = asyncio.current_task()
-        for index in range(len(self._planned)):
-            if current is not None and current.cancelling() and self._halted is None:
-                self._halt("the request was cancelled")
-            if self._halted is not None:
-                self._not_run(index)
-                continue
-            task = loop.create_task(self._run_child(index))
-            self._tasks = [task]
-            with contextlib.suppress(asyncio.CancelledError):  # ours: raised after the loop
-                await asyncio.gather(task, return_exceptions=True)
-            self._not_run(index)
-        if current is not None and current.cancelling():
-            raise asyncio.CancelledError
+        if self.options.concurrent:
+            for index in range(len(self._planned)):
+                self._scope.start(self._run_child(index))
+        else:
+            self._scope.start(self._run_in_order())
 
-    def _not_run(self, index: int) -> None:
-        """The entry of a child that never got to record one (no-op for the others)."""
-        self._record(index, "cancelled", error=f"not run: {self._halted or 'cancelled'}")
+    async def _run_in_order(self) -> None:
+        for index in range(len(self._planned)):
+            if self._halted is not None:
+                return
+            await self._run_child(index)
+
+    def _not_run(self) -> None:
+        """Every child gets an entry, even one whose task was cancelled before it began, or
+        never started (no-op for the others)."""
+        for index in range(len(self._planned)):
+            self._record(index, "cancelled", error=f"not run: {self._halted or 'cancelled'}")
 
     async def _run_child(self, index: int) -> None:
         planned = self._planned[index]
         child = self.progress.children[index]
         if self._halted is not None:  # halted before this child's task began
-            self._not_run(index)
-            return
+            return  # its entry is `_not_run`'s
         refused = refusal(self._chain, planned.project, planned.action)
         if refused is not None:
             self._record(index, "failed", error=refused)
@@ -343,8 +344,9 @@ class Batch:
         try:
             async with self._slots:
                 await self._execute(index, planned, child)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # the batch's scope was cancelled
             self._record(index, "cancelled", error=self._halted or "cancelled")
+            raise
         except Exception as exc:  # whatever goes wrong costs this child only
             error = f"could not run: {describe_failure(exc)}"
             self._log(f"{planned.project.name}/{planned.action}: {error}")
@@ -354,7 +356,11 @@ class Batch:
             self._halt(f"stopped at the first failure ({planned.project.name}/{planned.action})")
 
     async def _execute(self, index: int, planned: Planned, child: Child) -> None:
-        """One child on a leased runner; its result is recorded before the lease ends."""
+        """One child on a leased runner; its result is recorded before the lease ends.
+
+        What the child delegates (`ctx.run_action`) runs in its execution's scope, inside this
+        task: cancelling the child cancels it, and it ends when the child does.
+        """
         self._started[index] = time.monotonic()
         project = planned.project
         execution = Execution(project, planned.action,
@@ -368,11 +374,12 @@ class Batch:
         params = {"action": planned.action, "projectRoot": str(project.root),
                   "actionConfig": config, "codeVersion": version,
                   "params": self._params, "workDoneToken": token}
+        environment = project.environment_for(planned.action)
         try:
-            async with self._leased(child, execution,
-                                    project.environment_for(planned.action)) as runner:
+            async with self._leased(child, execution, environment) as runner, execution.scope:
                 try:
-                    result = await asyncio.wait_for(runner.request("run", params), timeout)
+                    async with asyncio.timeout(timeout):
+                        result = await runner.request("run", params)
                 except TimeoutError:
                     self._record(index, "failed", error=f"timed out after {timeout:g} s")
                 except RpcError as exc:
@@ -385,11 +392,13 @@ class Batch:
                     self._record(index, "failed", error=error)
                 else:
                     self._record(index, "ok", result=result)
+                finally:
+                    self._pool.release(token)  # no runner's request names it from here on
+                    execution.end()
         except RunnerDied as exc:
             self._record(index, "failed", error=str(exc))
         finally:
-            self._pool.release(token)
-            execution.cancel_delegated()
+            self._pool.release(token)  # also when it never got a runner
 
     @contextlib.asynccontextmanager
     async def _leased(self, child: Child, execution: Execution,
@@ -431,8 +440,8 @@ class Batch:
                 entry["errorData"] = data
         self.results[index] = entry
         self._unfinished -= 1
-        if not self._unfinished and not self._cancel_asked and not (
-                self._task is not None and self._task.cancelling()):
+        if not self._unfinished and not self._cancel_asked and \
+                not self._scope.cancelled_from_outside():
             self._settled = True  # from here on, a cancel changes nothing
         child = self.progress.children[index]
         # A failed run's time is real work too (the next one will likely fail the same way);

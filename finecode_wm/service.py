@@ -137,6 +137,8 @@ class FineCode:
         if not isinstance(parent, Execution):
             raise RpcError(INVALID_PARAMS, "runAction must name a running execution ('parent')")
         await self.prepare()
+        if not parent.running:
+            raise RpcError(INVALID_PARAMS, "runAction must name a running execution ('parent')")
         try:
             request = parse_delegation(params, parent.project.root)
             token = params.get("progressToken")
@@ -144,14 +146,7 @@ class FineCode:
             batch = self.batch(request, emit=emit, parent=parent)
         except BadRequest as exc:
             raise RpcError(INVALID_PARAMS, str(exc)) from None
-        task = asyncio.current_task()
-        assert task is not None
-        parent.delegated.add(task)
-        try:
-            async with parent.lending_slot():
-                return await batch.run()
-        finally:
-            parent.delegated.discard(task)
+        return await parent.delegate(batch.run)
 
     async def warm(self) -> None:
         """The runners a first request would use, started ahead of it (no project code)."""

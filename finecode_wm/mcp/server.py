@@ -262,6 +262,9 @@ class McpFrontEnd:
         self._running.add(running)
         running.add_done_callback(self._running.discard)
         try:
+            # Shielded on purpose: the SDK cancels this handler through an anyio cancel scope,
+            # which cancels every await inside it again until it exits; the batch winds down in
+            # its own task instead (its runners answer, or get the grace kill).
             result = await asyncio.shield(running)
             if notifier is not None:
                 await notifier.drain()
