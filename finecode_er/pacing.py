@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from .streams import Stream, Value
+from .streams import Stream, Units, Value
 
 __all__ = ["INTERNAL_INTERVAL", "RECHECK", "REPORT_INTERVAL", "Emit", "Measure", "PacedStream",
            "Shape"]
@@ -47,10 +47,10 @@ class Shape(Protocol):
     determinate: bool
 
     def begin(self, *, determinate: bool, fraction: float | None = None,
-              message: str | None = None, extra: Value | None = None) -> Value: ...
+              message: str | None = None, extra: Units | None = None) -> Value: ...
 
     def report(self, *, fraction: float | None, message: str | None = None,
-               complete: bool = False, extra: Value | None = None) -> Value | None: ...
+               complete: bool = False, extra: Units | None = None) -> Value | None: ...
 
     def end(self, message: str | None = None) -> Value | None: ...
 
@@ -86,7 +86,7 @@ class PacedStream:
         """The narrative shown with the next value."""
         return None
 
-    def extra(self, fraction: float | None) -> Value | None:
+    def extra(self, fraction: float | None) -> Units | None:
         """Fields sent along with begin and reports (none by default)."""
         return None
 

@@ -9,7 +9,7 @@ for no progress.
 from __future__ import annotations
 
 from .pacing import INTERNAL_INTERVAL, Emit, PacedStream
-from .streams import Value
+from .streams import Units, Value
 from .work import Composite
 
 __all__ = ["MAX_TEXT", "ExecutionReporter", "NullReporter", "cut"]
@@ -47,7 +47,7 @@ class ExecutionReporter(PacedStream):
     def message(self) -> str | None:
         return cut(self.narrative)
 
-    def extra(self, fraction: float | None) -> Value | None:
+    def extra(self, fraction: float | None) -> Units | None:
         units = self.root.units()
         if units is None:
             return {}

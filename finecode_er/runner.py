@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 import os
 import sys
 import traceback
@@ -23,6 +22,7 @@ from .config import ActionConfig, ConfigError, load_project, parse_actions
 from .handlers import Handler, HandlerLoadError, ProjectHandlers, describe_failure
 from .projectcode import protect
 from .reporter import ExecutionReporter, NullReporter
+from .streams import read_value
 from .wire import INVALID_PARAMS, Connection, RpcError, progress_sender
 from .work import Composite
 
@@ -118,14 +118,9 @@ class Runner:
         """`{kind: "fraction", fraction?, message?}` of a delegated batch (see docs/protocol.md):
         it moves the attached step and narrates the parent's stream."""
         attached = self._attached.get(token) if isinstance(token, str) else None
-        if attached is None or not isinstance(value, dict) or value.get("kind") != "fraction":
-            return
-        fraction = value.get("fraction")
-        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or \
-                not math.isfinite(fraction):
-            fraction = None
-        message = value.get("message")
-        attached.update(fraction, message if isinstance(message, str) else None)
+        reading = read_value(value)
+        if attached is not None and reading.kind == "fraction":
+            attached.update(reading.fraction, reading.message)
 
     # -- initialize -------------------------------------------------------------------------
 

@@ -5,16 +5,104 @@ no clock).
   percentage decided at begin, never decreasing, 100 only when complete, one end.
 - `FractionStream` is what a delegating runner is told about its delegated work: the fraction
   itself (no rounding, no begin rule) and the narrative.
+- `Value` is what both send, typed once; `read_value` is the one place a value that comes from
+  another process (a runner's, the WM's) is checked, field by field, into a `Reading`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal, NamedTuple, Required, TypedDict
 
-__all__ = ["FractionStream", "Stream", "StreamError", "Value"]
+__all__ = ["KINDS", "FractionStream", "Reading", "Stream", "StreamError", "Units", "Value",
+           "non_negative", "read_value"]
 
-Value = dict[str, Any]
+Kind = Literal["begin", "report", "end", "fraction"]
+KINDS: tuple[Kind, ...] = ("begin", "report", "end", "fraction")
+
+
+class Units(TypedDict, total=False):
+    """The work units a runner sends with begin and reports (what the WM weighs children by)."""
+
+    total: float
+    done: float
+
+
+class Value(TypedDict, total=False):
+    """One `$/progress` value as FineCode sends it: LSP's begin, report and end (from a runner,
+    with its `Units`), or a delegated batch's `fraction` (to the delegating runner)."""
+
+    kind: Required[Kind]
+    title: str
+    cancellable: bool
+    message: str
+    percentage: int
+    total: float
+    done: float
+    fraction: float
+
+
+class Reading(NamedTuple):
+    """A `$/progress` value from another process, checked: each field usable (or None), and
+    why each unusable one was dropped (`problems`: field → words for the log). `kind` is None
+    when the value is no progress value at all."""
+
+    kind: Kind | None
+    title: str | None = None
+    message: str | None = None
+    percentage: float | None = None  # a number in 0..100
+    fraction: float | None = None  # a finite number (the consumer clamps it to 0..1)
+    total: float | None = None
+    done: float | None = None
+    problems: dict[str, str] = {}  # noqa: RUF012  (never mutated: each reading has its own)
+
+
+def non_negative(value: Any) -> float | None:
+    """A finite, non-negative number, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 0 else None
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def read_value(raw: Any) -> Reading:
+    """Check a `$/progress` value field by field (what a consumer uses of it is its own rule)."""
+    kind = raw.get("kind") if isinstance(raw, dict) else None
+    if kind not in KINDS:
+        return Reading(None)
+    problems: dict[str, str] = {}
+    message = raw.get("message")
+    if message is not None and not isinstance(message, str):
+        problems["message"] = "message is not a string"
+        message = None
+    title = raw.get("title")
+    numbers: dict[str, float | None] = {}
+    for field in ("total", "done", "percentage", "fraction"):
+        if field not in raw:
+            numbers[field] = None
+            continue
+        number = _finite(raw[field]) if field == "fraction" else non_negative(raw[field])
+        if number is not None and field == "percentage" and number > 100:
+            number = None
+        if number is None:
+            problems[field] = f"bad {field} {raw[field]!r}"
+        numbers[field] = number
+    return Reading(kind, title if isinstance(title, str) else None, message,
+                   numbers["percentage"], numbers["fraction"], numbers["total"],
+                   numbers["done"], problems)
+
+
+def _add_units(value: Value, units: Units | None) -> None:
+    if units:
+        if "total" in units:
+            value["total"] = units["total"]
+        if "done" in units:
+            value["done"] = units["done"]
 
 
 class StreamError(RuntimeError):
@@ -40,7 +128,7 @@ class Stream:
         self.state = "idle"
         self.determinate = False
         self.shown: int | None = None
-        self._last: tuple[int | None, str | None, Value | None] = (None, None, None)
+        self._last: tuple[int | None, str | None, Units | None] = (None, None, None)
 
     def _percentage(self, fraction: float | None, complete: bool) -> int | None:
         if not self.determinate:
@@ -49,7 +137,7 @@ class Stream:
         return max(value, self.shown or 0)
 
     def begin(self, *, determinate: bool, fraction: float | None = None,
-              message: str | None = None, extra: Value | None = None) -> Value:
+              message: str | None = None, extra: Units | None = None) -> Value:
         """The begin value; `extra` fields ride along (the runner's work units)."""
         if self.state != "idle":
             raise StreamError(f"begin in state {self.state}")
@@ -57,8 +145,8 @@ class Stream:
         self.determinate = determinate
         self.shown = self._percentage(fraction, False)
         self._last = (self.shown, message, extra)
-        value: Value = {**(extra or {}), "kind": "begin", "title": self.title,
-                        "cancellable": self.cancellable}
+        value: Value = {"kind": "begin", "title": self.title, "cancellable": self.cancellable}
+        _add_units(value, extra)
         if message is not None:
             value["message"] = message
         if self.shown is not None:
@@ -66,7 +154,7 @@ class Stream:
         return value
 
     def report(self, *, fraction: float | None, message: str | None = None,
-               complete: bool = False, extra: Value | None = None) -> Value | None:
+               complete: bool = False, extra: Units | None = None) -> Value | None:
         """The next report, or None when it would show nothing new."""
         if self.state != "active":
             raise StreamError(f"report in state {self.state}")
@@ -77,7 +165,8 @@ class Stream:
             return None
         self._last = (percentage, message, extra)
         self.shown = percentage
-        value: Value = {**(extra or {}), "kind": "report"}
+        value: Value = {"kind": "report"}
+        _add_units(value, extra)
         if message is not None:
             value["message"] = message
         if percentage is not None:
@@ -114,7 +203,7 @@ class FractionStream:
         self._last: Value | None = None
 
     def begin(self, *, determinate: bool = False, fraction: float | None = None,
-              message: str | None = None, extra: Value | None = None) -> Value:
+              message: str | None = None, extra: Units | None = None) -> Value:
         if self.state != "idle":
             raise StreamError(f"begin in state {self.state}")
         self.state = "active"
@@ -123,7 +212,7 @@ class FractionStream:
         return value
 
     def report(self, *, fraction: float | None, message: str | None = None,
-               complete: bool = False, extra: Value | None = None) -> Value | None:
+               complete: bool = False, extra: Units | None = None) -> Value | None:
         """The next value, or None when it would say nothing new."""
         if self.state != "active":
             raise StreamError(f"report in state {self.state}")

@@ -36,7 +36,7 @@ from typing import Any
 
 from finecode_er.handlers import describe_failure
 from finecode_er.pacing import INTERNAL_INTERVAL, REPORT_INTERVAL, Emit, PacedStream
-from finecode_er.streams import FractionStream, Stream, Value
+from finecode_er.streams import FractionStream, Stream
 from finecode_er.wire import REQUEST_CANCELLED, MessageTooLarge, RpcError
 
 from .aggregation import BatchProgress, Child
@@ -44,11 +44,12 @@ from .cancelscope import CancelScope
 from .delegation import Execution, refusal
 from .history import History, signature
 from .planning import BatchOptions, Planned
+from .results import ConfigError, Entry, RunResult, Status, import_failure, summarize
 from .runners.pool import RunnerPool
 from .runners.process import RunnerDied, RunnerProcess
 from .workspace import Environment
 
-__all__ = ["Batch", "import_failure"]
+__all__ = ["Batch"]
 
 BEGIN_WAIT_WARM = 0.1
 BEGIN_WAIT_COLD = 0.2
@@ -56,12 +57,6 @@ TOKEN_WAIT = 2.0
 TICK = 0.5
 Log = Callable[[str], None]
 
-
-def import_failure(entry: dict[str, Any]) -> bool:
-    """A child that failed because its handler could not be imported: a config problem."""
-    data = entry.get("errorData")
-    return entry.get("status") == "failed" and isinstance(data, dict) and \
-        data.get("kind") == "import"
 
 
 def _signature_of(planned: Planned) -> str | None:
@@ -118,11 +113,11 @@ class Batch:
                  slots: asyncio.Semaphore, params: dict[str, Any] | None = None,
                  options: BatchOptions | None = None,
                  emit: Awaitable[Emit | None] | Emit | None = None,
-                 on_result: Callable[[dict[str, Any]], None] | None = None,
+                 on_result: Callable[[Entry], None] | None = None,
                  on_problem: Log | None = None, log: Log | None = None,
                  parent: Execution | None = None, history: History | None = None,
                  late_percentage: bool = False,
-                 config_errors: list[dict[str, str]] | None = None) -> None:
+                 config_errors: list[ConfigError] | None = None) -> None:
         """`late_percentage`: `emit` takes a percentage that appears after begin (the terminal),
         so a single child measurable only later still gets a bar."""
         self._pool = pool
@@ -148,7 +143,7 @@ class Batch:
              if history is not None and signed is not None else None
              for p, signed in zip(planned, self._signatures, strict=True)],
             lanes=pool.per_environment if self.options.concurrent else 1)
-        self.results: list[dict[str, Any] | None] = [None] * len(planned)
+        self.results: list[Entry | None] = [None] * len(planned)
         self._unfinished = len(planned)
         self._started: list[float | None] = [None] * len(planned)
         self._stream: _BatchStream | None = None
@@ -181,7 +176,7 @@ class Batch:
             self._halted = reason
         self._scope.cancel()
 
-    async def run(self) -> dict[str, Any]:
+    async def run(self) -> RunResult:
         """Run every child; the stream ends before this returns, whatever happens.
 
         When the task running this is cancelled, it raises `CancelledError` only if the batch
@@ -212,21 +207,21 @@ class Batch:
                 task.uncancel()
         return self.result()
 
-    def result(self) -> dict[str, Any]:
+    def result(self) -> RunResult:
         """`{results, summary}`, and `config_errors` when the selection had any."""
         entries = [r for r in self.results if r is not None]
-        summary = {s: sum(e["status"] == s for e in entries) for s in ("ok", "failed", "cancelled")}
-        result: dict[str, Any] = {"results": entries, "summary": summary}
+        result = RunResult(results=entries, summary=summarize(entries))
         errors = self.config_errors(entries)
         if errors:
             result["config_errors"] = errors
         return result
 
-    def config_errors(self, entries: list[dict[str, Any]]) -> list[dict[str, str]]:
+    def config_errors(self, entries: list[Entry]) -> list[ConfigError]:
         """The selected projects' config problems: broken configs, then handlers of `entries`
         that could not be imported."""
         return [*self._config_errors,
-                *({"project": e["project"], "error": f"action '{e['action']}': {e['error']}"}
+                *(ConfigError(project=e["project"],
+                              error=f"action '{e['action']}': {e.get('error')}")
                   for e in entries if import_failure(e))]
 
     # -- progress ---------------------------------------------------------------------------
@@ -423,15 +418,15 @@ class Batch:
         if entry is not None and import_failure(entry) and self._on_problem is not None:
             self._on_problem(f"{planned.project.root} action '{planned.action}': {exc.message}")
 
-    def _record(self, index: int, status: str, *, result: Any = None, error: str | None = None,
+    def _record(self, index: int, status: Status, *, result: Any = None, error: str = "",
                 data: Any = None) -> None:
         if self.results[index] is not None:
             return
         planned = self._planned[index]
         started = self._started[index]
         seconds = time.monotonic() - started if started is not None else 0.0
-        entry: Value = {"project": str(planned.project.root), "action": planned.action,
-                        "status": status, "seconds": round(seconds, 3)}
+        entry = Entry(project=str(planned.project.root), action=planned.action, status=status,
+                      seconds=round(seconds, 3))
         if status == "ok":
             entry["result"] = result
         else:

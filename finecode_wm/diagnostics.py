@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .results import Entry
 from .workspace import SKIPPED_DIRS, Project
 
 __all__ = ["MAX_POSITION", "SEVERITIES", "FileFindings", "Finding", "FindingStore", "collect",
@@ -100,7 +101,7 @@ class FileFindings(dict[Path, list[Finding]]):
     outside = 0
 
 
-def findings_of(entry: dict[str, Any]) -> FileFindings | None:
+def findings_of(entry: Entry) -> FileFindings | None:
     """A result entry's findings by absolute file path, sorted by position.
 
     None when the entry says nothing about findings (it failed, was cancelled, or no result of
@@ -234,7 +235,7 @@ def inputs_of(project: Project) -> tuple[object, ...]:
     return (project.python, config, tuple(stats))
 
 
-def collect(entries: list[dict[str, Any]]) -> list[tuple[Path, Finding]]:
+def collect(entries: list[Entry]) -> list[tuple[Path, Finding]]:
     """Every finding of every result entry, grouped by file and sorted (each shown once, as in
     the editor)."""
     store = FindingStore()
@@ -252,7 +253,7 @@ def outside_note(project: str, action: str, count: int) -> str:
             "(a finding's path must be inside its project)")
 
 
-def outside_notes(entries: list[dict[str, Any]], names: dict[str, str]) -> list[str]:
+def outside_notes(entries: list[Entry], names: dict[str, str]) -> list[str]:
     """One `outside_note` per result entry that had such findings."""
     notes = []
     for entry in entries:

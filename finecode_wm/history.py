@@ -21,7 +21,9 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from .aggregation import Timing, non_negative
+from finecode_er.streams import non_negative
+
+from .aggregation import Timing
 from .paths import cache_dir
 
 __all__ = ["History", "default_path", "load", "save", "signature"]

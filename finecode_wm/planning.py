@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .results import ConfigError
 from .workspace import Project, Workspace
 
 __all__ = ["BadRequest", "BatchOptions", "Plan", "Planned", "plan"]
@@ -43,7 +44,7 @@ class Plan:
     (`{project, error}`: reported in the result, never run)."""
 
     children: list[Planned]
-    config_errors: list[dict[str, str]]
+    config_errors: list[ConfigError]
 
 
 def _nothing_here(workspace: Workspace) -> str:
@@ -104,4 +105,4 @@ def plan(workspace: Workspace, actions: list[str], projects: list[str] | None = 
             raise BadRequest(f"unknown action {action!r}: no selected project defines it "
                              f"(defined: {', '.join(known) or 'none'})")
     return Plan([Planned(p, a) for p in selected for a in dict.fromkeys(actions) if a in p.actions],
-                [{"project": str(b), "error": workspace.problems[b]} for b in broken])
+                [ConfigError(project=str(b), error=workspace.problems[b]) for b in broken])

@@ -20,6 +20,7 @@ from .delegation import Execution
 from .history import History
 from .planning import BadRequest, plan
 from .requests import RunRequest, parse_delegation
+from .results import Entry
 from .runners.pool import RunnerPool
 from .runners.process import RunnerProcess
 from .workspace import Discovery, Workspace
@@ -115,7 +116,7 @@ class FineCode:
         await (self.discover() if rediscover else self.refresh())
 
     def batch(self, request: RunRequest, *, emit: Awaitable[Emit | None] | Emit | None,
-              on_result: Callable[[dict[str, Any]], None] | None = None,
+              on_result: Callable[[Entry], None] | None = None,
               parent: Execution | None = None, late_percentage: bool = False) -> Batch:
         """Plan a request (raises `BadRequest` on bad input) into a runnable batch; `prepare`
         first."""

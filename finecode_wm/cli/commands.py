@@ -8,7 +8,6 @@ import asyncio
 import os
 import signal
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -94,9 +93,9 @@ async def _run(service: FineCode, request: RunRequest, args: argparse.Namespace,
             renderer.close()
         await service.close()
         loop.remove_signal_handler(signal.SIGINT)
-    entries: list[dict[str, Any]] = result["results"]
+    entries = result["results"]
     found = collect(entries)
-    config_errors: list[dict[str, str]] = result.get("config_errors", [])
+    config_errors = result.get("config_errors", [])
     if args.json:
         summary = {**result["summary"], "findings": len(found),
                    "config_errors": len(config_errors)}

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from ..diagnostics import Finding, text_lines
+from ..results import ConfigError
 
 __all__ = ["FORMATS", "config_error_annotations", "failing", "render"]
 
@@ -43,7 +44,7 @@ def _github(shown: str, f: Finding) -> str:
     return f"::{level} {','.join(props)}::{_data(f['message'])}"
 
 
-def config_error_annotations(errors: list[dict[str, str]], cwd: Path) -> list[str]:
+def config_error_annotations(errors: list[ConfigError], cwd: Path) -> list[str]:
     """One `::error` annotation per config error, on the project's pyproject.toml."""
     return [f"::error file={_prop(os.path.relpath(Path(e['project']) / 'pyproject.toml', cwd))},"
             f"title=FineCode config error::{_data(e['error'])}" for e in errors]

@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Protocol
 
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -32,6 +32,7 @@ from rich.text import Text
 from finecode_er.streams import Value
 
 from ..aggregation import Headline, Row
+from ..results import Entry
 
 __all__ = ["Display", "Line", "PlainRenderer", "Renderer", "Source", "TtyRenderer", "layout",
            "summary_table"]
@@ -259,7 +260,7 @@ class PlainRenderer(Renderer):
         self._console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
-def summary_table(results: list[dict[str, Any]], names: dict[str, str]) -> Table:
+def summary_table(results: list[Entry], names: dict[str, str]) -> Table:
     """project × action × status × time, with the first line of each error."""
     table = Table(title="FineCode results", show_lines=False)
     for column in ("project", "action", "status", "time", "detail"):
@@ -272,7 +273,7 @@ def summary_table(results: list[dict[str, Any]], names: dict[str, str]) -> Table
     return table
 
 
-def _brief(entry: dict[str, Any]) -> str:
+def _brief(entry: Entry) -> str:
     """The first line of an error, or a result's scalar fields (`files=20 count=3`)."""
     if "error" in entry:
         return str(entry["error"]).split("\n", 1)[0][:100]

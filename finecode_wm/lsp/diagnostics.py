@@ -26,9 +26,9 @@ from typing import Any, Protocol
 
 from lsprotocol import types
 
-from ..batch import import_failure
 from ..diagnostics import EMPTY_ID, Finding, FindingStore, findings_of, inputs_of, outside_note
 from ..requests import RunRequest
+from ..results import Entry, import_failure
 from ..service import FineCode
 from ..workspace import Project
 
@@ -74,7 +74,7 @@ class Editor(Protocol):
     def unasked_work_allowed(self) -> bool: ...
 
     async def run(self, request: RunRequest, *,
-                  on_entry: Callable[[dict[str, Any]], None] | None = None,
+                  on_entry: Callable[[Entry], None] | None = None,
                   asked: bool = True) -> dict[str, Any]: ...
 
 
@@ -122,7 +122,7 @@ class EditorDiagnostics:
 
     # -- push -------------------------------------------------------------------------------
 
-    def ran(self, entry: dict[str, Any], watch: RunWatch) -> None:
+    def ran(self, entry: Entry, watch: RunWatch) -> None:
         """A child of any run finished: keep its findings and push the files they changed."""
         watch.finished(entry)
         by_file = findings_of(entry)
@@ -228,11 +228,11 @@ class EditorDiagnostics:
         countdown = Countdown(stale, actions)
         names = {p.root: p.name for p in stale}
 
-        def on_entry(entry: dict[str, Any]) -> None:
+        def on_entry(entry: Entry) -> None:
             root = Path(entry["project"])
             # A handler that does not import is reported once, as a config problem.
             if entry["status"] == "failed" and not import_failure(entry):
-                first = str(entry.get("error", "")).split("\n", 1)[0]
+                first = entry.get("error", "").split("\n", 1)[0]
                 self.editor.show_problems([f"{entry['action']} failed in {names[root]}: {first}"])
             if countdown.finished(entry):
                 ready(root)
@@ -265,7 +265,7 @@ class Countdown:
         self._left = {p.root: sum(a in p.actions for a in actions) for p in projects}
         self._actions = set(actions)
 
-    def finished(self, entry: dict[str, Any]) -> bool:
+    def finished(self, entry: Entry) -> bool:
         """Count `entry` down; True when it was its project's last diagnostics action."""
         root = Path(entry["project"])
         if root not in self._left or entry["action"] not in self._actions:
@@ -285,7 +285,7 @@ class RunWatch:
         self._countdown = Countdown(projects, actions)
         self._cancelled: set[Path] = set()
 
-    def finished(self, entry: dict[str, Any]) -> None:
+    def finished(self, entry: Entry) -> None:
         root = Path(entry["project"])
         if entry["status"] == "cancelled":
             self._cancelled.add(root)

@@ -42,6 +42,7 @@ from .. import __version__
 from ..batch import Batch
 from ..planning import BadRequest
 from ..requests import RunRequest, parse_run_action, parse_run_batch
+from ..results import Entry, RunResult
 from ..runners.process import CANCEL_GRACE, STOP_TIMEOUT
 from ..service import FineCode
 from ..trust import SessionTrust
@@ -206,7 +207,7 @@ class FineCodeServer(LanguageServer):
     # -- running ----------------------------------------------------------------------------
 
     async def run(self, request: RunRequest, *,
-                  on_entry: Callable[[dict[str, Any]], None] | None = None,
+                  on_entry: Callable[[Entry], None] | None = None,
                   asked: bool = True) -> dict[str, Any]:
         """Run a request to completion: one stream, results kept on cancel and failure.
 
@@ -224,7 +225,7 @@ class FineCodeServer(LanguageServer):
             self._cancelled_early -= reserved
 
     async def _run(self, request: RunRequest, token: Any, partial_token: Any, *,
-                   on_entry: Callable[[dict[str, Any]], None] | None,
+                   on_entry: Callable[[Entry], None] | None,
                    asked: bool) -> dict[str, Any]:
         interrupted = False
         try:
@@ -245,7 +246,7 @@ class FineCodeServer(LanguageServer):
         notify = self.notify
         watch = self.diagnostics.watch(request)
 
-        def on_result(entry: dict[str, Any]) -> None:
+        def on_result(entry: Entry) -> None:
             if partial_token is not None:
                 notify(types.PROGRESS, {"token": partial_token, "value": {"results": [entry]}})
             self.diagnostics.ran(entry, watch)
@@ -312,12 +313,11 @@ class FineCodeServer(LanguageServer):
             self.service.pool.kill_all()
 
     @staticmethod
-    def _shape(result: dict[str, Any], partial_token: Any) -> dict[str, Any]:
+    def _shape(result: RunResult, partial_token: Any) -> dict[str, Any]:
         """With partial results the entries were streamed: the response carries the summary
         (and the config errors, which are not entries)."""
-        if partial_token is None:
-            return result
-        return {key: value for key, value in result.items() if key != "results"}
+        return {key: value for key, value in result.items()
+                if partial_token is None or key != "results"}
 
     def cancel_token(self, token: Any) -> None:
         batch = self.by_token.get(token)

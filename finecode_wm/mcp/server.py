@@ -34,6 +34,7 @@ from .. import __version__
 from ..diagnostics import collect, outside_notes, text_lines
 from ..planning import BadRequest
 from ..requests import RunRequest, parse_run_batch
+from ..results import STATUSES, Entry, RunResult
 from ..service import FineCode
 from .progress import Progress, ProgressMapping
 
@@ -51,7 +52,7 @@ _ENTRY = {
     "properties": {
         "project": {"type": "string", "description": "absolute path of the project"},
         "action": {"type": "string"},
-        "status": {"type": "string", "enum": ["ok", "failed", "cancelled"]},
+        "status": {"type": "string", "enum": list(STATUSES)},
         "seconds": {"type": "number"},
         "result": {"description": "the action's result; `diagnostics` lists findings"},
         "error": {"type": "string"},
@@ -61,8 +62,8 @@ _ENTRY = {
 }
 _SUMMARY = {
     "type": "object",
-    "properties": {s: {"type": "integer", "minimum": 0} for s in ("ok", "failed", "cancelled")},
-    "required": ["ok", "failed", "cancelled"],
+    "properties": {s: {"type": "integer", "minimum": 0} for s in STATUSES},
+    "required": list(STATUSES),
 }
 _CONFIG_ERROR = {
     "type": "object",
@@ -191,7 +192,7 @@ class McpFrontEnd:
         self.server: Server[Any] = Server("finecode-wm", version=__version__,
                                           on_list_tools=self._list_tools,
                                           on_call_tool=self._call_tool)
-        self._running: set[asyncio.Task[dict[str, Any]]] = set()
+        self._running: set[asyncio.Task[RunResult]] = set()
 
     # -- tools ------------------------------------------------------------------------------
 
@@ -277,7 +278,7 @@ class McpFrontEnd:
             raise
         return self._shape(result)
 
-    def _shape(self, result: dict[str, Any]) -> types.CallToolResult:
+    def _shape(self, result: RunResult) -> types.CallToolResult:
         names = {str(p.root): p.name for p in self.service.workspace.projects.values()}
         text = summary_text(result, names=names, base=self.root)
         return types.CallToolResult(content=[types.TextContent(text=text)],
@@ -317,7 +318,7 @@ def serve_stdio(workspace: Path, *, max_parallel: int | None = None) -> int:
     return 0
 
 
-def _status_line(entry: dict[str, Any], names: dict[str, str]) -> str:
+def _status_line(entry: Entry, names: dict[str, str]) -> str:
     name = names.get(entry["project"], entry["project"])
     line = f"{entry['status']:<9} {name} · {entry['action']}"
     if entry.get("error"):
@@ -325,11 +326,11 @@ def _status_line(entry: dict[str, Any], names: dict[str, str]) -> str:
     return line
 
 
-def summary_text(result: dict[str, Any], *, names: dict[str, str], base: Path) -> str:
+def summary_text(result: RunResult, *, names: dict[str, str], base: Path) -> str:
     """The summary counts, one line per child execution, then the findings (at most a few)."""
-    entries: list[dict[str, Any]] = result["results"]
+    entries = result["results"]
     summary = result["summary"]
-    counts = ", ".join(f"{summary[s]} {s}" for s in ("ok", "failed", "cancelled") if summary[s])
+    counts = ", ".join(f"{n} {s}" for s, n in summary.items() if n)
     lines = []
     errors = result.get("config_errors", [])
     if errors:  # first: nothing else in the result covers these projects
