@@ -16,12 +16,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Protocol
 
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
-REQUEST_FAILED = -32803
 REQUEST_CANCELLED = -32800
 
 MAX_MESSAGE = 64 * 1024 * 1024

@@ -83,6 +83,15 @@ class FineCodeProtocol(LanguageServerProtocol):
             return JsonRPCResponseMessage
         return super().get_result_type(method)
 
+    @lsp_method(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)
+    def lsp_work_done_progress_cancel(
+            self, params: types.WorkDoneProgressCancelParams) -> None:
+        """The server keeps its own tokens (`by_token`): pygls' `Progress` registry, which it
+        looks the token up in (and warns on stderr when it is not there), is never used."""
+        server = self._server
+        assert isinstance(server, FineCodeServer)
+        server.cancel_token(params.token)
+
     @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
     async def lsp_workspace__execute_command(  # type: ignore[override]  # async on purpose
             self, params: types.ExecuteCommandParams) -> Any:
@@ -416,10 +425,6 @@ def build_server(*, max_parallel: int | None = None) -> FineCodeServer:
     async def workspace_diagnostic(ls: FineCodeServer,
                                    params: types.WorkspaceDiagnosticParams) -> dict[str, Any]:
         return await ls.diagnostics.workspace(params)
-
-    @server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)
-    def progress_cancelled(ls: FineCodeServer, params: types.WorkDoneProgressCancelParams) -> None:
-        ls.cancel_token(params.token)
 
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: FineCodeServer, params: Any) -> None:
