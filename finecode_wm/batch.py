@@ -42,7 +42,7 @@ from finecode_er.wire import REQUEST_CANCELLED, MessageTooLarge, RpcError
 from .aggregation import BatchProgress, Child
 from .cancelscope import CancelScope
 from .delegation import Execution, refusal
-from .history import History, signature
+from .history import ChildTimes, History, signature
 from .planning import BatchOptions, Planned
 from .results import ConfigError, Entry, RunResult, Status, import_failure, summarize
 from .runners.pool import RunnerPool
@@ -56,7 +56,6 @@ BEGIN_WAIT_COLD = 0.2
 TOKEN_WAIT = 2.0
 TICK = 0.5
 Log = Callable[[str], None]
-
 
 
 def _signature_of(planned: Planned) -> str | None:
@@ -134,15 +133,11 @@ class Batch:
         self._late = late_percentage
         self._on_result = on_result
         self._log = log or (lambda _m: None)
-        self._history = history
-        # What determines each child's work besides its size; set again from what is sent.
-        self._signatures = [_signature_of(p) for p in planned]
-        self.progress = BatchProgress(
-            [(p.project.name, p.action) for p in planned],
-            [history.timing(str(p.project.root), p.action, signed)
-             if history is not None and signed is not None else None
-             for p, signed in zip(planned, self._signatures, strict=True)],
-            lanes=pool.per_environment if self.options.concurrent else 1)
+        self._times = ChildTimes(history, [(str(p.project.root), p.action, _signature_of(p))
+                                           for p in planned])
+        self.progress = BatchProgress([(p.project.name, p.action) for p in planned],
+                                      self._times.timings(),
+                                      lanes=pool.per_environment if self.options.concurrent else 1)
         self.results: list[Entry | None] = [None] * len(planned)
         self._unfinished = len(planned)
         self._started: list[float | None] = [None] * len(planned)
@@ -365,7 +360,7 @@ class Batch:
         action = project.actions[planned.action]
         timeout = self.options.timeout or action.timeout
         config, version = action.to_json(), project.code_version()
-        self._signatures[index] = signature(config, version)  # what this run is
+        self._times.sent(index, signature(config, version))
         params = {"action": planned.action, "projectRoot": str(project.root),
                   "actionConfig": config, "codeVersion": version,
                   "params": self._params, "workDoneToken": token}
@@ -439,13 +434,8 @@ class Batch:
                 not self._scope.cancelled_from_outside():
             self._settled = True  # from here on, a cancel changes nothing
         child = self.progress.children[index]
-        # A failed run's time is real work too (the next one will likely fail the same way);
-        # a cancelled one says nothing about how long the work takes.
-        signed = self._signatures[index]
-        if status != "cancelled" and self._history is not None and signed is not None and \
-                child.running_since is not None:
-            self._history.record(str(planned.project.root), planned.action, signed,
-                                 time.monotonic() - child.running_since, child.work.total)
+        if status != "cancelled" and child.running_since is not None:
+            self._times.ran(index, time.monotonic() - child.running_since, child.work.total)
         self.progress.finish(child, status)
         if self._stream is not None:
             self._stream.touch()
