@@ -1,7 +1,7 @@
 """One client request fanned out over child executions, with one aggregated progress stream.
 
-Transport-agnostic: the LSP server and the terminal front end both plan a batch here, run it,
-and receive the same progress values (`emit`) and per-child results (`on_result`).
+Transport-agnostic: the three front ends (LSP, MCP, terminal) get a batch from the service, run
+it, and receive the same progress values (`emit`) and per-child results (`on_result`).
 
 Begin rule (progress rule 4, docs/progress.md): two or more children are measurable by their
 count, so the stream begins at once and determinate. A single child is measurable only by its

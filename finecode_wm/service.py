@@ -1,7 +1,7 @@
-"""The WM's services, one instance per editor or terminal session.
+"""The WM's one service, one instance per editor, agent or terminal session.
 
-Both front ends (LSP server, terminal) go through here: the same workspace model, the same
-runner pool, the same `Batch` and its aggregated stream.
+The three front ends (`lsp/`, `mcp/`, `cli/`) hold it as `service` and go through it: the same
+workspace model, the same runner pool, the same `Batch` and its aggregated stream.
 """
 
 from __future__ import annotations
