@@ -12,6 +12,8 @@ no clock).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, Required, TypedDict
 
 __all__ = ["KINDS", "FractionStream", "Reading", "Stream", "StreamError", "Units", "Value",
@@ -54,47 +56,62 @@ class Reading(NamedTuple):
     fraction: float | None = None  # a finite number (the consumer clamps it to 0..1)
     total: float | None = None
     done: float | None = None
-    problems: dict[str, str] = {}  # noqa: RUF012  (never mutated: each reading has its own)
+    problems: Mapping[str, str] = MappingProxyType({})
+
+
+_NOT_A_VALUE = Reading(None)
+_NO_PROBLEMS = _NOT_A_VALUE.problems
 
 
 def non_negative(value: Any) -> float | None:
     """A finite, non-negative number, else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    # A tuple is faster than a union here, and this runs for every value of every child.
+    if value.__class__ is bool or not isinstance(value, (int, float)):
         return None
-    return float(value) if math.isfinite(value) and value >= 0 else None
-
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
+    return float(value) if value >= 0 and math.isfinite(value) else None
 
 
 def read_value(raw: Any) -> Reading:
-    """Check a `$/progress` value field by field (what a consumer uses of it is its own rule)."""
+    """Check a `$/progress` value field by field (what a consumer uses of it is its own rule).
+
+    On the WM's hot path (every child value of every runner): no work for absent fields, and
+    no allocation but the reading itself while the value is good.
+    """
     kind = raw.get("kind") if isinstance(raw, dict) else None
     if kind not in KINDS:
-        return Reading(None)
-    problems: dict[str, str] = {}
+        return _NOT_A_VALUE
+    problems: dict[str, str] | None = None
     message = raw.get("message")
     if message is not None and not isinstance(message, str):
-        problems["message"] = "message is not a string"
+        problems = {"message": "message is not a string"}
         message = None
     title = raw.get("title")
-    numbers: dict[str, float | None] = {}
-    for field in ("total", "done", "percentage", "fraction"):
-        if field not in raw:
-            numbers[field] = None
-            continue
-        number = _finite(raw[field]) if field == "fraction" else non_negative(raw[field])
-        if number is not None and field == "percentage" and number > 100:
-            number = None
-        if number is None:
-            problems[field] = f"bad {field} {raw[field]!r}"
-        numbers[field] = number
-    return Reading(kind, title if isinstance(title, str) else None, message,
-                   numbers["percentage"], numbers["fraction"], numbers["total"],
-                   numbers["done"], problems)
+    total = done = percentage = fraction = None
+    if "total" in raw and (total := non_negative(raw["total"])) is None:
+        problems = _dropped(problems, raw, "total")
+    if "done" in raw and (done := non_negative(raw["done"])) is None:
+        problems = _dropped(problems, raw, "done")
+    if "percentage" in raw:
+        percentage = non_negative(raw["percentage"])
+        if percentage is None or percentage > 100:
+            percentage = None
+            problems = _dropped(problems, raw, "percentage")
+    if "fraction" in raw:
+        value = raw["fraction"]
+        if value.__class__ is not bool and isinstance(value, (int, float)) and \
+                math.isfinite(value):
+            fraction = float(value)
+        else:
+            problems = _dropped(problems, raw, "fraction")
+    return Reading(kind, title if isinstance(title, str) else None, message, percentage,
+                   fraction, total, done, _NO_PROBLEMS if problems is None else problems)
+
+
+def _dropped(problems: dict[str, str] | None, raw: dict[str, Any],
+             field: str) -> dict[str, str]:
+    problems = {} if problems is None else problems
+    problems[field] = f"bad {field} {raw[field]!r}"
+    return problems
 
 
 def _add_units(value: Value, units: Units | None) -> None:

@@ -283,14 +283,16 @@ class BatchProgress:
         if reading.message is not None:
             child.message = reading.message[:MAX_MESSAGE]
             self.current = child
-        problems = [why for field, why in reading.problems.items() if field == "message"]
-        problems += self._fold_units(child.work, reading)
+        problems = self._fold_fields(child.work, reading)
         return "; ".join(problems) or None
 
     @staticmethod
-    def _fold_units(work: Scope, reading: Reading) -> list[str]:
-        """The child's declared units (or its percentage, when it declares none)."""
-        problems = [reading.problems[f] for f in ("total", "done") if f in reading.problems]
+    def _fold_fields(work: Scope, reading: Reading) -> list[str]:
+        """The child's declared units (or its percentage, when it declares none); what was
+        dropped, in the order of the fields (message, total, done, percentage)."""
+        dropped = reading.problems
+        problems = [dropped[f] for f in ("message", "total", "done") if f in dropped] \
+            if dropped else []
         if reading.total is not None:
             work.set_total(reading.total)
         done = reading.done
@@ -300,8 +302,8 @@ class BatchProgress:
             work.set_done(done)
         if work.total is None:  # percentages only count for a child without units
             percentage = reading.percentage
-            if "percentage" in reading.problems:
-                problems.append(reading.problems["percentage"])
+            if "percentage" in dropped:
+                problems.append(dropped["percentage"])
             elif percentage is not None and work.hint is not None and \
                     percentage / 100 < work.hint:
                 problems.append("percentage went back")
