@@ -176,11 +176,12 @@ async def _run(fine: FineCode, request: RunRequest, args: argparse.Namespace, ou
             if entry["status"] == "failed":
                 err.print(f"[bold red]{names.get(entry['project'])} / {entry['action']}:[/] "
                           f"{escape(str(entry.get('error')))}", highlight=False, soft_wrap=True)
-        for note in outside_notes(entries, names):
-            err.print(f"[bold yellow]warning:[/] {escape(note)}", highlight=False, soft_wrap=True)
         if found:
             files = len({path for path, _ in found})
             err.print(f"Found {len(found)} finding(s) in {files} file(s).", highlight=False)
+    names = {str(p.root): p.name for p in fine.workspace.projects.values()}
+    for note in outside_notes(entries, names):  # with --json too: stderr is the person's
+        err.print(f"[bold yellow]warning:[/] {escape(note)}", highlight=False, soft_wrap=True)
     for problem in config_errors:
         err.print(f"[bold red]config error:[/] {escape(problem['project'])}: "
                   f"{escape(problem['error'])}", highlight=False, soft_wrap=True)
