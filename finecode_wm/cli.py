@@ -35,7 +35,8 @@ from .locate import NotInProject, project_upward, repository_root, split_words, 
 from .requests import RunRequest
 from .service import FineCode
 from .terminal import PlainRenderer, Renderer, TtyRenderer, summary_table
-from .trust import SessionTrust, TrustStore, TrustStoreError, Unkeyable, folder_key
+from .trust import SessionTrust, TrustStore, TrustStoreError, Unkeyable, folder_state
+from .trust_changes import changes, summary
 
 __all__ = ["main"]
 
@@ -331,11 +332,31 @@ def _list(args: argparse.Namespace, out: Console, err: Console) -> int:
                 f" (to allow background work: finecode-wm trust {folder})")
             out.print(f"folder {folder}: {state}{hint}", highlight=False, markup=False,
                       soft_wrap=True)
+            if state == "changed":
+                what = _changed(fine, folder)
+                if what:
+                    out.print(f"  changed since trusted: {what}", highlight=False,
+                              markup=False, soft_wrap=True)
         for project in projects:
             actions = ", ".join(project["actions"]) or "-"  # type: ignore[arg-type]
             out.print(f"{project['name']}  {project['path']}  [{actions}]", highlight=False,
                       markup=False, soft_wrap=True)
     return 0 if not fine.workspace.problems else EXIT_FAILED
+
+
+def _changed(fine: FineCode, folder: Path) -> str | None:
+    """What changed in a trusted folder, by project and file (None when the store kept no
+    manifest, or the folder cannot be keyed now)."""
+    kept = TrustStore().parts(folder)
+    if not kept:
+        return None
+    try:
+        _, now = folder_state(fine.workspace, folder)
+    except Unkeyable:
+        return None
+    projects = {str(p.root.relative_to(folder)): p.name
+                for p in fine.workspace.projects.values() if p.root.is_relative_to(folder)}
+    return summary(changes(kept, now, projects)) or None
 
 
 def _trust(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -358,7 +379,7 @@ def _trust(args: argparse.Namespace, out: Console, err: Console) -> int:
                       highlight=False, markup=False, soft_wrap=True)
             return 0
         fine = _service(folder, err)
-        store.set(folder, folder_key(fine.workspace, folder))
+        store.set(folder, *folder_state(fine.workspace, folder))
     except (TrustStoreError, OSError, Unkeyable) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return EXIT_FAILED
