@@ -253,7 +253,8 @@ async def _run(fine: FineCode, args: argparse.Namespace, out: Console, err: Cons
         names = {str(p.root): p.name for p in fine.workspace.projects.values()}
         failed = [e for e in entries if e["status"] == "failed" and not import_failure(e)]
         for line in _listing(args, fine, found, failed, config_errors, names):
-            out.print(line, highlight=False, markup=False, emoji=False, soft_wrap=True)
+            out.file.write(line + "\n")  # as is: CI and tools parse these lines
+        out.file.flush()
         if not args.quiet:
             err.print(summary_table(entries, names))
         for entry in failed:  # a handler that did not import is a config error, said below
@@ -263,7 +264,7 @@ async def _run(fine: FineCode, args: argparse.Namespace, out: Console, err: Cons
         for note in outside_notes(entries, names):
             err.print(f"[bold yellow]warning:[/] {escape(note)}", highlight=False, soft_wrap=True)
         if found and not args.quiet:
-            err.print(_footer(found, entries), highlight=False)
+            err.print(_footer(found, entries), highlight=False, soft_wrap=True)
     for problem in config_errors:
         err.print(f"[bold red]config error:[/] {escape(problem['project'])}: "
                   f"{escape(problem['error'])}", highlight=False, soft_wrap=True)

@@ -223,4 +223,4 @@ def statistics(found: Found) -> list[str]:
     rows = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     width = max((len(str(n)) for _, n in rows), default=1)
     code_width = max((len(code) for code, _ in rows), default=1)
-    return [f"{n:>{width}}\t{code:<{code_width}}\t{worst[code]}" for code, n in rows]
+    return [f"{n:>{width}}  {code:<{code_width}}  {worst[code]}" for code, n in rows]

@@ -83,7 +83,7 @@ def test_statistics_count_per_code_most_frequent_first() -> None:
              (ROOT / "b.py", finding(code="F821", severity="error")),
              (ROOT / "c.py", finding(code="F401", severity="error")),
              (ROOT / "c.py", finding())]
-    assert statistics(found) == ["3\tF401\terror", "1\t-   \twarning", "1\tF821\terror"]
+    assert statistics(found) == ["3  F401  error", "1  -     warning", "1  F821  error"]
     assert statistics([]) == []
 
 
