@@ -24,7 +24,7 @@ Finding = dict[str, Any]
 SEVERITIES = ("error", "warning", "information", "hint")
 MAX_POSITION = 2**31 - 1  # LSP's largest position number: larger lines and columns are clamped
 _OPTIONAL_INTS = ("end_line", "end_column")
-_OPTIONAL_STRS = ("code", "url")
+_OPTIONAL_STRS = ("code", "url", "source")
 
 
 def _position(value: Any) -> int | None:

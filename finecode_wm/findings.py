@@ -1,9 +1,9 @@
-"""Findings as text: the terminal's listing (ruff-like lines, or GitHub Actions annotations for
-CI) and the short summary an agent reads first (MCP).
+"""Findings of a run: gathered for the terminal's listing (its formats are in `formats`), and
+the short summary an agent reads first (MCP).
 
 Paths are shown relative to a base directory (the current directory in the terminal, the
-workspace root for agents), grouped by file and sorted by position. Rendering only: the findings
-come from `diagnostics.findings_of`.
+workspace root for agents), grouped by file and sorted by position. The findings come from
+`diagnostics.findings_of`.
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from .diagnostics import Finding, FindingStore, findings_of
+from .formats import at_least, shorten, text_lines
 
-__all__ = ["FORMATS", "MAX_FINDINGS", "collect", "config_error_annotations", "failing",
-           "outside_note", "outside_notes", "render",
-           "summary_text"]
+__all__ = ["MAX_FINDINGS", "MAX_TEXT", "collect", "counted", "failing", "outside_note",
+           "outside_notes", "summary_text"]
 
-FORMATS = ("text", "github")
 MAX_FINDINGS = 200
-NOT_FAILING = ("information", "hint")  # severities that are listed but do not fail a run
+MAX_TEXT = 20_000  # characters of findings in an agent's text (all are in the structured result)
+MAX_LINE = 1_000  # characters of one finding there
 
 
 def collect(entries: list[dict[str, Any]]) -> list[tuple[Path, Finding]]:
@@ -33,6 +33,13 @@ def collect(entries: list[dict[str, Any]]) -> list[tuple[Path, Finding]]:
             store.record(Path(entry["project"]), entry["action"], by_file)
     files = {path for project in store.projects() for path in store.files(project)}
     return [(path, finding) for path in sorted(files, key=str) for finding in store.items(path)]
+
+
+def counted(entry: dict[str, Any]) -> int | None:
+    """How many findings one result entry reported (those `collect` lists; None: it reported
+    no findings list)."""
+    by_file = findings_of(entry)
+    return None if by_file is None else sum(len(found) for found in by_file.values())
 
 
 def outside_note(project: str, action: str, count: int) -> str:
@@ -52,56 +59,17 @@ def outside_notes(entries: list[dict[str, Any]], names: dict[str, str]) -> list[
     return notes
 
 
-def failing(found: list[tuple[Path, Finding]]) -> list[Finding]:
-    """The findings that fail a run: all but those of severity information and hint."""
-    return [finding for _, finding in found if finding.get("severity") not in NOT_FAILING]
-
-
-def render(found: list[tuple[Path, Finding]], output_format: str, cwd: Path) -> list[str]:
-    """The lines to print for `found` in `output_format` (one of `FORMATS`)."""
-    line = _github if output_format == "github" else _text
-    return [line(os.path.relpath(path, cwd), finding) for path, finding in found]
-
-
-def _text(shown: str, f: Finding) -> str:
-    code = f"{f['code']} " if "code" in f else ""
-    return f"{shown}:{f['line']}:{f['column']}: {code}{f['message']}"
-
-
-def _github(shown: str, f: Finding) -> str:
-    """`::warning file=…,line=…,col=…,title=CODE::message`; only `error` findings are errors."""
-    level = "error" if f.get("severity") == "error" else "warning"
-    props = [f"file={_prop(shown)}", f"line={f['line']}", f"col={f['column']}"]
-    if "end_line" in f:
-        props.append(f"endLine={f['end_line']}")
-    if "end_column" in f:
-        props.append(f"endColumn={f['end_column']}")
-    if "code" in f:
-        props.append(f"title={_prop(f['code'])}")
-    return f"::{level} {','.join(props)}::{_data(f['message'])}"
-
-
-def config_error_annotations(errors: list[dict[str, str]], cwd: Path) -> list[str]:
-    """One `::error` annotation per config error, on the project's pyproject.toml."""
-    return [f"::error file={_prop(os.path.relpath(Path(e['project']) / 'pyproject.toml', cwd))},"
-            f"title=FineCode config error::{_data(e['error'])}" for e in errors]
-
-
-def _data(text: str) -> str:
-    """Workflow-command escaping of the message part."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _prop(text: str) -> str:
-    """Workflow-command escaping of a property value (also `:` and `,`)."""
-    return _data(text).replace(":", "%3A").replace(",", "%2C")
+def failing(found: list[tuple[Path, Finding]], threshold: str = "warning") -> list[Finding]:
+    """The findings that fail a run: those as severe as `threshold` or more (by default errors
+    and warnings; information and hint findings are listed but do not fail it)."""
+    return [finding for _, finding in found if at_least(finding, threshold)]
 
 
 def _status_line(entry: dict[str, Any], names: dict[str, str]) -> str:
     name = names.get(entry["project"], entry["project"])
     line = f"{entry['status']:<9} {name} · {entry['action']}"
     if entry.get("error"):
-        line += ": " + str(entry["error"]).strip().split("\n", 1)[0][:200]
+        line += ": " + shorten(str(entry["error"]), 200)
     return line
 
 
@@ -116,10 +84,17 @@ def summary_text(result: dict[str, Any], *, names: dict[str, str], base: Path) -
         lines += [*(f"config error: {os.path.relpath(e['project'], base)}: {e['error']}"
                     for e in errors), ""]
     lines += [f"FineCode: {counts or 'nothing ran'}", *(_status_line(e, names) for e in entries)]
-    findings = render(collect(entries), "text", base)
+    findings = text_lines(collect(entries), base)
     lines += outside_notes(entries, names)
     if findings:
-        lines += ["", f"{len(findings)} finding(s):", *findings[:MAX_FINDINGS]]
-        if len(findings) > MAX_FINDINGS:
-            lines.append(f"… and {len(findings) - MAX_FINDINGS} more in the structured result")
+        lines += ["", f"{len(findings)} finding(s):"]
+        budget = MAX_TEXT
+        for shown, finding in enumerate(findings):
+            line = finding if len(finding) <= MAX_LINE else finding[:MAX_LINE - 1] + "…"
+            budget -= len(line) + 1
+            if shown == MAX_FINDINGS or budget < 0:
+                lines.append(f"… and {len(findings) - shown} more finding(s) in the structured "
+                             "result")
+                break
+            lines.append(line)
     return "\n".join(lines)

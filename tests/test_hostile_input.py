@@ -336,11 +336,15 @@ def test_cli_text_and_github_output(hostile: Hostile) -> None:
     github = cli("run", "lint", "--output-format", "github", cwd=hostile.root)
     assert github.returncode == 2
     annotations = [line for line in github.stdout.splitlines()
-                   if line.startswith("::error ") and "title=FineCode config error::" in line]
-    files = sorted(line.split(",", 1)[0].removeprefix("::error file=") for line in annotations)
-    assert files == sorted(f"{root.name}/pyproject.toml" for root in hostile.config_errors)
+                   if line.startswith("::error title=FineCode (config error),file=")]
+    files = sorted(line.split("::")[1].split(",file=", 1)[1] for line in annotations)
+    assert files == sorted(str(root / "pyproject.toml") for root in hostile.config_errors)
     assert not any("\n" in line or "%0A" in line for line in annotations)
-    assert len(github.stdout.splitlines()) == len(annotations) + len(hostile.findings)
+    failures = [line for line in github.stdout.splitlines()
+                if line.startswith("::error title=FineCode (") and " failed)::" in line]
+    assert len(failures) == len(hostile.huge), "a failed child is annotated too"
+    assert len(github.stdout.splitlines()) == len(annotations) + len(failures) + len(
+        hostile.findings)
 
 
 def test_cli_selection_decides_what_fails(hostile: Hostile) -> None:
