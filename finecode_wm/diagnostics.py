@@ -20,13 +20,14 @@ from .results import Entry
 from .workspace import SKIPPED_DIRS, Project
 
 __all__ = ["MAX_POSITION", "SEVERITIES", "FileFindings", "Finding", "FindingStore", "collect",
-           "findings_of", "inputs_of", "normalize", "outside_note", "outside_notes", "text_lines"]
+           "counted", "findings_of", "inputs_of", "normalize", "outside_note", "outside_notes",
+           "text_lines"]
 
 Finding = dict[str, Any]
 SEVERITIES = ("error", "warning", "information", "hint")
 MAX_POSITION = 2**31 - 1  # LSP's largest position number: larger lines and columns are clamped
 _OPTIONAL_INTS = ("end_line", "end_column")
-_OPTIONAL_STRS = ("code", "url")
+_OPTIONAL_STRS = ("code", "url", "source")
 
 
 def _position(value: Any) -> int | None:
@@ -245,6 +246,13 @@ def collect(entries: list[Entry]) -> list[tuple[Path, Finding]]:
             store.record(Path(entry["project"]), entry["action"], by_file)
     files = {path for project in store.projects() for path in store.files(project)}
     return [(path, finding) for path in sorted(files, key=str) for finding in store.items(path)]
+
+
+def counted(entry: Entry) -> int | None:
+    """How many findings one result entry reported (those `collect` lists; None: it reported
+    no findings list)."""
+    by_file = findings_of(entry)
+    return None if by_file is None else sum(len(found) for found in by_file.values())
 
 
 def outside_note(project: str, action: str, count: int) -> str:

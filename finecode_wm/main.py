@@ -13,10 +13,12 @@ from pathlib import Path
 
 from finecode_er.config import positive_seconds
 
-from .cli.listing import FORMATS
+from .cli.formats import FORMATS, LEVELS
 
 __all__ = ["main"]
 
+WORKSPACE_HELP = ("workspace folder (default: the current directory when projects lie under it, "
+                  "else the nearest project above it)")
 _DESCRIPTION = ("`finecode-wm`: `lsp` for editors, `mcp` for agents; `run`, `list`, `trust` and "
                 "`untrust` for the terminal.")
 
@@ -56,10 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     mcp.add_argument("--workspace", default=".", metavar="DIR", help="workspace folder")
     mcp.add_argument("--max-parallel", type=_count, default=None)
     run = commands.add_parser("run", help="run actions across the workspace's projects")
-    run.add_argument("actions", nargs="+", metavar="ACTION")
+    run.add_argument("words", nargs="+", metavar="ACTION [PATH ...]",
+                     help="actions to run, then files or directories to run them on (the "
+                          "projects that hold them; default: every project)")
     run.add_argument("--project", action="append", default=None, metavar="PATH",
                      help="only this project (repeatable; default: all)")
-    run.add_argument("--workspace", default=".", metavar="DIR", help="workspace folder")
+    run.add_argument("--workspace", default=None, metavar="DIR", help=WORKSPACE_HELP)
     run.add_argument("--sequential", action="store_true", help="one child after another")
     run.add_argument("--stop-on-failure", action="store_true")
     run.add_argument("--timeout", type=_seconds, default=None,
@@ -67,13 +71,21 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-parallel", type=_count, default=None)
     run.add_argument("--json", action="store_true", help="print results as JSON")
     run.add_argument("--output-format", choices=FORMATS, default="text",
-                     help="how findings are listed: text (path:line:col: CODE message) or "
-                          "github (GitHub Actions annotations)")
+                     help="how findings are listed: text (path:line:col: CODE message), "
+                          "github (GitHub Actions annotations), json-lines (one JSON object "
+                          "per finding) or sarif (SARIF 2.1.0, for GitHub code scanning)")
+    run.add_argument("-q", "--quiet", action="store_true",
+                     help="print the findings and errors only: no progress, table or counts")
+    run.add_argument("--statistics", action="store_true",
+                     help="count the findings per code instead of listing them (text format)")
+    run.add_argument("--fail-on", choices=LEVELS, default="warning",
+                     help="the least severe finding that fails the run (default: warning; "
+                          "information and hint findings are listed but do not fail it)")
     run.add_argument("--exit-zero", action="store_true",
                      help="exit 0 even when findings were reported (failures still exit 1, "
                           "config errors 2)")
     listing = commands.add_parser("list", help="list projects and their actions")
-    listing.add_argument("--workspace", default=".", metavar="DIR")
+    listing.add_argument("--workspace", default=None, metavar="DIR", help=WORKSPACE_HELP)
     listing.add_argument("--json", action="store_true")
     for name, text in (("trust", "allow background work (warm-up, diagnostics) in DIR as it "
                                  "is now; any later edit to its config or code revokes it"),

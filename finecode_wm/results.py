@@ -60,3 +60,16 @@ def import_failure(entry: Entry) -> bool:
     """A child that failed because its handler could not be imported: a config problem."""
     data = entry.get("errorData")
     return entry["status"] == "failed" and isinstance(data, dict) and data.get("kind") == "import"
+
+
+def shorten(text: str, limit: int) -> str:
+    """The first line of `text`, at most `limit` characters, cut at a word boundary with `…`
+    (a single word longer than the limit is cut inside)."""
+    line = text.strip().split("\n", 1)[0].rstrip()
+    if len(line) <= limit:
+        return line
+    cut = line[:limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:") + "…"

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finecode_wm.cli.listing import render
+from finecode_wm.cli.formats import github_lines
 from finecode_wm.diagnostics import (
     MAX_POSITION,
     FindingStore,
@@ -19,10 +19,11 @@ from finecode_wm.diagnostics import (
     findings_of,
     normalize,
     outside_notes,
+    text_lines,
 )
 from finecode_wm.lsp.diagnostics import to_lsp
 
-pytestmark = pytest.mark.timeout(10)
+pytestmark = pytest.mark.timeout(60)  # hypothesis runs many examples; a loaded CI machine is slow
 
 ROOT = Path("/ws/proj")
 
@@ -79,10 +80,11 @@ def test_text_and_github_listings() -> None:
     found = collect([entry({"diagnostics": [
         finding("z.py", 1, message="50% done, a:b\nnext", code="E1", severity="error"),
         finding("a.py", 7, code="W2")]})])
-    assert render(found, "text", ROOT) == ["a.py:7:1: W2 m", "z.py:1:1: E1 50% done, a:b\nnext"]
-    assert render(found, "github", ROOT.parent) == [
-        "::warning file=proj/a.py,line=7,col=1,title=W2::m",
-        "::error file=proj/z.py,line=1,col=1,title=E1::50%25 done, a:b%0Anext"]
+    assert text_lines(found, ROOT) == ["a.py:7:1: W2 m", "z.py:1:1: E1 50% done, a:b\nnext"]
+    assert github_lines(found, ROOT.parent) == [
+        "::warning title=FineCode (W2),file=/ws/proj/a.py,line=7,col=1::proj/a.py:7:1: W2 m",
+        "::error title=FineCode (E1),file=/ws/proj/z.py,line=1,col=1::"
+        "proj/z.py:1:1: E1 50%25 done, a:b%0Anext"]
 
 
 def test_lsp_ranges_are_zero_based_and_never_inverted() -> None:

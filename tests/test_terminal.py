@@ -1,4 +1,4 @@
-"""The terminal's live lines laid out for the real width (finecode_wm.terminal), without a pty."""
+"""The terminal's live lines laid out for the real width (finecode_wm.cli.terminal), no pty."""
 
 from __future__ import annotations
 

@@ -32,7 +32,8 @@ from rich.text import Text
 from finecode_er.streams import Value
 
 from ..aggregation import Headline, Row
-from ..results import Entry
+from ..diagnostics import counted
+from ..results import Entry, shorten
 
 __all__ = ["Display", "Line", "PlainRenderer", "Renderer", "Source", "TtyRenderer", "layout",
            "summary_table"]
@@ -274,12 +275,20 @@ def summary_table(results: list[Entry], names: dict[str, str]) -> Table:
 
 
 def _brief(entry: Entry) -> str:
-    """The first line of an error, or a result's scalar fields (`files=20 count=3`)."""
+    """The first line of an error, cut at a word; or a result's scalar fields, the sizes of its
+    lists and tables, and its findings as the listing counts them
+    (`files=20 count=3 findings=3`)."""
     if "error" in entry:
-        return str(entry["error"]).split("\n", 1)[0][:100]
+        return shorten(str(entry["error"]), 100)
     result = entry.get("result")
+    parts = []
     if isinstance(result, dict):
-        scalars = [f"{k}={v}" for k, v in result.items() if isinstance(v, int | float | str)]
-        counted = [f"{k}={len(v)}" for k, v in result.items() if isinstance(v, list)]
-        return " ".join(scalars + counted)[:100]
-    return "" if result is None else str(result)[:100]
+        parts += [f"{k}={v}" for k, v in result.items() if isinstance(v, int | float | str)]
+        parts += [f"{k}={len(v)}" for k, v in result.items()
+                  if isinstance(v, list | dict) and k != "diagnostics"]
+    elif result is not None:
+        parts.append(str(result))
+    found = counted(entry)
+    if found is not None:
+        parts.append(f"findings={found}")
+    return shorten(" ".join(parts), 100)

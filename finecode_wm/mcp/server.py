@@ -34,7 +34,7 @@ from .. import __version__
 from ..diagnostics import collect, outside_notes, text_lines
 from ..planning import BadRequest
 from ..requests import RunRequest, parse_run_batch
-from ..results import STATUSES, Entry, RunResult
+from ..results import STATUSES, Entry, RunResult, shorten
 from ..service import FineCode
 from .progress import Progress, ProgressMapping
 
@@ -43,6 +43,8 @@ __all__ = ["LIST_PROJECTS", "RUN_ACTIONS", "McpFrontEnd", "serve_stdio"]
 LIST_PROJECTS = "list_projects"
 RUN_ACTIONS = "run_actions"
 MAX_FINDINGS = 200  # listed in the text; the structured result has them all
+MAX_TEXT = 20_000  # characters of findings in an agent's text (all are in the structured result)
+MAX_LINE = 1_000  # characters of one finding there
 CLOSE_WAIT = 5.0  # a cancelled batch's runners get the 2 s grace, then are killed; then stop
 _RUN_KEYS = {"actions", "projects", "params"}
 
@@ -322,7 +324,7 @@ def _status_line(entry: Entry, names: dict[str, str]) -> str:
     name = names.get(entry["project"], entry["project"])
     line = f"{entry['status']:<9} {name} · {entry['action']}"
     if entry.get("error"):
-        line += ": " + str(entry["error"]).strip().split("\n", 1)[0][:200]
+        line += ": " + shorten(str(entry["error"]), 200)
     return line
 
 
@@ -340,7 +342,14 @@ def summary_text(result: RunResult, *, names: dict[str, str], base: Path) -> str
     findings = text_lines(collect(entries), base)
     lines += outside_notes(entries, names)
     if findings:
-        lines += ["", f"{len(findings)} finding(s):", *findings[:MAX_FINDINGS]]
-        if len(findings) > MAX_FINDINGS:
-            lines.append(f"… and {len(findings) - MAX_FINDINGS} more in the structured result")
+        lines += ["", f"{len(findings)} finding(s):"]
+        budget = MAX_TEXT
+        for shown, finding in enumerate(findings):
+            line = finding if len(finding) <= MAX_LINE else finding[:MAX_LINE - 1] + "…"
+            budget -= len(line) + 1
+            if shown == MAX_FINDINGS or budget < 0:
+                lines.append(f"… and {len(findings) - shown} more finding(s) in the structured "
+                             "result")
+                break
+            lines.append(line)
     return "\n".join(lines)

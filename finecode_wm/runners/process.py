@@ -41,6 +41,10 @@ STDERR_LINE = 2000  # bytes of one stderr line kept for the log (the tail keeps 
 STDERR_CHUNK = 65536
 CLOSED_WAIT = 0.5  # a runner that closed its stdout gets this long to exit before it is killed
 _LINE_ENDS = re.compile(rb"[\r\n]")
+# `python = "python3"` is a path relative to the project root, not a command: say so.
+NO_INTERPRETER = ("; [tool.finecode] python is a path (a relative one is taken from the project "
+                  "root, a bare name such as python3 is not looked up on PATH): write it as "
+                  "an absolute path or e.g. .venv/bin/python")
 
 
 def runner_path() -> str:
@@ -161,8 +165,9 @@ class RunnerProcess:
                 stderr=asyncio.subprocess.PIPE, limit=2**24)
         except OSError as exc:
             self._ended()
+            hint = NO_INTERPRETER if isinstance(exc, FileNotFoundError) else ""
             raise RunnerDied(f"cannot start a runner with {python}: "
-                             f"{exc.strerror or exc}") from None
+                             f"{exc.strerror or exc}{hint}") from None
         assert self.proc.stdout is not None and self.proc.stdin is not None
         self.conn = Connection(self.proc.stdout, self.proc.stdin, log=self._log,
                                on_notification=self._notified,
