@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from finecode_er.api import RunActionContext
-from finecode_er.progress import Value
 from finecode_er.reporter import ExecutionReporter, NullReporter
+from finecode_er.streams import Value
 
 from .bench_handlers import PAYLOAD, steps
 from .common import Figure, figure, now, ratio_samples

@@ -2,7 +2,7 @@
 
 Cooperative handlers (`wait`) learn of the cancel at their next await; uncooperative ones
 (`block`, a blocking sleep) cannot, so the WM answers without waiting for them and kills their
-runner after the grace period (`finecode_wm.runners.CANCEL_GRACE`). Also measured: how long
+runner after the grace period (`finecode_wm.runners.process.CANCEL_GRACE`). Also measured: how long
 until that runner is gone.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
-from finecode_wm.runners import CANCEL_GRACE
+from finecode_wm.runners.process import CANCEL_GRACE
 
 from .common import Figure, figure, now
 from .wm_client import WMClient, make_workspace, remove

@@ -17,8 +17,8 @@ from types import TracebackType
 from typing import Any
 
 from .caching import cacheable
-from .progress import Composite, Scope
 from .reporter import ExecutionReporter
+from .work import Composite, Scope
 
 # `cacheable`: a handler's opt-in to the WM's result cache (see `caching`).
 __all__ = ["DelegationError", "ProgressContext", "RunActionContext", "cacheable"]
@@ -88,7 +88,7 @@ class ProgressContext:
         reporter = self._reporter
         if message is not None:
             reporter.narrative = message
-        if reporter.timer is not None:  # a flush is pending: it will send this state
+        if reporter.pending:  # a flush is pending: it will send this state
             self._unchecked += 1
             if self._unchecked < CHECK_EVERY:
                 return
@@ -120,7 +120,7 @@ class ProgressContext:
         node = self._node
         if node is None:
             return
-        node.total = total
+        node.set_total(total)
         self._reporter.touch()
 
 

@@ -111,7 +111,7 @@ class ProjectHandlers:
             target: Any = self._import(module_name)
         except Exception as exc:
             raise HandlerLoadError(
-                f"cannot import handler '{source}': {describe_failure(exc)}"
+                f"cannot import handler '{source}': {describe_failure(exc)}{self._searched(exc)}"
             ) from exc
         for part in attr_path.split("."):
             try:
@@ -135,6 +135,15 @@ class ProjectHandlers:
             )
         handler: Handler = target
         return handler
+
+    def _searched(self, exc: Exception) -> str:
+        """For a module that was not found: the interpreter and where it looked, which is what
+        a person needs to fix it (install the package there, or point `python` elsewhere)."""
+        if not isinstance(exc, ModuleNotFoundError):
+            return ""
+        path = ", ".join(p or "." for p in sys.path)
+        return (f"; interpreter {sys.executable} looked in the project root {self.root}, then "
+                f"sys.path: {path}")
 
     def _import(self, name: str) -> ModuleType:
         """Import `name` as this project sees it (synchronous: no other task runs meanwhile).
@@ -199,9 +208,23 @@ class ProjectHandlers:
         return "|".join(sorted(parts))
 
 
+_RUNNER = os.path.dirname(os.path.abspath(__file__))
+_IMPORTLIB = os.path.dirname(os.path.abspath(importlib.__file__))
+
+
+def _internal(filename: str) -> bool:
+    """A frame of the runner itself or of the import machinery: never where to look."""
+    if filename.startswith("<frozen "):
+        return True
+    folder = os.path.dirname(os.path.abspath(filename))
+    return folder in (_RUNNER, _IMPORTLIB)
+
+
 def describe_failure(exc: BaseException) -> str:
-    """`Type: message (at file:line in function)` — the innermost frame is where to look."""
-    frames = traceback.extract_tb(exc.__traceback__)
+    """`Type: message (at file:line in function)`: the innermost frame outside the runner and
+    the import machinery is where to look (the handler's line that called `ctx.run_action`, the
+    line of a handler module that failed to import); none when there is no such frame."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not _internal(f.filename)]
     where = ""
     if frames:
         frame = frames[-1]

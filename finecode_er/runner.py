@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 import os
 import sys
 import traceback
@@ -23,7 +22,9 @@ from .config import ActionConfig, ConfigError, load_project, parse_actions
 from .handlers import Handler, HandlerLoadError, ProjectHandlers, describe_failure
 from .projectcode import protect
 from .reporter import ExecutionReporter, NullReporter
+from .streams import read_value
 from .wire import INVALID_PARAMS, Connection, RpcError, progress_sender
+from .work import Composite
 
 ACTION_FAILED = -32001
 NOT_INITIALIZED = -32002
@@ -118,14 +119,9 @@ class Runner:
         """`{kind: "fraction", fraction?, message?}` of a delegated batch (see docs/protocol.md):
         it moves the attached step and narrates the parent's stream."""
         attached = self._attached.get(token) if isinstance(token, str) else None
-        if attached is None or not isinstance(value, dict) or value.get("kind") != "fraction":
-            return
-        fraction = value.get("fraction")
-        if isinstance(fraction, bool) or not isinstance(fraction, int | float) or \
-                not math.isfinite(fraction):
-            fraction = None
-        message = value.get("message")
-        attached.update(fraction, message if isinstance(message, str) else None)
+        reading = read_value(value)
+        if attached is not None and reading.kind == "fraction":
+            attached.update(reading.fraction, reading.message)
 
     # -- initialize -------------------------------------------------------------------------
 
@@ -252,12 +248,14 @@ class Runner:
                 handler = handlers.load(spec.source)
             except HandlerLoadError as exc:
                 raise ActionFailed(str(exc), {"kind": "import", "handler": spec.source}) from None
+            work = reporter.handler_work()
             ctx = RunActionContext(project_root=root, config=dict(spec.config), action=name,
-                                   reporter=reporter, work=reporter.handler_work(),
-                                   partial=partial, delegate=delegate)
-            calls.append((spec.source, handler, ctx))
+                                   reporter=reporter, work=work, partial=partial,
+                                   delegate=delegate)
+            calls.append((spec.source, handler, ctx, work))
 
-        async def call(source: str, handler: Handler, ctx: RunActionContext) -> Any:
+        async def call(source: str, handler: Handler, ctx: RunActionContext,
+                       work: Composite) -> Any:
             finished = False
             try:
                 result = await handler(params, ctx)
@@ -272,7 +270,7 @@ class Runner:
                      "traceback": traceback.format_exception(exc)[-6:]},
                 ) from exc
             finally:
-                ctx._work.finish(abandoned=not finished)
+                work.finish(abandoned=not finished)
                 reporter.touch()
 
         if action.concurrent and len(calls) > 1:
@@ -286,10 +284,10 @@ class Runner:
             results = [await call(*c) for c in calls]
         info = None
         if cache_info:
-            info = await caching.cache_info(
-                [(spec.source, spec.cacheable, handler)
-                 for spec, (_source, handler, _ctx) in zip(action.handlers, calls, strict=True)],
-                root, delegated=delegated, versions=self._versions)
+            loaded = [(spec.source, spec.cacheable, c[1])
+                      for spec, c in zip(action.handlers, calls, strict=True)]
+            info = await caching.cache_info(loaded, root, delegated=delegated,
+                                            versions=self._versions)
         return (results[0] if len(results) == 1 else results), info
 
 

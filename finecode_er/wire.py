@@ -12,15 +12,13 @@ import asyncio
 import itertools
 import json
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
 from typing import Any, Protocol
 
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
-REQUEST_FAILED = -32803
 REQUEST_CANCELLED = -32800
 
 MAX_MESSAGE = 64 * 1024 * 1024
@@ -188,12 +186,23 @@ class Connection:
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._serving: dict[Any, asyncio.Task[None]] = {}
         # Requests we cancelled, by id, with when: the peer still owes an answer.
-        self.cancelling: dict[int, float] = {}
+        self._cancelling: dict[int, float] = {}
         self.closed = False
         self.violation: str | None = None  # why the peer's stream could not be read on
         self._told: set[str] = set()
         self._decoder = decoder(lambda: self._once(
             "read", "NaN/Infinity in a message from the peer was read as null"))
+
+    @property
+    def cancelling(self) -> Mapping[int, float]:
+        """The requests we cancelled whose answer the peer still owes (read-only), by id, with
+        when they were cancelled."""
+        return MappingProxyType(self._cancelling)
+
+    def is_cancelling(self, msg_id: int | None = None) -> bool:
+        """Does the peer still owe the answer to request `msg_id` that we cancelled (to any
+        request we cancelled, when none is named)?"""
+        return bool(self._cancelling) if msg_id is None else msg_id in self._cancelling
 
     def _once(self, key: str, message: str) -> None:
         """Log `message` the first time only (a value that keeps coming must not flood)."""
@@ -238,7 +247,7 @@ class Connection:
             # Cancelled, and no answer came in between (`_answered` takes the entry of a wait
             # cancelled but not yet resumed): tell the peer to stop working on it.
             if future.cancelled() and msg_id in self._pending:
-                self.cancelling[msg_id] = asyncio.get_running_loop().time()
+                self._cancelling[msg_id] = asyncio.get_running_loop().time()
                 self.notify("$/cancelRequest", {"id": msg_id})
                 if self._on_cancel_sent is not None:
                     self._on_cancel_sent(msg_id)
@@ -300,7 +309,7 @@ class Connection:
 
     def _answered(self, message: dict[str, Any]) -> None:
         msg_id = message.get("id")
-        if self.cancelling.pop(msg_id, None) is not None:  # type: ignore[arg-type]
+        if self._cancelling.pop(msg_id, None) is not None:  # type: ignore[arg-type]
             if self._on_cancel_answered is not None:  # the late answer to a request we cancelled
                 self._on_cancel_answered(msg_id)  # type: ignore[arg-type]
             return

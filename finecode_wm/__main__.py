@@ -1,5 +1,5 @@
 """`python -m finecode_wm` is `finecode-wm`."""
 
-from .cli import main
+from .main import main
 
 main()

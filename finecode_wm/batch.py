@@ -1,7 +1,7 @@
 """One client request fanned out over child executions, with one aggregated progress stream.
 
-Transport-agnostic: the LSP server and the terminal front end both plan a batch here, run it,
-and receive the same progress values (`emit`) and per-child results (`on_result`).
+Transport-agnostic: the three front ends (LSP, MCP, terminal) get a batch from the service, run
+it, and receive the same progress values (`emit`) and per-child results (`on_result`).
 
 Begin rule (progress rule 4, docs/progress.md): two or more children are measurable by their
 count, so the stream begins at once and determinate. A single child is measurable only by its
@@ -12,6 +12,12 @@ determinate or not.
 A delegated batch (`ctx.run_action`) reports to the delegating runner instead, which takes a
 late switch: its stream (`FractionStream`) begins at once and carries the batch's fraction
 whenever there is one.
+
+One cancel scope: the children run as tasks of the batch's `CancelScope` (one task each, or one
+task running them in order). `cancel()` and stop-on-failure cancel that scope; cancelling the
+task running `run()` cancels it too, as every task group does. The per-child timeout is an
+`asyncio.timeout` around the child's request. What a child delegates runs in its execution's
+scope (`delegation.Execution`), inside the child's task, so it is cancelled with the child.
 
 Cancel decision (docs/progress.md#cancellation): every cancel path — `cancel()` (a progress
 token's cancel, Ctrl-C, MCP) and the cancellation of the task running `run()` (`$/cancelRequest`,
@@ -26,124 +32,31 @@ import contextlib
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from finecode_er.handlers import describe_failure
-from finecode_er.progress import FractionStream, Stream, Value
-from finecode_er.reporter import INTERNAL_INTERVAL, REPORT_INTERVAL, Emit, PacedStream
+from finecode_er.pacing import INTERNAL_INTERVAL, REPORT_INTERVAL, Emit, PacedStream
+from finecode_er.streams import FractionStream, Stream
 from finecode_er.wire import REQUEST_CANCELLED, MessageTooLarge, RpcError
 
+from .aggregation import BatchProgress, Child
 from .cache import Lookup, ResultCache
+from .cancelscope import CancelScope
 from .delegation import Execution, refusal
-from .history import History, signature
-from .progress import BatchProgress, Child
-from .runners import RunnerDied, RunnerPool, RunnerProcess
-from .workspace import Environment, Project, Workspace
+from .history import ChildTimes, History, signature
+from .planning import BatchOptions, Planned
+from .results import ConfigError, Entry, RunResult, Status, import_failure, summarize
+from .runners.pool import RunnerPool
+from .runners.process import RunnerDied, RunnerProcess
+from .workspace import Environment
 
-__all__ = ["BadRequest", "Batch", "BatchOptions", "Plan", "import_failure", "plan"]
+__all__ = ["Batch"]
 
 BEGIN_WAIT_WARM = 0.1
 BEGIN_WAIT_COLD = 0.2
 TOKEN_WAIT = 2.0
 TICK = 0.5
 Log = Callable[[str], None]
-
-
-class BadRequest(ValueError):
-    """Input a person has to fix: answered as InvalidParams."""
-
-
-@dataclass(frozen=True)
-class BatchOptions:
-    concurrent: bool = True
-    stop_on_failure: bool = False
-    timeout: float | None = None
-    cache: bool = True  # reuse cached results (false: run everything, refresh the cache)
-
-
-@dataclass(frozen=True)
-class Planned:
-    project: Project
-    action: str
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The children to run, and the config problems of the selected projects that cannot run
-    (`{project, error}`: reported in the result, never run)."""
-
-    children: list[Planned]
-    config_errors: list[dict[str, str]]
-
-
-def _nothing_here(workspace: Workspace) -> str:
-    folders = ", ".join(map(str, workspace.folders)) or "the workspace"
-    skipped = f"; {len(workspace.skipped)} pyproject.toml skipped as unreadable" \
-        if workspace.skipped else ""
-    return (f"no FineCode projects under {folders} (a project is a directory whose "
-            f"pyproject.toml has a [tool.finecode] table{skipped})")
-
-
-def plan(workspace: Workspace, actions: list[str], projects: list[str] | None = None) -> Plan:
-    """Every selected action in every selected project that defines it, in a stable order.
-
-    A selected project whose config is broken is not bad input: it is a config error of the
-    run. An action is unknown when no selected project defines it, broken ones included (by
-    the names they declare; one whose file did not parse might declare any).
-    """
-    if not actions:
-        raise BadRequest("'actions' must name at least one action")
-    broken: list[Path] = []
-    if projects is None:
-        selected = sorted(workspace.projects.values(), key=lambda p: p.root)
-        broken = sorted(workspace.problems)
-        if not selected and not broken:
-            raise BadRequest(_nothing_here(workspace))
-    else:
-        selected = []
-        for raw in projects:
-            path = Path(raw)
-            if not path.is_absolute():
-                raise BadRequest(f"project path must be absolute: {raw!r}")
-            try:
-                path = path.resolve()
-            except (OSError, ValueError) as exc:
-                raise BadRequest(f"project path {raw!r:.80} cannot be used: {exc}") from None
-            if not workspace.contains(path):
-                raise BadRequest(f"{path} is outside the workspace folders "
-                                 f"({', '.join(map(str, workspace.folders)) or 'none'})")
-            project = workspace.projects.get(path)
-            if project is None and path in workspace.problems:
-                if path not in broken:
-                    broken.append(path)
-                continue
-            if project is None and not path.exists():
-                raise BadRequest(f"{path} does not exist")
-            if project is None:
-                skipped = workspace.skipped.get(path)
-                raise BadRequest(f"{path} is not a FineCode project: its pyproject.toml was "
-                                 f"{skipped}" if skipped else
-                                 f"{path} is not a FineCode project (no [tool.finecode] table)")
-            if project not in selected:
-                selected.append(project)
-    declared = [workspace.declares.get(b) for b in broken]
-    for action in actions:
-        if not any(action in p.actions for p in selected) and \
-                not any(names is None or action in names for names in declared):
-            known = sorted({a for p in selected for a in p.actions}.union(*filter(None, declared)))
-            raise BadRequest(f"unknown action {action!r}: no selected project defines it "
-                             f"(defined: {', '.join(known) or 'none'})")
-    return Plan([Planned(p, a) for p in selected for a in dict.fromkeys(actions) if a in p.actions],
-                [{"project": str(b), "error": workspace.problems[b]} for b in broken])
-
-
-def import_failure(entry: dict[str, Any]) -> bool:
-    """A child that failed because its handler could not be imported: a config problem."""
-    data = entry.get("errorData")
-    return entry.get("status") == "failed" and isinstance(data, dict) and \
-        data.get("kind") == "import"
 
 
 def _signature_of(planned: Planned) -> str | None:
@@ -200,11 +113,11 @@ class Batch:
                  slots: asyncio.Semaphore, params: dict[str, Any] | None = None,
                  options: BatchOptions | None = None,
                  emit: Awaitable[Emit | None] | Emit | None = None,
-                 on_result: Callable[[dict[str, Any]], None] | None = None,
+                 on_result: Callable[[Entry], None] | None = None,
                  on_problem: Log | None = None, log: Log | None = None,
                  parent: Execution | None = None, history: History | None = None,
                  late_percentage: bool = False,
-                 config_errors: list[dict[str, str]] | None = None,
+                 config_errors: list[ConfigError] | None = None,
                  cache: ResultCache | None = None) -> None:
         """`late_percentage`: `emit` takes a percentage that appears after begin (the terminal),
         so a single child measurable only later still gets a bar. `cache`: the result cache
@@ -223,25 +136,22 @@ class Batch:
         self._late = late_percentage
         self._on_result = on_result
         self._log = log or (lambda _m: None)
-        self._history = history
         self._cache = cache
         self._lookups: list[Lookup | None] = [None] * len(planned)
-        # What determines each child's work besides its size; set again from what is sent.
-        self._signatures = [_signature_of(p) for p in planned]
-        self.progress = BatchProgress(
-            [(p.project.name, p.action) for p in planned],
-            [history.timing(str(p.project.root), p.action, signed)
-             if history is not None and signed is not None else None
-             for p, signed in zip(planned, self._signatures, strict=True)],
-            lanes=pool.per_environment if self.options.concurrent else 1)
-        self.results: list[dict[str, Any] | None] = [None] * len(planned)
+        self._times = ChildTimes(history, [(str(p.project.root), p.action, _signature_of(p))
+                                           for p in planned])
+        self.progress = BatchProgress([(p.project.name, p.action) for p in planned],
+                                      self._times.timings(),
+                                      lanes=pool.per_environment if self.options.concurrent else 1)
+        self.results: list[Entry | None] = [None] * len(planned)
         self._unfinished = len(planned)
         self._started: list[float | None] = [None] * len(planned)
         self._stream: _BatchStream | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._scope = CancelScope()  # every child runs in it: `cancel()` cancels it
         self._child_begun = asyncio.Event()
-        self._task: asyncio.Task[Any] | None = None  # the one running `run()`
-        self._cancel_asked = False  # `cancel()` was called before the batch settled
+        # A cancel was asked (`cancel()`, or the task running `run()` was cancelled) before the
+        # batch settled.
+        self._cancel_asked = False
         self._settled = not planned  # every child finished before any cancel was asked
         self.cancelled = False  # the decision (`_decide`): final once `run()` has returned
         self._halted: str | None = None
@@ -261,53 +171,57 @@ class Batch:
         self._halt("the batch was cancelled")
 
     def _halt(self, reason: str) -> None:
+        """Stop every unfinished child (a child that halts the batch has its entry already)."""
         if self._halted is None:
             self._halted = reason
-        current = asyncio.current_task()
-        for task in self._tasks:
-            if task is not current:  # a child halting the batch finishes its own record
-                task.cancel()
+        self._scope.cancel()
 
-    async def run(self) -> dict[str, Any]:
+    async def run(self) -> RunResult:
         """Run every child; the stream ends before this returns, whatever happens.
 
         When the task running this is cancelled, it raises `CancelledError` only if the batch
         ends cancelled (`_decide`); a cancel that came too late is absorbed and the result
         returned, as the stream said.
         """
-        self._task = asyncio.current_task()
-        self.progress.started = time.monotonic()
+        task = asyncio.current_task()
+        assert task is not None
+        self.progress.start(time.monotonic())
         self._beginning = asyncio.get_running_loop().create_task(self._begin())
         interrupted = False
         try:
-            await self._run_children()
-        except asyncio.CancelledError:
-            interrupted = True
+            async with self._scope:
+                self._start_children()
+        except asyncio.CancelledError:  # the task running this was cancelled
+            interrupted = self._cancel_asked = True
+            if self._halted is None:
+                self._halted = "the request was cancelled"
         except BaseException:
+            self._not_run()
             await self._end(interrupted=True)
             raise
+        self._not_run()
         if await self._end(interrupted=interrupted):
             if self.cancelled:
                 raise asyncio.CancelledError
-            while self._task is not None and self._task.cancelling():
-                self._task.uncancel()
+            while task.cancelling():  # the cancel came too late: it changes nothing
+                task.uncancel()
         return self.result()
 
-    def result(self) -> dict[str, Any]:
+    def result(self) -> RunResult:
         """`{results, summary}`, and `config_errors` when the selection had any."""
         entries = [r for r in self.results if r is not None]
-        summary = {s: sum(e["status"] == s for e in entries) for s in ("ok", "failed", "cancelled")}
-        result: dict[str, Any] = {"results": entries, "summary": summary}
+        result = RunResult(results=entries, summary=summarize(entries))
         errors = self.config_errors(entries)
         if errors:
             result["config_errors"] = errors
         return result
 
-    def config_errors(self, entries: list[dict[str, Any]]) -> list[dict[str, str]]:
+    def config_errors(self, entries: list[Entry]) -> list[ConfigError]:
         """The selected projects' config problems: broken configs, then handlers of `entries`
         that could not be imported."""
         return [*self._config_errors,
-                *({"project": e["project"], "error": f"action '{e['action']}': {e['error']}"}
+                *(ConfigError(project=e["project"],
+                              error=f"action '{e['action']}': {e.get('error')}")
                   for e in entries if import_failure(e))]
 
     # -- progress ---------------------------------------------------------------------------
@@ -338,18 +252,19 @@ class Batch:
         outcome, and end the stream with it; True when the running task was cancelled.
 
         A token request the client has not answered within `TOKEN_WAIT` is left to finish on
-        its own (cancelling it inside pygls would show the user an error); it begins nothing.
+        its own (cancelling it inside pygls would show the user an error): `asyncio.wait`
+        cancels nothing it waits for, on its timeout or when this task is cancelled.
         """
         self._child_begun.set()
-        assert self._beginning is not None
+        beginning = self._beginning
+        assert beginning is not None
         try:
-            await asyncio.wait_for(asyncio.shield(self._beginning), TOKEN_WAIT)
-        except TimeoutError:
-            pass
+            await asyncio.wait([beginning], timeout=TOKEN_WAIT)
         except asyncio.CancelledError:  # the request itself was cancelled meanwhile
             interrupted = True
-        except Exception as exc:  # the token could not be created: run silently
-            self._log(f"progress token unavailable: {exc}")
+        if beginning.done() and not beginning.cancelled() and beginning.exception() is not None:
+            # the token could not be created: the batch ran silently
+            self._log(f"progress token unavailable: {beginning.exception()}")
         self._ended = True
         self.cancelled = self._decide(asked=self._cancel_asked or interrupted)
         if self._stream is not None:
@@ -389,46 +304,34 @@ class Batch:
 
     # -- children ---------------------------------------------------------------------------
 
-    async def _run_children(self) -> None:
-        """Every child gets an entry, even one cancelled before its task began to run.
-
-        `gather(..., return_exceptions=True)`: a child cancelled before it started must not end
-        the wait while the others still run; cancelling this task still cancels them all.
-        """
-        loop = asyncio.get_running_loop()
-        if self.options.concurrent:
-            self._tasks = [loop.create_task(self._run_child(i)) for i in range(len(self._planned))]
-            try:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
-            finally:
-                for index in range(len(self._planned)):
-                    self._not_run(index)
+    def _start_children(self) -> None:
+        """One task per child in the batch's scope, or one task running them in order
+        (`concurrent: false`); none once the batch was cancelled before it started."""
+        if not self._scope.open:
             return
-        current = asyncio.current_task()
-        for index in range(len(self._planned)):
-            if current is not None and current.cancelling() and self._halted is None:
-                self._halt("the request was cancelled")
-            if self._halted is not None:
-                self._not_run(index)
-                continue
-            task = loop.create_task(self._run_child(index))
-            self._tasks = [task]
-            with contextlib.suppress(asyncio.CancelledError):  # ours: raised after the loop
-                await asyncio.gather(task, return_exceptions=True)
-            self._not_run(index)
-        if current is not None and current.cancelling():
-            raise asyncio.CancelledError
+        if self.options.concurrent:
+            for index in range(len(self._planned)):
+                self._scope.start(self._run_child(index))
+        else:
+            self._scope.start(self._run_in_order())
 
-    def _not_run(self, index: int) -> None:
-        """The entry of a child that never got to record one (no-op for the others)."""
-        self._record(index, "cancelled", error=f"not run: {self._halted or 'cancelled'}")
+    async def _run_in_order(self) -> None:
+        for index in range(len(self._planned)):
+            if self._halted is not None:
+                return
+            await self._run_child(index)
+
+    def _not_run(self) -> None:
+        """Every child gets an entry, even one whose task was cancelled before it began, or
+        never started (no-op for the others)."""
+        for index in range(len(self._planned)):
+            self._record(index, "cancelled", error=f"not run: {self._halted or 'cancelled'}")
 
     async def _run_child(self, index: int) -> None:
         planned = self._planned[index]
         child = self.progress.children[index]
         if self._halted is not None:  # halted before this child's task began
-            self._not_run(index)
-            return
+            return  # its entry is `_not_run`'s
         refused = refusal(self._chain, planned.project, planned.action)
         if refused is not None:
             self._record(index, "failed", error=refused)
@@ -437,8 +340,9 @@ class Batch:
             if not await self._from_cache(index, planned):
                 async with self._slots:
                     await self._execute(index, planned, child)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # the batch's scope was cancelled
             self._record(index, "cancelled", error=self._halted or "cancelled")
+            raise
         except Exception as exc:  # whatever goes wrong costs this child only
             error = f"could not run: {describe_failure(exc)}"
             self._log(f"{planned.project.name}/{planned.action}: {error}")
@@ -461,29 +365,33 @@ class Batch:
         return True
 
     async def _execute(self, index: int, planned: Planned, child: Child) -> None:
-        """One child on a leased runner; its result is recorded before the lease ends."""
+        """One child on a leased runner; its result is recorded before the lease ends.
+
+        What the child delegates (`ctx.run_action`) runs in its execution's scope, inside this
+        task: cancelling the child cancels it, and it ends when the child does.
+        """
         self._started[index] = time.monotonic()
-        router = self._pool.router
         project = planned.project
         execution = Execution(project, planned.action,
                               (*self._chain, (project.root, project.name, planned.action)),
                               self._slots, up=self._parent)
-        token = router.mint(lambda value: self._on_child_value(child, value), execution)
+        token = self._pool.mint(lambda value: self._on_child_value(child, value), execution)
         action = project.actions[planned.action]
         timeout = self.options.timeout or action.timeout
         config, version = action.to_json(), project.code_version()
-        self._signatures[index] = signature(config, version)  # what this run is
+        self._times.sent(index, signature(config, version))
         params: dict[str, Any] = {
             "action": planned.action, "projectRoot": str(project.root), "actionConfig": config,
             "codeVersion": version, "params": self._params, "workDoneToken": token}
         lookup = self._lookups[index]
         if lookup is not None and lookup.key is not None:
             params["cacheInfo"] = True  # the answer says whether and on what it may be cached
+        environment = project.environment_for(planned.action)
         try:
-            async with self._leased(child, execution,
-                                    project.environment_for(planned.action)) as runner:
+            async with self._leased(child, execution, environment) as runner, execution.scope:
                 try:
-                    result = await asyncio.wait_for(runner.request("run", params), timeout)
+                    async with asyncio.timeout(timeout):
+                        result = await runner.request("run", params)
                 except TimeoutError:
                     self._record(index, "failed", error=f"timed out after {timeout:g} s")
                 except RpcError as exc:
@@ -498,11 +406,13 @@ class Batch:
                     if lookup is not None and self._cache is not None:
                         result = self._cache.finished(lookup, result)
                     self._record(index, "ok", result=result)
+                finally:
+                    self._pool.release(token)  # no runner's request names it from here on
+                    execution.end()
         except RunnerDied as exc:
             self._record(index, "failed", error=str(exc))
         finally:
-            router.release(token)
-            execution.cancel_delegated()
+            self._pool.release(token)  # also when it never got a runner
 
     @contextlib.asynccontextmanager
     async def _leased(self, child: Child, execution: Execution,
@@ -512,14 +422,12 @@ class Batch:
         none of its environment is ready, the child counts as waiting for a runner to start
         (said in the narrative)."""
         avoid = execution.ancestors_runners()
-        child.starting = not self._pool.has_ready(environment, avoid=avoid)
-        try:
-            async with self._pool.lease(environment, avoid=avoid) as runner:
-                execution.runner = runner
-                self.progress.running(child, time.monotonic())
-                yield runner
-        finally:
-            child.starting = False
+        if not self._pool.has_ready(environment, avoid=avoid):
+            self.progress.waiting_for_runner(child)  # until it runs or finishes
+        async with self._pool.lease(environment, avoid=avoid) as runner:
+            execution.runner = runner
+            self.progress.running(child, time.monotonic())
+            yield runner
 
     def _record_error(self, index: int, exc: RpcError) -> None:
         self._record(index, "cancelled" if exc.code == REQUEST_CANCELLED else "failed",
@@ -529,15 +437,15 @@ class Batch:
         if entry is not None and import_failure(entry) and self._on_problem is not None:
             self._on_problem(f"{planned.project.root} action '{planned.action}': {exc.message}")
 
-    def _record(self, index: int, status: str, *, result: Any = None, error: str | None = None,
+    def _record(self, index: int, status: Status, *, result: Any = None, error: str = "",
                 data: Any = None, cached: bool = False) -> None:
         if self.results[index] is not None:
             return
         planned = self._planned[index]
         started = self._started[index]
         seconds = time.monotonic() - started if started is not None else 0.0
-        entry: Value = {"project": str(planned.project.root), "action": planned.action,
-                        "status": status, "seconds": round(seconds, 3)}
+        entry = Entry(project=str(planned.project.root), action=planned.action, status=status,
+                      seconds=round(seconds, 3))
         if cached:
             entry["cached"] = True
             self.progress.children[index].cached = True
@@ -549,17 +457,12 @@ class Batch:
                 entry["errorData"] = data
         self.results[index] = entry
         self._unfinished -= 1
-        if not self._unfinished and not self._cancel_asked and not (
-                self._task is not None and self._task.cancelling()):
+        if not self._unfinished and not self._cancel_asked and \
+                not self._scope.cancelled_from_outside():
             self._settled = True  # from here on, a cancel changes nothing
         child = self.progress.children[index]
-        # A failed run's time is real work too (the next one will likely fail the same way);
-        # a cancelled one says nothing about how long the work takes.
-        signed = self._signatures[index]
-        if status != "cancelled" and self._history is not None and signed is not None and \
-                child.running_since is not None:
-            self._history.record(str(planned.project.root), planned.action, signed,
-                                 time.monotonic() - child.running_since, child.work.total)
+        if status != "cancelled" and child.running_since is not None:
+            self._times.ran(index, time.monotonic() - child.running_since, child.work.total)
         self.progress.finish(child, status)
         if self._stream is not None:
             self._stream.touch()

@@ -14,27 +14,32 @@ as `runBatch`, under these rules:
   executions doing work (not waiting on children) are at most `maxParallel`.
 - **Runners.** A delegated child never runs in the runner of one of its ancestors: a child that
   crashes its runner fails alone, and its parent still gets the result.
+- **Scope.** A delegated batch runs inside its parent execution's cancel scope: cancelling the
+  parent cancels it, and when the parent's run is over (answered, failed, timed out) whatever it
+  delegated ends with it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
+from .cancelscope import CancelScope
 from .workspace import Project
 
 if TYPE_CHECKING:
-    from .runners import RunnerProcess
+    from .runners.process import RunnerProcess
 
 __all__ = ["MAX_DEPTH", "Execution", "refusal"]
 
 MAX_DEPTH = 8
 
 Link = tuple[Path, str, str]  # project root, project name, action
+T = TypeVar("T")
 
 
 @dataclass(eq=False)
@@ -47,9 +52,28 @@ class Execution:
     slots: asyncio.Semaphore
     up: Execution | None = None  # the execution that delegated it
     runner: RunnerProcess | None = None  # once leased
-    delegated: set[asyncio.Task[object]] = field(default_factory=set)
+    # What it delegated runs here, inside the task that runs the execution (entered there).
+    scope: CancelScope = field(default_factory=CancelScope)
     _lent: int = 0  # delegations in progress
     _holding: bool = True  # the execution holds its slot (it was started with one)
+
+    @property
+    def running(self) -> bool:
+        """It may still delegate: its run is under way, not over nor cancelled."""
+        return self.scope.open
+
+    async def delegate(self, run: Callable[[], Awaitable[T]]) -> T:
+        """`run()` (a delegated batch) in this execution's scope, lending the slot meanwhile:
+        cancelling the execution cancels it, and it ends when the execution does."""
+        async def lent() -> T:
+            async with self.lending_slot():
+                return await run()
+
+        return await self.scope.start(lent())
+
+    def end(self) -> None:
+        """The execution is over: nothing it delegated may outlive it."""
+        self.scope.cancel()
 
     @contextlib.asynccontextmanager
     async def lending_slot(self) -> AsyncIterator[None]:
@@ -67,8 +91,9 @@ class Execution:
         finally:
             self._lent -= 1
             if self._lent == 0:
-                # The bookkeeping runs when the slot is taken, even if this task is cancelled
-                # meanwhile: the caller's `async with slots` releases one slot when it exits.
+                # Shielded on purpose: the execution's own `async with slots` releases one slot
+                # when it exits, so the slot lent must be taken back even when this task is
+                # cancelled meanwhile; the bookkeeping runs when it is taken.
                 taking = asyncio.ensure_future(self.slots.acquire())
                 taking.add_done_callback(self._slot_taken)
                 await asyncio.shield(taking)
@@ -90,11 +115,6 @@ class Execution:
                 runners.add(execution.runner)
             execution = execution.up
         return runners
-
-    def cancel_delegated(self) -> None:
-        """The parent is over: nothing it started may outlive it."""
-        for task in self.delegated:
-            task.cancel()
 
 
 def _words(chain: tuple[Link, ...]) -> str:

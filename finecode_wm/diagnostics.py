@@ -1,7 +1,8 @@
 """Findings in run results: the fixed diagnostics shape, and the latest findings per file.
 
-Front-end neutral: the terminal lists what `findings_of` extracts, the LSP server keeps a
-`FindingStore` and turns its per-file lists into pushed or pulled reports. A file's findings are
+Front-end neutral: the terminal and the MCP summary list what `collect` gathers (as
+`text_lines`, with the notes of `outside_notes`), the LSP server keeps a `FindingStore` and
+turns its per-file lists into pushed or pulled reports. A file's findings are
 the union of the latest result of every (project, action) that reported on it, so a `format` run
 never hides what `lint` found, and a re-run that finds nothing clears that action's part.
 """
@@ -15,16 +16,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .results import Entry
 from .workspace import SKIPPED_DIRS, Project
 
-__all__ = ["MAX_POSITION", "SEVERITIES", "FileFindings", "Finding", "FindingStore",
-           "findings_of", "inputs_of", "normalize"]
+__all__ = ["MAX_POSITION", "SEVERITIES", "FileFindings", "Finding", "FindingStore", "collect",
+           "counted", "findings_of", "inputs_of", "normalize", "outside_note", "outside_notes",
+           "text_lines"]
 
 Finding = dict[str, Any]
 SEVERITIES = ("error", "warning", "information", "hint")
 MAX_POSITION = 2**31 - 1  # LSP's largest position number: larger lines and columns are clamped
 _OPTIONAL_INTS = ("end_line", "end_column")
-_OPTIONAL_STRS = ("code", "url")
+_OPTIONAL_STRS = ("code", "url", "source")
 
 
 def _position(value: Any) -> int | None:
@@ -121,7 +124,7 @@ class FileFindings(dict[Path, list[Finding]]):
     outside = 0
 
 
-def findings_of(entry: dict[str, Any]) -> FileFindings | None:
+def findings_of(entry: Entry) -> FileFindings | None:
     """A result entry's findings by absolute file path, sorted by position.
 
     None when the entry says nothing about findings (it failed, was cancelled, or no result of
@@ -264,3 +267,49 @@ def inputs_of(project: Project) -> tuple[object, ...]:
     stats.sort()
     config = repr(sorted((name, action.to_json()) for name, action in project.actions.items()))
     return (project.python, config, tuple(stats))
+
+
+def collect(entries: list[Entry]) -> list[tuple[Path, Finding]]:
+    """Every finding of every result entry, grouped by file and sorted (each shown once, as in
+    the editor)."""
+    store = FindingStore()
+    for entry in entries:
+        by_file = findings_of(entry)
+        if by_file is not None:
+            store.record(Path(entry["project"]), entry["action"], by_file)
+    files = {path for project in store.projects() for path in store.files(project)}
+    return [(path, finding) for path in sorted(files, key=str) for finding in store.items(path)]
+
+
+def counted(entry: Entry) -> int | None:
+    """How many findings one result entry reported (those `collect` lists; None: it reported
+    no findings list)."""
+    by_file = findings_of(entry)
+    return None if by_file is None else sum(len(found) for found in by_file.values())
+
+
+def outside_note(project: str, action: str, count: int) -> str:
+    """The note for findings dropped because they named files outside their project."""
+    return (f"{project} · {action}: dropped {count} finding(s) for files outside the project "
+            "(a finding's path must be inside its project)")
+
+
+def outside_notes(entries: list[Entry], names: dict[str, str]) -> list[str]:
+    """One `outside_note` per result entry that had such findings."""
+    notes = []
+    for entry in entries:
+        by_file = findings_of(entry)
+        if by_file is not None and by_file.outside:
+            notes.append(outside_note(names.get(entry["project"], entry["project"]),
+                                      entry["action"], by_file.outside))
+    return notes
+
+
+def text_lines(found: list[tuple[Path, Finding]], base: Path) -> list[str]:
+    """`path:line:col: CODE message` per finding, paths relative to `base`."""
+    return [_text(os.path.relpath(path, base), finding) for path, finding in found]
+
+
+def _text(shown: str, f: Finding) -> str:
+    code = f"{f['code']} " if "code" in f else ""
+    return f"{shown}:{f['line']}:{f['column']}: {code}{f['message']}"

@@ -21,10 +21,12 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from .paths import cache_dir
-from .progress import Timing, non_negative
+from finecode_er.streams import non_negative
 
-__all__ = ["History", "default_path", "load", "save", "signature"]
+from .aggregation import Timing
+from .paths import cache_dir
+
+__all__ = ["ChildTimes", "History", "default_path", "load", "save", "signature"]
 
 MAX_ENTRIES = 2000
 SMOOTHING = 0.5  # weight of the newest run: recent runs matter, one odd run does not dominate
@@ -96,6 +98,37 @@ class History:
                     and (entry[4] is None or non_negative(entry[4]) is not None)):
                 history.record(entry[0], entry[1], entry[2], entry[3], entry[4])
         return history
+
+
+class ChildTimes:
+    """History as one batch sees it: each child's timing from earlier runs of the same work,
+    and the child's own run recorded when it ends."""
+
+    def __init__(self, history: History | None,
+                 children: list[tuple[str, str, str | None]]) -> None:
+        """`children`: (project, action, signature) each; the signature is None when it cannot
+        be read (that child has no history)."""
+        self._history = history
+        self._children = list(children)
+
+    def timings(self) -> list[Timing | None]:
+        history = self._history
+        return [history.timing(project, action, signed)
+                if history is not None and signed is not None else None
+                for project, action, signed in self._children]
+
+    def sent(self, index: int, signed: str) -> None:
+        """What the child's run is, as it was sent (its config and code may have changed)."""
+        project, action, _ = self._children[index]
+        self._children[index] = (project, action, signed)
+
+    def ran(self, index: int, seconds: float, total: float | None) -> None:
+        """The child's run (ok or failed) took `seconds` of running time and declared `total`
+        units. A failed run's time is real work too (the next one will likely fail the same
+        way); a cancelled run says nothing about how long the work takes: it is not told."""
+        project, action, signed = self._children[index]
+        if self._history is not None and signed is not None:
+            self._history.record(project, action, signed, seconds, total)
 
 
 def default_path() -> Path:

@@ -15,7 +15,7 @@ from typing import Any
 
 from finecode_er.config import positive_seconds
 
-from .batch import BadRequest, BatchOptions
+from .planning import BadRequest, BatchOptions
 
 __all__ = ["RunRequest", "parse_delegation", "parse_run_action", "parse_run_batch"]
 

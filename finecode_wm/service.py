@@ -1,7 +1,7 @@
-"""The WM's services, one instance per editor or terminal session.
+"""The WM's one service, one instance per editor, agent or terminal session.
 
-Both front ends (LSP server, terminal) go through here: the same workspace model, the same
-runner pool, the same `Batch` and its aggregated stream.
+The three front ends (`lsp/`, `mcp/`, `cli/`) hold it as `service` and go through it: the same
+workspace model, the same runner pool, the same `Batch` and its aggregated stream.
 """
 
 from __future__ import annotations
@@ -12,15 +12,18 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from finecode_er.reporter import Emit
+from finecode_er.pacing import Emit
 from finecode_er.wire import INVALID_PARAMS, METHOD_NOT_FOUND, RpcError, progress_sender
 
-from .batch import BadRequest, Batch, plan
+from .batch import Batch
 from .cache import ResultCache
 from .delegation import Execution
 from .history import History
+from .planning import BadRequest, plan
 from .requests import RunRequest, parse_delegation
-from .runners import RunnerPool, RunnerProcess
+from .results import Entry
+from .runners.pool import RunnerPool
+from .runners.process import RunnerProcess
 from .workspace import Discovery, Workspace
 
 __all__ = ["FineCode"]
@@ -50,8 +53,8 @@ class FineCode:
         self.workspace = Workspace()
         self.max_parallel = max_parallel or os.cpu_count() or 2
         self.slots = asyncio.Semaphore(self.max_parallel)
-        self.pool = RunnerPool(log, per_environment=self.max_parallel)
-        self.pool.on_request = self._runner_request
+        self.pool = RunnerPool(log, per_environment=self.max_parallel,
+                               on_request=self._runner_request)
         self.history = History()  # how long each (project, action) took: weighs the bar by time
         # results reused while nothing they depend on changed (None: no result cache)
         self.cache: ResultCache | None = ResultCache(self.workspace, log=log)
@@ -76,7 +79,7 @@ class FineCode:
     def _applied(self) -> None:
         """After a scan: runners learn the folders (what is project code), and the person
         every problem and skipped file, each once."""
-        self.pool.folders = tuple(self.workspace.folders)
+        self.pool.set_folders(tuple(self.workspace.folders))
         if self.workspace.folders:
             self.discovered.set()
         for problem in self.workspace.problems.values():
@@ -116,7 +119,7 @@ class FineCode:
         await (self.discover() if rediscover else self.refresh())
 
     def batch(self, request: RunRequest, *, emit: Awaitable[Emit | None] | Emit | None,
-              on_result: Callable[[dict[str, Any]], None] | None = None,
+              on_result: Callable[[Entry], None] | None = None,
               parent: Execution | None = None, late_percentage: bool = False) -> Batch:
         """Plan a request (raises `BadRequest` on bad input) into a runnable batch; `prepare`
         first."""
@@ -134,26 +137,20 @@ class FineCode:
             raise RpcError(METHOD_NOT_FOUND, f"the WM does not answer {method!r}")
         if not isinstance(params, dict):
             raise RpcError(INVALID_PARAMS, "runAction params must be an object")
-        parent = self.pool.router.owner(params.get("parent"))
+        parent = self.pool.owner(params.get("parent"))
         if not isinstance(parent, Execution):
             raise RpcError(INVALID_PARAMS, "runAction must name a running execution ('parent')")
         await self.prepare()
+        if not parent.running:
+            raise RpcError(INVALID_PARAMS, "runAction must name a running execution ('parent')")
         try:
             request = parse_delegation(params, parent.project.root)
             token = params.get("progressToken")
-            emit = progress_sender(runner.conn.notify, token) \
-                if token is not None and runner.conn is not None else None
+            emit = progress_sender(runner.notify, token) if token is not None else None
             batch = self.batch(request, emit=emit, parent=parent)
         except BadRequest as exc:
             raise RpcError(INVALID_PARAMS, str(exc)) from None
-        task = asyncio.current_task()
-        assert task is not None
-        parent.delegated.add(task)
-        try:
-            async with parent.lending_slot():
-                return await batch.run()
-        finally:
-            parent.delegated.discard(task)
+        return await parent.delegate(batch.run)
 
     async def warm(self) -> None:
         """The runners a first request would use, started ahead of it (no project code)."""

@@ -33,13 +33,15 @@ from finecode_er.projectcode import SOURCE_SUFFIXES, skipped_dir
 from finecode_er.safefile import read_regular, stream_regular
 
 from .paths import config_dir
+from .trust_changes import manifest
 from .workspace import Project, Workspace
 
 if sys.platform != "win32":
     import fcntl
 
 __all__ = ["Decision", "FileCache", "SessionTrust", "TrustStore", "TrustStoreError", "Unkeyable",
-           "decide", "fingerprint", "folder_key", "folder_keys", "store_path", "trust_hint", "walk"]
+           "decide", "fingerprint", "folder_key", "folder_keys", "folder_state", "store_path",
+           "trust_hint", "walk"]
 
 STORE_VERSION = 1
 RACY_NS = 2_000_000_000
@@ -256,7 +258,19 @@ def _configured_python(table: Any) -> bool:
 
 def fingerprint(folder: Path, projects: Iterable[Project], broken: Iterable[Path] = (),
                 files: FileCache | None = None) -> str:
-    """The key of `folder`: what a runner can load for its projects (docs/trust.md).
+    """The key of `folder`: what a runner can load for its projects (docs/trust.md); raises
+    `Unkeyable` when the folder holds too much to walk."""
+    return _key(_parts(folder, projects, broken, files))
+
+
+def _key(parts: dict[str, Any]) -> str:
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _parts(folder: Path, projects: Iterable[Project], broken: Iterable[Path] = (),
+           files: FileCache | None = None) -> dict[str, Any]:
+    """What the key of `folder` hashes.
 
     Every project's `[tool.finecode]` table and configured interpreter; every Python source
     file under the folder, through symlinks, outside the directories the runner refuses to load
@@ -283,16 +297,22 @@ def fingerprint(folder: Path, projects: Iterable[Project], broken: Iterable[Path
     code = {relative: files.digest(path) for relative, path in walk(
         base, lambda name: name.endswith(SOURCE_SUFFIXES),
         lambda path: skipped_dir(os.path.basename(path)) or path in venvs)}
-    text = json.dumps({"projects": entries, "interpreters": interpreters, "code": code},
-                      sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return {"projects": entries, "interpreters": interpreters, "code": code}
+
+
+def folder_state(workspace: Workspace, folder: Path, files: FileCache | None = None
+                 ) -> tuple[str, dict[str, str]]:
+    """The current key of one workspace folder, and its manifest (what each part of it is, to
+    tell later what changed: `trust_changes`)."""
+    projects = [p for p in workspace.projects.values() if p.root.is_relative_to(folder)]
+    broken = [r for r in workspace.problems if r.is_relative_to(folder)]
+    parts = _parts(folder, projects, broken, files)
+    return _key(parts), manifest(parts)
 
 
 def folder_key(workspace: Workspace, folder: Path, files: FileCache | None = None) -> str:
     """The current key of one workspace folder, from the projects discovered in it."""
-    projects = [p for p in workspace.projects.values() if p.root.is_relative_to(folder)]
-    broken = [r for r in workspace.problems if r.is_relative_to(folder)]
-    return fingerprint(folder, projects, broken, files)
+    return folder_state(workspace, folder, files)[0]
 
 
 def folder_keys(workspace: Workspace, files: FileCache | None = None) -> dict[Path, str]:
@@ -366,7 +386,8 @@ class TrustStoreError(Exception):
 
 
 class TrustStore:
-    """`{"version": 1, "folders": {"/abs/folder": {"key": sha256}}}` in the user's config dir.
+    """`{"version": 1, "folders": {"/abs/folder": {"key": sha256, "parts": {…}}}}` in the user's
+    config dir (`parts`: what each part of the key was, to say what changed since).
 
     `trust` and `untrust` run as separate processes, possibly at the same moment: each
     read-modify-write holds an exclusive lock (`trust.json.lock` next to the store), so none
@@ -404,19 +425,37 @@ class TrustStore:
             raise TrustStoreError(f"the trust store {self.path} is corrupt ({exc}); nothing is "
                                   "trusted until you delete it") from None
 
-    def set(self, folder: Path, key: str | None) -> bool:
-        """Trust `folder` with `key` (None: forget it); whether the store changed."""
+    def set(self, folder: Path, key: str | None, parts: dict[str, str] | None = None) -> bool:
+        """Trust `folder` with `key` and its manifest `parts` (None: forget it); whether the
+        store changed."""
         with self._locked():
             stored = self.load()
+            kept = self._manifests()
             name = str(folder)
             if key is None:
+                kept.pop(name, None)
                 if stored.pop(name, None) is None:
                     return False
             else:
                 stored[name] = key
+                kept[name] = parts or {}
             self._write({"version": STORE_VERSION,
-                         "folders": {f: {"key": k} for f, k in sorted(stored.items())}})
+                         "folders": {f: {"key": k, "parts": kept.get(f, {})}
+                                     for f, k in sorted(stored.items())}})
             return True
+
+    def parts(self, folder: Path) -> dict[str, str] | None:
+        """The manifest `folder` was trusted with (None: none kept, or the store is unreadable)."""
+        return self._manifests().get(str(folder))
+
+    def _manifests(self) -> dict[str, dict[str, str]]:
+        try:
+            data = json.loads(read_regular(self.path).decode("utf-8"))
+            folders = data["folders"]
+            return {str(f): {str(k): str(v) for k, v in entry["parts"].items()}
+                    for f, entry in folders.items() if isinstance(entry.get("parts"), dict)}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            return {}
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

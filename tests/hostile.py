@@ -52,6 +52,11 @@ class Hostile:
     unimportable: dict[Path, str] = field(default_factory=dict)  # fails to import when run
     skipped: dict[Path, str] = field(default_factory=dict)  # folder -> part of its warning
     findings: list[str] = field(default_factory=list)  # `path:line:col: CODE message`, by root
+    # Projects that run but misbehave at run time, -> part of what each surface must show.
+    nonfinite: Path | None = None  # NaN and Infinity in its result: null on the wire
+    chatty: Path | None = None  # one 20 MiB stderr line: drained, the run is ok
+    huge: dict[Path, str] = field(default_factory=dict)  # a result over 64 MiB: that child fails
+    outside: dict[Path, str] = field(default_factory=dict)  # findings outside it: dropped, noted
 
     @property
     def config_errors(self) -> set[Path]:
@@ -60,7 +65,14 @@ class Hostile:
 
     @property
     def runnable(self) -> set[Path]:
-        return {*self.healthy.values(), *filter(None, [self.dated]), *self.unimportable}
+        return {*self.healthy.values(), *filter(None, [self.dated, self.nonfinite, self.chatty]),
+                *self.unimportable, *self.huge, *self.outside}
+
+    @property
+    def summary(self) -> dict[str, int]:
+        """A `run lint` over everything: the failed children are the unimportable and huge."""
+        failed = len(self.unimportable) + len(self.huge)
+        return {"ok": len(self.runnable) - failed, "failed": failed, "cancelled": 0}
 
 
 def _write(path: Path, content: str | bytes) -> Path:
@@ -93,6 +105,20 @@ def build(root: Path) -> Hostile:
     ws.dated = _write(root / "dated" / "pyproject.toml", _lint(
         ECHO, "{ day = 1979-05-27, at = 07:32:00, stamp = 1979-05-27T07:32:00Z,"
               " local = 1979-05-27T07:32:00.5, days = [2024-02-29] }"))
+
+    # Projects that misbehave only when they run: each costs only itself.
+    ws.nonfinite = _write(root / "nonfinite" / "pyproject.toml",
+                          _lint("hostile_handlers:nonfinite"))
+    ws.chatty = _write(root / "chatty" / "pyproject.toml", _lint("hostile_handlers:stderr_line"))
+    ws.huge[_write(root / "huge" / "pyproject.toml", _lint("hostile_handlers:huge"))] = \
+        "over the 64 MiB limit"
+    far = _write(root / "far" / "pyproject.toml", _lint("hostile_handlers:outside"))
+    (root.parent / "elsewhere").mkdir(exist_ok=True)
+    (far / "link").symlink_to(root.parent / "elsewhere")
+    ws.outside[far] = "far · lint: dropped 3 finding(s) for files outside the project"
+    ws.findings += [f"far/inside.py:{2**31 - 1}:{2**31 - 1}: far down",
+                    "far/abs.py:2:1: absolute, inside"]
+    ws.findings.sort(key=lambda line: line.split(":", 1)[0])
 
     # Broken FineCode projects: each is one config error of its folder.
     ws.broken[_write(root / "badbytes" / "pyproject.toml",

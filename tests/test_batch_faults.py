@@ -17,9 +17,10 @@ import psutil
 import pytest
 
 from finecode_er.config import ActionConfig, HandlerConfig
-from finecode_wm.batch import Batch, BatchOptions, Planned
+from finecode_wm.batch import Batch
+from finecode_wm.planning import BatchOptions, Planned
 from finecode_wm.requests import RunRequest
-from finecode_wm.runners import ProgressRouter
+from finecode_wm.runners.routing import ProgressRouter
 from finecode_wm.service import FineCode
 from finecode_wm.workspace import Environment, Project
 
@@ -199,7 +200,8 @@ class FakePool:
     per_environment = 3
 
     def __init__(self) -> None:
-        self.router = ProgressRouter(lambda _m: None)
+        router = ProgressRouter(lambda _m: None)
+        self.mint, self.release = router.mint, router.release
         self.runner = FakeRunner()
 
     def has_ready(self, environment: Environment, *, avoid: object = ()) -> bool:

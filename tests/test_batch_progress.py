@@ -1,4 +1,5 @@
-"""The WM's pure aggregation (finecode_wm.progress): weighting, stall notice, estimate, history."""
+"""The WM's pure aggregation (`finecode_wm.aggregation`): weighting, stall notice, estimate,
+history."""
 
 from __future__ import annotations
 
@@ -13,15 +14,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finecode_er.progress import Composite, Stream
-from finecode_wm.history import History, load, save, signature
-from finecode_wm.progress import (
+from finecode_er.streams import Stream
+from finecode_er.work import Composite
+from finecode_wm.aggregation import (
     HISTORY_MARGIN,
     BatchProgress,
     Child,
     Timing,
     describe_seconds_left,
 )
+from finecode_wm.history import History, load, save, signature
 
 from .rules import check_stream
 

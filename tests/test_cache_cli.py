@@ -18,11 +18,11 @@ pytestmark = pytest.mark.timeout(120)
 
 EVERYTHING = {(p, a) for p in ("p1", "p2", "p3") for a in ("lint", "local")}
 # A runner that would start fails the run: proof that a warm run starts none.
-NO_RUNNERS = ("import sys, finecode_wm.runners as r\n"
+NO_RUNNERS = ("import sys, finecode_wm.runners.process as r\n"
               "async def refuse(self):\n"
               "    raise r.RunnerDied('a runner was started')\n"
               "r.RunnerProcess.start = refuse\n"
-              "from finecode_wm.cli import main\n"
+              "from finecode_wm.main import main\n"
               "main(sys.argv[1:])\n")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finecode_wm.progress import BatchProgress, Child, Timing
+from finecode_wm.aggregation import BatchProgress, Child, Timing
 
 from .test_batch_progress import Shown, begin, report
 

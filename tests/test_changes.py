@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from finecode_wm.changes import GitError, changed_files, dependents, projects_of
+from finecode_wm.cli.changes import GitError, changed_files, dependents, projects_of
 
 
 def git(repo: Path, *args: str) -> str:

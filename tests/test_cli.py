@@ -160,8 +160,9 @@ def test_github_annotations(examples: Path) -> None:
     assert done.returncode == 1
     lines = done.stdout.splitlines()
     assert len(lines) == 10
-    assert ("::warning file=small/tinytools/lease_events.py,line=5,col=23,endLine=5,"
-            "endColumn=30,title=F401::`functools.partial` imported but unused") in lines
+    assert (f"::warning title=ruff (F401),file={examples}/small/tinytools/lease_events.py,"
+            "line=5,col=23,endLine=5,endColumn=30::small/tinytools/lease_events.py:5:23: F401 "
+            "`functools.partial` imported but unused") in lines
 
 
 def test_lint_findings_equal_ruff_check(tmp_path: Path) -> None:

@@ -221,3 +221,39 @@ async def test_lending_never_lets_more_than_max_parallel_work() -> None:
         await asyncio.gather(first, second, *others)
     assert peak == 1
     assert slots._value == 1, "the books balance"
+
+
+async def test_what_an_execution_delegated_ends_with_it_and_nothing_starts_after() -> None:
+    """Delegated work runs in the execution's cancel scope: when the execution is over
+    (`end()`, which `Batch` calls once its run answered, failed or timed out), work still
+    running is cancelled, its lent slot is taken back, and no new delegation starts."""
+    slots = asyncio.Semaphore(1)
+    started = asyncio.Event()
+    ran_late = False
+
+    async def forever() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    async def late() -> None:
+        nonlocal ran_late
+        ran_late = True
+
+    async with slots:  # the child holds its slot while it runs
+        execution = Execution(Project(Path("/ws/p"), "p", sys.executable, {}), "parent", (),
+                              slots)
+        async with execution.scope:
+            assert execution.running
+            # a runner's `runAction` request, answered in a task of the runner's connection
+            request = asyncio.create_task(execution.delegate(forever))
+            await started.wait()
+            assert slots._value == 1, "the slot is lent while the delegated work runs"
+            execution.end()
+        assert not execution.running
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        with pytest.raises(RuntimeError):
+            await execution.delegate(late)
+        assert not ran_late
+        await asyncio.sleep(0.01)  # the lent slot is taken back
+    assert slots._value == 1, "the books balance"

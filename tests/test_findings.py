@@ -11,11 +11,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finecode_wm.diagnostics import MAX_POSITION, FindingStore, findings_of, normalize
-from finecode_wm.findings import collect, outside_notes, render
-from finecode_wm.lsp_diagnostics import to_lsp
+from finecode_wm.cli.formats import github_lines
+from finecode_wm.diagnostics import (
+    MAX_POSITION,
+    FindingStore,
+    collect,
+    findings_of,
+    normalize,
+    outside_notes,
+    text_lines,
+)
+from finecode_wm.lsp.diagnostics import to_lsp
 
-pytestmark = pytest.mark.timeout(10)
+pytestmark = pytest.mark.timeout(60)  # hypothesis runs many examples; a loaded CI machine is slow
 
 ROOT = Path("/ws/proj")
 
@@ -72,10 +80,11 @@ def test_text_and_github_listings() -> None:
     found = collect([entry({"diagnostics": [
         finding("z.py", 1, message="50% done, a:b\nnext", code="E1", severity="error"),
         finding("a.py", 7, code="W2")]})])
-    assert render(found, "text", ROOT) == ["a.py:7:1: W2 m", "z.py:1:1: E1 50% done, a:b\nnext"]
-    assert render(found, "github", ROOT.parent) == [
-        "::warning file=proj/a.py,line=7,col=1,title=W2::m",
-        "::error file=proj/z.py,line=1,col=1,title=E1::50%25 done, a:b%0Anext"]
+    assert text_lines(found, ROOT) == ["a.py:7:1: W2 m", "z.py:1:1: E1 50% done, a:b\nnext"]
+    assert github_lines(found, ROOT.parent) == [
+        "::warning title=FineCode (W2),file=/ws/proj/a.py,line=7,col=1::proj/a.py:7:1: W2 m",
+        "::error title=FineCode (E1),file=/ws/proj/z.py,line=1,col=1::"
+        "proj/z.py:1:1: E1 50%25 done, a:b%0Anext"]
 
 
 def test_lsp_ranges_are_zero_based_and_never_inverted() -> None:

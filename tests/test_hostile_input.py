@@ -297,6 +297,20 @@ def _expected_stderr(hostile: Hostile, stderr: str) -> None:
         assert len(lines) == 1 and fragment in lines[0], (folder, stderr)
 
 
+def _expected_runtime(hostile: Hostile, by_project: dict[Path, Any], notes: str = "") -> None:
+    """Run-time misbehaviour costs only the project that misbehaves, and is said."""
+    assert hostile.nonfinite is not None and hostile.chatty is not None
+    nonfinite = by_project[hostile.nonfinite]
+    assert nonfinite["status"] == "ok" and None in nonfinite["result"]["y"], nonfinite
+    assert by_project[hostile.chatty]["status"] == "ok"
+    for root, fragment in hostile.huge.items():
+        assert by_project[root]["status"] == "failed" and fragment in by_project[root]["error"]
+    for root, note in hostile.outside.items():
+        assert by_project[root]["status"] == "ok"
+        if notes:
+            assert note in notes, notes
+
+
 def test_cli_json_names_every_broken_project_and_exits_2(hostile: Hostile) -> None:
     done = cli("run", "lint", "--json", "--timeout", "30", cwd=hostile.root)
     assert done.returncode == 2, done.stderr
@@ -308,8 +322,9 @@ def test_cli_json_names_every_broken_project_and_exits_2(hostile: Hostile) -> No
         assert by_project[root]["status"] == "failed"
     assert {Path(e["project"]) for e in result["config_errors"]} == hostile.config_errors
     assert len(result["config_errors"]) == len(hostile.config_errors)
-    assert result["summary"] == {"ok": 3, "failed": 1, "cancelled": 0, "cached": 0,
-                                 "findings": 4, "config_errors": 6}
+    assert result["summary"] == {**hostile.summary, "cached": 0, "findings": len(hostile.findings),
+                                 "config_errors": len(hostile.config_errors)}
+    _expected_runtime(hostile, by_project, done.stderr)
     _expected_stderr(hostile, done.stderr)
 
 
@@ -321,11 +336,15 @@ def test_cli_text_and_github_output(hostile: Hostile) -> None:
     github = cli("run", "lint", "--output-format", "github", cwd=hostile.root)
     assert github.returncode == 2
     annotations = [line for line in github.stdout.splitlines()
-                   if line.startswith("::error ") and "title=FineCode config error::" in line]
-    files = sorted(line.split(",", 1)[0].removeprefix("::error file=") for line in annotations)
-    assert files == sorted(f"{root.name}/pyproject.toml" for root in hostile.config_errors)
+                   if line.startswith("::error title=FineCode (config error),file=")]
+    files = sorted(line.split("::")[1].split(",file=", 1)[1] for line in annotations)
+    assert files == sorted(str(root / "pyproject.toml") for root in hostile.config_errors)
     assert not any("\n" in line or "%0A" in line for line in annotations)
-    assert len(github.stdout.splitlines()) == len(annotations) + len(hostile.findings)
+    failures = [line for line in github.stdout.splitlines()
+                if line.startswith("::error title=FineCode (") and " failed)::" in line]
+    assert len(failures) == len(hostile.huge), "a failed child is annotated too"
+    assert len(github.stdout.splitlines()) == len(annotations) + len(failures) + len(
+        hostile.findings)
 
 
 def test_cli_selection_decides_what_fails(hostile: Hostile) -> None:
@@ -421,16 +440,21 @@ async def test_lsp_serves_a_hostile_workspace(hostile: Hostile) -> None:
         first = await lsp.call("runBatch", {"actions": ["lint"], "workDoneToken": "h1"})
         result = first["result"]
         assert {Path(e["project"]) for e in result["config_errors"]} == hostile.config_errors
-        assert result["summary"] == {"ok": 3, "failed": 1, "cancelled": 0}
+        assert result["summary"] == hostile.summary
         by_project = {Path(e["project"]): e for e in result["results"]}
+        _expected_runtime(hostile, by_project)
         assert by_project[hostile.dated]["result"] == DATED
         check_stream([p["value"] for p in lsp.notifications("$/progress")
                       if p["token"] == "h1"])
         published = {p["uri"]: p["diagnostics"]
                      for p in lsp.notifications("textDocument/publishDiagnostics")}
         alpha, beta = hostile.healthy["alpha"], hostile.healthy["beta"]
+        far = next(iter(hostile.outside))
         assert set(published) == {(alpha / "pkg/x.py").as_uri(), (alpha / "pkg/y.py").as_uri(),
-                                  (beta / "src/m.py").as_uri()}
+                                  (beta / "src/m.py").as_uri(), (far / "inside.py").as_uri(),
+                                  (far / "abs.py").as_uri()}
+        [far_down] = published[(far / "inside.py").as_uri()]
+        assert far_down["range"]["start"] == {"line": 2**31 - 2, "character": 2**31 - 2}
         assert [(d["range"]["start"], d.get("code"), d["message"])
                 for uri in sorted(published) if "alpha" in uri for d in published[uri]] == [
             ({"line": 2, "character": 0}, "F401", "`os` imported but unused"),
@@ -483,8 +507,9 @@ async def test_mcp_starts_on_a_hostile_workspace_and_rediscovers(hostile: Hostil
         run = await mcp.tool("run_actions", {"actions": ["lint"]})
         structured = run["structuredContent"]
         assert {Path(e["project"]) for e in structured["config_errors"]} == hostile.config_errors
-        assert structured["summary"] == {"ok": 3, "failed": 1, "cancelled": 0}
+        assert structured["summary"] == hostile.summary
         by_project = {Path(e["project"]): e for e in structured["results"]}
+        _expected_runtime(hostile, by_project, run["content"][0]["text"])
         assert by_project[hostile.dated]["result"] == DATED
         text = run["content"][0]["text"].splitlines()
         assert all(line.startswith("config error: ")

@@ -1,4 +1,4 @@
-"""The runner lifecycle state machine (finecode_wm.lifecycle): pure, no processes."""
+"""The runner lifecycle state machine (finecode_wm.runners.lifecycle): pure, no processes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finecode_wm.lifecycle import LifecycleError, RunnerState
+from finecode_wm.runners.lifecycle import LifecycleError, RunnerState
 
 pytestmark = pytest.mark.timeout(60)
 

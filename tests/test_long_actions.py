@@ -243,8 +243,9 @@ def test_cli_runs_each_action_lists_failures_and_exits_1(tmp_path: Path) -> None
         in listing.stdout
     github = cli(ws, "test", "--project", str(ws / "gamma"), "--output-format", "github")
     assert github.stdout.splitlines() == [
-        "::error file=gamma/tests/test_broken.py,line=2,col=1,title=collection-error::cannot "
-        "collect tests: ModuleNotFoundError: No module named 'not_installed_anywhere'"]
+        f"::error title=FineCode (collection-error),file={ws}/gamma/tests/test_broken.py,"
+        "line=2,col=1::gamma/tests/test_broken.py:2:1: collection-error cannot collect tests: "
+        "ModuleNotFoundError: No module named 'not_installed_anywhere'"]
     clean = cli(ws, "test", "--project", str(ws / "alpha"))
     assert clean.returncode == 0, clean.stderr
 

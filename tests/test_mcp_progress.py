@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finecode_wm.mcp_progress import TOTAL, Progress, ProgressMapping
+from finecode_wm.mcp.progress import TOTAL, Progress, ProgressMapping
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,4 +1,4 @@
-"""`PacedStream` (finecode_er.reporter): leading edge, coalescing, and no-change flushes.
+"""`PacedStream` (finecode_er.pacing): leading edge, coalescing, and no-change flushes.
 
 A fake clock decides what is due; a timer that would fire is fired by hand (`flush()`), so
 nothing here depends on how long anything takes.
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from finecode_er.progress import FractionStream
-from finecode_er.reporter import RECHECK, PacedStream
+from finecode_er.pacing import RECHECK, PacedStream
+from finecode_er.streams import FractionStream
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -20,7 +20,8 @@ import pytest
 
 from benchmarks.wm_client import WMClient
 from finecode_er.wire import RpcError
-from finecode_wm.runners import RunnerDied, RunnerPool, RunnerProcess
+from finecode_wm.runners.pool import RunnerPool
+from finecode_wm.runners.process import RunnerDied, RunnerProcess
 from finecode_wm.workspace import Environment
 
 from .conftest import ER_PROJECT, FIXTURES
@@ -138,7 +139,7 @@ async def test_a_blocking_handler_drains_its_runner_and_the_next_request_gets_a_
 async def test_a_cancel_during_a_stop_still_kills_the_process() -> None:
     """The deterministic hook: cancel `stop()` at each of its awaits."""
     for cancel_after in range(4):
-        runner = RunnerProcess(ENV, RunnerPool(lambda _m: None).router, lambda _m: None)
+        runner = RunnerProcess(ENV, lambda _p: None, lambda _m: None)
         await runner.start()
         pid = runner.pid
         assert pid is not None

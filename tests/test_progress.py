@@ -1,4 +1,4 @@
-"""Property-based tests of the combining state machine (finecode_er.progress)."""
+"""Property-based tests of the combining state machine (finecode_er.work, finecode_er.streams)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from finecode_er.progress import (
-    Composite,
-    FractionStream,
-    Scope,
-    Stream,
-    StreamError,
-    Work,
-)
+from finecode_er.streams import FractionStream, Stream, StreamError
+from finecode_er.work import Composite, Scope, Work
 
 pytestmark = pytest.mark.timeout(120)
 

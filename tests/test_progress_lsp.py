@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import pytest_lsp
 
-from finecode_wm.progress import HISTORY_MARGIN
+from finecode_wm.aggregation import HISTORY_MARGIN
 
 from .lsp_client import CONFIG, RecordingClient, init_params
 from .rules import check_stream

@@ -187,9 +187,10 @@ async def test_a_slow_token_create_answer_is_never_an_error() -> None:
     client = WMClient()
     shown: list[Any] = []
     plain_notified = client._on_notification
+    answered = asyncio.Event()
 
     async def slow_create(method: str, params: Any) -> None:
-        await asyncio.sleep(3)
+        await answered.wait()  # only once the WM gave up waiting and answered the run
 
     def notified(method: str, params: Any) -> None:
         if method == "window/showMessage":
@@ -206,7 +207,8 @@ async def test_a_slow_token_create_answer_is_never_an_error() -> None:
         result = await client.conn.request("workspace/executeCommand", {
             "command": "finecode.runAction", "arguments": [{"action": "quiet"}]})
         assert result["summary"]["ok"] == 2
-        await asyncio.sleep(3.5)  # the late answer arrives
+        answered.set()
+        await asyncio.sleep(1)  # the late answer arrives, and anything it set off
         assert shown == [], shown
         assert list(client.progress) == [], "a token answered too late begins nothing"
     finally:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from finecode_wm.shards import UNKNOWN, parse_shard, partition, weights
+from finecode_wm.cli.shards import UNKNOWN, parse_shard, partition, weights
 
 names = st.text("abcdefgh/", min_size=1, max_size=8)
 durations = st.floats(min_value=0, max_value=1e4, allow_nan=False)

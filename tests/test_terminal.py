@@ -1,4 +1,4 @@
-"""The terminal's live lines laid out for the real width (finecode_wm.terminal), without a pty."""
+"""The terminal's live lines laid out for the real width (finecode_wm.cli.terminal), no pty."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from rich.cells import cell_len
 from rich.console import Console
 
-from finecode_wm.progress import BatchProgress
-from finecode_wm.terminal import BAR_MAX, BAR_MIN, FIXED, Display, Line, TtyRenderer, layout
+from finecode_wm.aggregation import BatchProgress
+from finecode_wm.cli.terminal import BAR_MAX, BAR_MIN, FIXED, Display, Line, TtyRenderer, layout
 
 pytestmark = pytest.mark.timeout(60)
 

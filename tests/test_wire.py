@@ -25,7 +25,7 @@ from finecode_er.wire import (
     encode,
     finite,
 )
-from finecode_wm.runners import LineCutter
+from finecode_wm.runners.process import LineCutter
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 MIN_BATCH = 32  # files per ruff process at least (a ruff start costs more than ~30 files)
 MAX_BATCHES = 10  # steps a large project's progress advances in
-LINT_CONFIG_KEYS = frozenset({"select", "batch_size"})
+LINT_CONFIG_KEYS = frozenset({"select", "batch_size", "severity"})
 FORMAT_CONFIG_KEYS = frozenset({"batch_size"})
 INVALID_SYNTAX = "invalid-syntax"
 # Where ruff looks for configuration: the closest of these in a file's directory or its
@@ -72,19 +72,20 @@ async def lint(params: dict[str, Any], ctx: RunActionContext) -> dict[str, Any]:
     config = ctx.config or {}
     _reject_unknown_keys(config, LINT_CONFIG_KEYS)
     root = ctx.project_root
-    files = python_files(root)
+    files = python_files(root, params)
     # --force-exclude: explicit paths still obey the project's `exclude`/`extend-exclude`,
     # so the findings are the ones `ruff check` in the project directory reports.
     command = [*_ruff_command(), "check", "--output-format", "json", "--no-cache",
                "--force-exclude"]
     command += _select_args(config.get("select"))
+    severity = _severity(config.get("severity", "warning"))
     diagnostics: list[dict[str, Any]] = []
     async with ctx.progress("Linting", total=len(files), cancellable=True) as progress:
         for batch in _batches(files, _batch_size(config, len(files))):
             returncode, stdout, stderr = await _run(command, batch, root)
             if returncode not in (0, 1):
                 raise RuntimeError(_crash_message("check", returncode, stderr))
-            diagnostics.extend(_parse_check_output(stdout, stderr, root))
+            diagnostics.extend(_parse_check_output(stdout, stderr, root, severity))
             await progress.advance(len(batch), message=batch[-1].name)
     return {"files": len(files), "diagnostics": diagnostics, "count": len(diagnostics)}
 
@@ -99,7 +100,7 @@ async def format(params: dict[str, Any], ctx: RunActionContext) -> dict[str, Any
     config = ctx.config or {}
     _reject_unknown_keys(config, FORMAT_CONFIG_KEYS)
     root = ctx.project_root
-    files = python_files(root)
+    files = python_files(root, params)
     command = [*_ruff_command(), "format", "--diff", "--no-cache", "--force-exclude"]
     would_change: list[str] = []
     unparsable: list[str] = []
@@ -143,7 +144,8 @@ async def _run(command: Sequence[str], batch: Sequence[Path], root: Path) -> tup
     return await run([*command, "--", *(relpath(path, root) for path in batch)], cwd=root)
 
 
-def _parse_check_output(stdout: str, stderr: str, root: Path) -> list[dict[str, Any]]:
+def _parse_check_output(stdout: str, stderr: str, root: Path,
+                        severity: str = "warning") -> list[dict[str, Any]]:
     """Turn ruff's JSON report into FineCode's diagnostics shape (project-relative paths)."""
     try:
         entries = json.loads(stdout)
@@ -151,12 +153,20 @@ def _parse_check_output(stdout: str, stderr: str, root: Path) -> list[dict[str, 
         raise RuntimeError(
             f"ruff check printed no JSON report: {tail(stderr or stdout)}"
         ) from error
-    return [_diagnostic(entry, root) for entry in entries]
+    return [_diagnostic(entry, root, severity) for entry in entries]
 
 
-def _diagnostic(entry: Mapping[str, Any], root: Path) -> dict[str, Any]:
-    """One ruff finding; like ruff's own language server, a syntax error is an error and a
-    rule violation a warning."""
+def _severity(value: object) -> str:
+    """``config.severity``: what a rule violation is, ``warning`` (as ruff's language server
+    shows it) or ``error`` (as ``ruff check`` reports it in CI)."""
+    if value not in ("warning", "error"):
+        raise ValueError(f"config 'severity' must be \"warning\" or \"error\", got {value!r}")
+    return str(value)
+
+
+def _diagnostic(entry: Mapping[str, Any], root: Path, severity: str = "warning") -> dict[str, Any]:
+    """One ruff finding; a syntax error is an error, a rule violation `severity` (by default a
+    warning, like ruff's own language server shows it)."""
     code = entry.get("code") or INVALID_SYNTAX
     finding: dict[str, Any] = {
         "path": relpath(Path(entry["filename"]), root),
@@ -164,7 +174,8 @@ def _diagnostic(entry: Mapping[str, Any], root: Path) -> dict[str, Any]:
         "column": entry["location"]["column"],
         "code": code,
         "message": entry["message"],
-        "severity": "error" if code == INVALID_SYNTAX else "warning",
+        "severity": "error" if code == INVALID_SYNTAX else severity,
+        "source": "ruff",
     }
     end = entry.get("end_location")
     if end:

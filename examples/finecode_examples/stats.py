@@ -34,7 +34,7 @@ async def stats(params: dict[str, Any], ctx: RunActionContext) -> dict[str, Any]
     Unparsable files still contribute their lines and are listed in ``unparsable``.
     """
     root = ctx.project_root
-    files = python_files(root)
+    files = python_files(root, params)
     lines = functions = classes = 0
     unparsable: list[str] = []
     async with ctx.progress("Collecting stats", total=len(files), cancellable=True) as progress:

@@ -13,11 +13,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .batch import plan
+from ..planning import plan
+from ..requests import RunRequest
+from ..workspace import Workspace
 from .changes import changed_files, dependents, projects_of
-from .requests import RunRequest
 from .shards import partition, weights
-from .workspace import Workspace
 
 __all__ = ["Narrowed", "narrow"]
 

@@ -36,16 +36,18 @@ from pygls.protocol import (
     lsp_method,
 )
 
-from finecode_er.reporter import Emit
+from finecode_er.pacing import Emit
 from finecode_er.wire import progress_sender
 
-from . import __version__
-from .batch import BadRequest, Batch
-from .lsp_diagnostics import SOURCE, EditorDiagnostics
-from .requests import RunRequest, parse_run_action, parse_run_batch
-from .runners import CANCEL_GRACE, STOP_TIMEOUT
-from .service import FineCode
-from .trust import SessionTrust
+from .. import __version__
+from ..batch import Batch
+from ..planning import BadRequest
+from ..requests import RunRequest, parse_run_action, parse_run_batch
+from ..results import Entry, RunResult
+from ..runners.process import CANCEL_GRACE, STOP_TIMEOUT
+from ..service import FineCode
+from ..trust import SessionTrust
+from .diagnostics import SOURCE, EditorDiagnostics
 
 __all__ = ["build_server", "serve_stdio"]
 
@@ -77,10 +79,19 @@ class FineCodeProtocol(LanguageServerProtocol):
         return super().get_message_type(method)
 
     def get_result_type(self, method: str) -> Any:  # type: ignore[override]
-        """Diagnostic reports are built as plain LSP JSON (see lsp_diagnostics)."""
+        """Diagnostic reports are built as plain LSP JSON (see `lsp.diagnostics`)."""
         if method in (types.WORKSPACE_DIAGNOSTIC, types.TEXT_DOCUMENT_DIAGNOSTIC):
             return JsonRPCResponseMessage
         return super().get_result_type(method)
+
+    @lsp_method(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)
+    def lsp_work_done_progress_cancel(
+            self, params: types.WorkDoneProgressCancelParams) -> None:
+        """The server keeps its own tokens (`by_token`): pygls' `Progress` registry, which it
+        looks the token up in (and warns on stderr when it is not there), is never used."""
+        server = self._server
+        assert isinstance(server, FineCodeServer)
+        server.cancel_token(params.token)
 
     @lsp_method(types.WORKSPACE_EXECUTE_COMMAND)
     async def lsp_workspace__execute_command(  # type: ignore[override]  # async on purpose
@@ -99,7 +110,7 @@ class FineCodeServer(LanguageServer):
 
     def __init__(self, *, max_parallel: int | None = None) -> None:
         super().__init__("finecode-wm", __version__, protocol_cls=FineCodeProtocol)
-        self.fine = FineCode(self.log, max_parallel=max_parallel,
+        self.service = FineCode(self.log, max_parallel=max_parallel,
                              report=lambda problem: self.show_problems([problem]),
                              warn=self.show_warning)
         self.by_token: dict[Any, Batch] = {}
@@ -111,8 +122,9 @@ class FineCodeServer(LanguageServer):
         self.warming: asyncio.Task[None] | None = None
         self.watching: asyncio.Task[None] | None = None
         self.trust = SessionTrust()
+        self.shut_down = False  # the client asked for `shutdown`: exit code 0 (per LSP)
         self._token_ids = itertools.count(1)
-        self.diagnostics = EditorDiagnostics(self)
+        self.diagnostics = EditorDiagnostics(self, self.service)
 
     # -- editor-facing helpers --------------------------------------------------------------
 
@@ -130,8 +142,16 @@ class FineCodeServer(LanguageServer):
         self.window_show_message(types.ShowMessageParams(
             type=types.MessageType.Warning, message=f"FineCode: {warning}"))
 
+    def notify(self, method: str, params: Any) -> None:
+        """A notification to the client, its params as plain JSON."""
+        self.protocol.notify(method, params)
+
+    def refresh_diagnostics(self) -> None:
+        """Ask the client to pull diagnostics again (`workspace/diagnostic/refresh`)."""
+        self.workspace_diagnostic_refresh(None)
+
     def _emit_to(self, token: Any) -> Emit:
-        return progress_sender(self.protocol.notify, token)
+        return progress_sender(self.notify, token)
 
     async def _created_token(self, token: str) -> Emit | None:
         """Ask the client to accept `token`; None when it refuses (then nothing is sent)."""
@@ -150,8 +170,8 @@ class FineCodeServer(LanguageServer):
         folders = [_uri_path(f.uri) for f in self.workspace.folders.values()]
         if not folders and self.workspace.root_uri:
             folders = [_uri_path(self.workspace.root_uri)]
-        await self.fine.discover(folders)
-        self.diagnostics.projects_changed(set(self.fine.workspace.projects))
+        await self.service.discover(folders)
+        self.diagnostics.projects_changed(set(self.service.workspace.projects))
 
     async def watch_configs(self) -> None:
         """Ask the client to report `pyproject.toml` changes (when it can register watchers).
@@ -185,9 +205,9 @@ class FineCodeServer(LanguageServer):
         person, once, how to trust the workspace. Before the folders were first scanned there
         is nothing to decide on: no, and nothing said.
         """
-        if not self.fine.discovered.is_set():
+        if not self.service.discovered.is_set():
             return False
-        decision = self.trust.decide(self.fine.workspace)
+        decision = self.trust.decide(self.service.workspace)
         hint = self.trust.hint_once(decision)
         if hint is not None:
             kind = types.MessageType.Warning if decision.store_problem else types.MessageType.Info
@@ -197,7 +217,7 @@ class FineCodeServer(LanguageServer):
     # -- running ----------------------------------------------------------------------------
 
     async def run(self, request: RunRequest, *,
-                  on_entry: Callable[[dict[str, Any]], None] | None = None,
+                  on_entry: Callable[[Entry], None] | None = None,
                   asked: bool = True) -> dict[str, Any]:
         """Run a request to completion: one stream, results kept on cancel and failure.
 
@@ -215,11 +235,11 @@ class FineCodeServer(LanguageServer):
             self._cancelled_early -= reserved
 
     async def _run(self, request: RunRequest, token: Any, partial_token: Any, *,
-                   on_entry: Callable[[dict[str, Any]], None] | None,
+                   on_entry: Callable[[Entry], None] | None,
                    asked: bool) -> dict[str, Any]:
         interrupted = False
         try:
-            await self.fine.prepare()
+            await self.service.prepare()
         except asyncio.CancelledError:
             # `$/cancelRequest` before the batch exists: it still begins and ends its stream,
             # cancelled, and the request is answered -32800 like any cancelled run.
@@ -233,10 +253,10 @@ class FineCodeServer(LanguageServer):
             emit = asyncio.ensure_future(self._created_token(key))
         else:
             key, emit = object(), None
-        notify = self.protocol.notify
+        notify = self.notify
         watch = self.diagnostics.watch(request)
 
-        def on_result(entry: dict[str, Any]) -> None:
+        def on_result(entry: Entry) -> None:
             if partial_token is not None:
                 notify(types.PROGRESS, {"token": partial_token, "value": {"results": [entry]}})
             self.diagnostics.ran(entry, watch)
@@ -244,7 +264,7 @@ class FineCodeServer(LanguageServer):
                 on_entry(entry)
 
         try:
-            batch = self.fine.batch(request, emit=emit, on_result=on_result)
+            batch = self.service.batch(request, emit=emit, on_result=on_result)
         except BadRequest as exc:
             if isinstance(emit, asyncio.Future):
                 emit.cancel()
@@ -296,19 +316,18 @@ class FineCodeServer(LanguageServer):
         if self.running:
             await asyncio.wait(self.running, timeout=WIND_DOWN)
         try:
-            await asyncio.wait_for(self.fine.close(), CANCEL_GRACE + 2 * STOP_TIMEOUT + 1)
+            await asyncio.wait_for(self.service.close(), CANCEL_GRACE + 2 * STOP_TIMEOUT + 1)
         except TimeoutError:
             pass
         finally:
-            self.fine.pool.kill_all()
+            self.service.pool.kill_all()
 
     @staticmethod
-    def _shape(result: dict[str, Any], partial_token: Any) -> dict[str, Any]:
+    def _shape(result: RunResult, partial_token: Any) -> dict[str, Any]:
         """With partial results the entries were streamed: the response carries the summary
         (and the config errors, which are not entries)."""
-        if partial_token is None:
-            return result
-        return {key: value for key, value in result.items() if key != "results"}
+        return {key: value for key, value in result.items()
+                if partial_token is None or key != "results"}
 
     def cancel_token(self, token: Any) -> None:
         batch = self.by_token.get(token)
@@ -321,8 +340,8 @@ class FineCodeServer(LanguageServer):
         args = params.arguments or []
         command = params.command
         if command == CMD_LIST_PROJECTS:
-            await self.fine.prepare()  # after a discovery in flight (e.g. the first one)
-            return self.fine.list_projects()
+            await self.service.prepare()  # after a discovery in flight (e.g. the first one)
+            return self.service.list_projects()
         if command not in (CMD_RUN_ACTION, CMD_RUN_BATCH):
             raise JsonRpcInvalidParams(f"unknown command {command!r} (known: {CMD_RUN_ACTION}, "
                                        f"{CMD_RUN_BATCH}, {CMD_LIST_PROJECTS})")
@@ -350,11 +369,14 @@ def build_server(*, max_parallel: int | None = None) -> FineCodeServer:
     def initialize(ls: FineCodeServer, params: types.InitializeParams) -> None:
         options = params.initialization_options
         ls.options = options if isinstance(options, dict) else {}
+        caps = params.capabilities.workspace
+        ls.diagnostics.configure(actions=ls.options.get("diagnosticActions"), can_refresh=bool(
+            caps and caps.diagnostics and caps.diagnostics.refresh_support))
         trusted = ls.options.get("trusted")
         ls.trust.by_editor = trusted if isinstance(trusted, bool) else None
         limits = {key: ls.options.get(option) for key, option in
                   (("max_parallel", "maxParallel"), ("max_runners", "maxRunners"))}
-        ls.fine.set_limits(**{key: value for key, value in limits.items()
+        ls.service.set_limits(**{key: value for key, value in limits.items()
                                    if isinstance(value, int) and not isinstance(value, bool)
                                    and value > 0})
 
@@ -362,9 +384,9 @@ def build_server(*, max_parallel: int | None = None) -> FineCodeServer:
     async def initialized(ls: FineCodeServer, params: types.InitializedParams) -> None:
         await ls.rescan()
         ls.watching = asyncio.get_running_loop().create_task(ls.watch_configs())
-        if (ls.options.get("warmRunners", True) is not False and ls.fine.workspace.projects
+        if (ls.options.get("warmRunners", True) is not False and ls.service.workspace.projects
                 and ls.unasked_work_allowed()):
-            ls.warming = asyncio.get_running_loop().create_task(ls.fine.warm())
+            ls.warming = asyncio.get_running_loop().create_task(ls.service.warm())
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     async def watched_files_changed(ls: FineCodeServer,
@@ -379,7 +401,7 @@ def build_server(*, max_parallel: int | None = None) -> FineCodeServer:
         settings = params.settings
         ours = settings.get("finecode") if isinstance(settings, dict) else None
         if isinstance(ours, dict) and "diagnosticActions" in ours:
-            ls.options = {**ls.options, "diagnosticActions": ours["diagnosticActions"]}
+            ls.diagnostics.configure(actions=ours["diagnosticActions"])
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)
     async def folders_changed(ls: FineCodeServer,
@@ -406,15 +428,12 @@ def build_server(*, max_parallel: int | None = None) -> FineCodeServer:
                                    params: types.WorkspaceDiagnosticParams) -> dict[str, Any]:
         return await ls.diagnostics.workspace(params)
 
-    @server.feature(types.WINDOW_WORK_DONE_PROGRESS_CANCEL)
-    def progress_cancelled(ls: FineCodeServer, params: types.WorkDoneProgressCancelParams) -> None:
-        ls.cancel_token(params.token)
-
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: FineCodeServer, params: Any) -> None:
+        ls.shut_down = True
         for batch in list(ls.by_token.values()):
             batch.cancel()
-        await ls.fine.close()
+        await ls.service.close()
 
     for name in (CMD_RUN_ACTION, CMD_RUN_BATCH, CMD_LIST_PROJECTS):
         # Registered so that initialize advertises them; FineCodeProtocol runs them.
@@ -486,6 +505,6 @@ def serve_stdio(*, max_parallel: int | None = None) -> int:
         pass
     finally:
         server.shutdown()  # type: ignore[no-untyped-call]  # its thread pool
-    _kill_runners(server.fine.pool.pids())
-    return 0 if getattr(server.protocol, "_shutdown", False) else 1
+    _kill_runners(server.service.pool.pids())
+    return 0 if server.shut_down else 1
 

@@ -22,20 +22,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from lsprotocol import types
 
-from .batch import import_failure
-from .diagnostics import EMPTY_ID, Finding, FindingStore, findings_of, inputs_of
-from .findings import outside_note
-from .requests import RunRequest
-from .workspace import Project
+from ..diagnostics import EMPTY_ID, Finding, FindingStore, findings_of, inputs_of, outside_note
+from ..requests import RunRequest
+from ..results import Entry, import_failure
+from ..service import FineCode
+from ..workspace import Project
 
-if TYPE_CHECKING:
-    from .server import FineCodeServer
-
-__all__ = ["DEFAULT_ACTIONS", "SOURCE", "EditorDiagnostics", "to_lsp"]
+__all__ = ["DEFAULT_ACTIONS", "SOURCE", "Editor", "EditorDiagnostics", "to_lsp"]
 
 SOURCE = "finecode"
 DEFAULT_ACTIONS = ("lint",)
@@ -62,20 +59,50 @@ def to_lsp(finding: Finding) -> dict[str, Any]:
     return diagnostic
 
 
+class Editor(Protocol):
+    """What the diagnostics need of the language server: its client, its trust policy, and its
+    way of running a request (one stream on the client's tokens)."""
+
+    def notify(self, method: str, params: Any) -> None: ...
+
+    def log(self, message: str) -> None: ...
+
+    def show_problems(self, problems: list[str]) -> None: ...
+
+    def refresh_diagnostics(self) -> None: ...
+
+    def unasked_work_allowed(self) -> bool: ...
+
+    async def run(self, request: RunRequest, *,
+                  on_entry: Callable[[Entry], None] | None = None,
+                  asked: bool = True) -> dict[str, Any]: ...
+
+
 class EditorDiagnostics:
     """The server's findings store and its push and pull sides."""
 
-    def __init__(self, server: FineCodeServer) -> None:
-        self.server = server
+    def __init__(self, editor: Editor, service: FineCode) -> None:
+        self.editor = editor
+        self.service = service
         self.store = FindingStore()
         self.pulling = False  # the client pulls workspace diagnostics (and can re-pull): no pushes
         self._lock = asyncio.Lock()
         self._results: dict[tuple[str, str], Any] = {}  # the result last recorded per child
+        self._configured: Any = None  # `diagnosticActions` as the client gave it
+        self._can_refresh = False  # the client can be asked to pull again
+
+    def configure(self, *, actions: Any, can_refresh: bool | None = None) -> None:
+        """The client's `diagnosticActions` (at start, or from `didChangeConfiguration`) and,
+        at start, whether it can be asked to pull again
+        (`workspace.diagnostics.refreshSupport`)."""
+        self._configured = actions
+        if can_refresh is not None:
+            self._can_refresh = can_refresh
 
     @property
     def actions(self) -> list[str]:
         """The diagnostics actions (`initializationOptions.diagnosticActions`)."""
-        configured = self.server.options.get("diagnosticActions")
+        configured = self._configured
         if isinstance(configured, list) and configured and all(
                 isinstance(a, str) and a for a in configured):
             return configured
@@ -83,7 +110,7 @@ class EditorDiagnostics:
 
     def watch(self, request: RunRequest) -> RunWatch:
         """Before a run: what the selected projects' inputs are, for those it fully re-lints."""
-        projects = self.server.fine.workspace.projects
+        projects = self.service.workspace.projects
         if request.projects is None:
             selected = list(projects.values())
         else:
@@ -96,7 +123,7 @@ class EditorDiagnostics:
 
     # -- push -------------------------------------------------------------------------------
 
-    def ran(self, entry: dict[str, Any], watch: RunWatch) -> None:
+    def ran(self, entry: Entry, watch: RunWatch) -> None:
         """A child of any run finished: keep its findings and push the files they changed.
 
         A result equal to the one last recorded for that child (a cached one, say) changes
@@ -110,24 +137,20 @@ class EditorDiagnostics:
             return
         self._results[key] = result
         if by_file.outside:
-            project = self.server.fine.workspace.projects.get(Path(entry["project"]))
-            self.server.log(outside_note(project.name if project else entry["project"],
+            project = self.service.workspace.projects.get(Path(entry["project"]))
+            self.editor.log(outside_note(project.name if project else entry["project"],
                                          entry["action"], by_file.outside))
         touched = self.store.record(Path(entry["project"]), entry["action"], by_file)
         if not self.pulling:
             self._publish(touched)
 
-    def _can_refresh(self) -> bool:
-        caps = self.server.client_capabilities.workspace
-        return bool(caps and caps.diagnostics and caps.diagnostics.refresh_support)
-
     def run_finished(self) -> None:
         """After an explicit run a pulling client is asked to pull again."""
         if self.pulling:
-            self.server.workspace_diagnostic_refresh(None)
+            self.editor.refresh_diagnostics()
 
     def _publish(self, files: set[Path], *, clear: bool = False) -> None:
-        notify = self.server.protocol.notify
+        notify = self.editor.notify
         for path in sorted(files):
             items = [] if clear else [to_lsp(f) for f in self.store.items(path)]
             notify(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS,
@@ -160,7 +183,7 @@ class EditorDiagnostics:
 
     def document(self, path: Path, previous_result_id: str | None) -> Report:
         """`textDocument/diagnostic`: the document's cached findings, never a run."""
-        if not self.server.unasked_work_allowed():
+        if not self.editor.unasked_work_allowed():
             return {"kind": "full", "items": []}
         return self._report(path, previous_result_id)
 
@@ -170,12 +193,12 @@ class EditorDiagnostics:
         With a `partialResultToken` every project's reports are streamed as it is ready and the
         response carries no items (LSP partial-result rule); without one, the response has them.
         """
-        await self.server.fine.prepare()  # after the first scan; configs edited since re-read
-        if not self.server.unasked_work_allowed():
+        await self.service.prepare()  # after the first scan; configs edited since re-read
+        if not self.editor.unasked_work_allowed():
             # Nothing runs unasked; explicit runs keep reaching the client by push meanwhile.
             self.pulling = False
             return {"items": []}
-        if not self.pulling and self._can_refresh():
+        if not self.pulling and self._can_refresh:
             self.pulling = True  # from now on pulls only: what was pushed is taken back
             self._publish({path for project in self.store.projects()
                            for path in self.store.files(project)}, clear=True)
@@ -189,13 +212,12 @@ class EditorDiagnostics:
             if partial is None:
                 collected.extend(reports)
             else:
-                self.server.protocol.notify(types.PROGRESS,
-                                            {"token": partial, "value": {"items": reports}})
+                self.editor.notify(types.PROGRESS, {"token": partial, "value": {"items": reports}})
 
         async with self._lock:
-            await self.server.fine.prepare()
+            await self.service.prepare()
             actions = self.actions
-            projects = sorted((p for p in self.server.fine.workspace.projects.values()
+            projects = sorted((p for p in self.service.workspace.projects.values()
                                if any(a in p.actions for a in actions)), key=lambda p: p.root)
             # A walk and a stat per file: off the event loop, which keeps serving meanwhile.
             inputs = await asyncio.to_thread(lambda: {p.root: inputs_of(p) for p in projects})
@@ -216,19 +238,19 @@ class EditorDiagnostics:
         countdown = Countdown(stale, actions)
         names = {p.root: p.name for p in stale}
 
-        def on_entry(entry: dict[str, Any]) -> None:
+        def on_entry(entry: Entry) -> None:
             root = Path(entry["project"])
             # A handler that does not import is reported once, as a config problem.
             if entry["status"] == "failed" and not import_failure(entry):
-                first = str(entry.get("error", "")).split("\n", 1)[0]
-                self.server.show_problems([f"{entry['action']} failed in {names[root]}: {first}"])
+                first = entry.get("error", "").split("\n", 1)[0]
+                self.editor.show_problems([f"{entry['action']} failed in {names[root]}: {first}"])
             if countdown.finished(entry):
                 ready(root)
 
         wanted = [a for a in actions if any(a in p.actions for p in stale)]
         request = RunRequest(actions=wanted, projects=[str(p.root) for p in stale],
                              work_done_token=token)
-        await self.server.run(request, on_entry=on_entry, asked=False)
+        await self.editor.run(request, on_entry=on_entry, asked=False)
 
     def _orphans(self, previous: dict[str, str]) -> list[Report]:
         """Files the client still shows that no project reports on (a project was removed,
@@ -253,7 +275,7 @@ class Countdown:
         self._left = {p.root: sum(a in p.actions for a in actions) for p in projects}
         self._actions = set(actions)
 
-    def finished(self, entry: dict[str, Any]) -> bool:
+    def finished(self, entry: Entry) -> bool:
         """Count `entry` down; True when it was its project's last diagnostics action."""
         root = Path(entry["project"])
         if root not in self._left or entry["action"] not in self._actions:
@@ -273,7 +295,7 @@ class RunWatch:
         self._countdown = Countdown(projects, actions)
         self._cancelled: set[Path] = set()
 
-    def finished(self, entry: dict[str, Any]) -> None:
+    def finished(self, entry: Entry) -> None:
         root = Path(entry["project"])
         if entry["status"] == "cancelled":
             self._cancelled.add(root)

@@ -1,16 +1,10 @@
-"""Extension Runner processes: owned per environment, started on demand, replaced when they die.
+"""One runner process (`python -m finecode_er`): spawn, initialize, requests, stderr, stop, kill.
 
-Projects on the same interpreter share their environment's runners (a project with
-`isolated = true` is an environment of its own). `RunnerPool` keeps only the runners' lifecycle
-(`lifecycle.RunnerState`): which runner takes the next execution, starting one when every ready
-runner is busy (up to `per_environment`), evicting idle ones over the `max_runners` cap, stopping
-them in the background — never while holding a decision across an await.
-
-Each runner's `$/progress` goes straight from the pipe to the `ProgressRouter` (no generic
-dispatch, no task per message), which hands it to whoever minted the token. stderr is drained
-into the log so a chatty handler can never block on a full pipe; its last lines are kept for
-the error when a runner dies. A runner whose connection ends while it still runs (it broke the
-framing, or closed its stdout) is killed: it is never left alive beside its replacement.
+Each runner's `$/progress` goes straight from the pipe to a callback (the pool's router: no
+generic dispatch, no task per message). stderr is drained into the log so a chatty handler can
+never block on a full pipe; its last lines are kept for the error when a runner dies. A runner
+whose connection ends while it still runs (it broke the framing, or closed its stdout) is
+killed: it is never left alive beside its replacement.
 """
 
 from __future__ import annotations
@@ -18,23 +12,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import itertools
 import os
 import re
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import finecode_er
 from finecode_er.wire import Connection, ConnectionClosed
 
+from ..paths import cache_dir
+from ..workspace import Environment
 from .lifecycle import RunnerState
-from .paths import cache_dir
-from .workspace import Environment
 
-__all__ = ["ProgressRouter", "RunnerDied", "RunnerPool", "RunnerProcess"]
+__all__ = ["CANCEL_GRACE", "STOP_TIMEOUT", "LineCutter", "RunnerDied", "RunnerProcess",
+           "runner_path"]
 
 Log = Callable[[str], None]
 RequestHandler = Callable[["RunnerProcess", str, Any], Awaitable[Any]]
@@ -47,8 +41,10 @@ STDERR_LINE = 2000  # bytes of one stderr line kept for the log (the tail keeps 
 STDERR_CHUNK = 65536
 CLOSED_WAIT = 0.5  # a runner that closed its stdout gets this long to exit before it is killed
 _LINE_ENDS = re.compile(rb"[\r\n]")
-RETIRED_TOKENS = 1024
-MIN_RUNNERS = 4  # default cap on live runners of all environments: max(this, per_environment)
+# `python = "python3"` is a path relative to the project root, not a command: say so.
+NO_INTERPRETER = ("; [tool.finecode] python is a path (a relative one is taken from the project "
+                  "root, a bare name such as python3 is not looked up on PATH): write it as "
+                  "an absolute path or e.g. .venv/bin/python")
 
 
 def runner_path() -> str:
@@ -114,50 +110,6 @@ class RunnerDied(Exception):
     """A runner could not start, or exited while a request was in flight."""
 
 
-class ProgressRouter:
-    """Maps the WM's internal child tokens to the code that folds their progress."""
-
-    def __init__(self, log: Log) -> None:
-        self._log = log
-        self._routes: dict[str, Callable[[Any], None]] = {}
-        self._owners: dict[str, Any] = {}
-        # Released tokens: a cancelled child's runner may still send its last values there.
-        self._retired: dict[str, None] = {}
-        self._ids = itertools.count(1)
-        self.dropped = 0
-
-    def mint(self, deliver: Callable[[Any], None], owner: Any = None) -> str:
-        """A fresh child token; `owner` is the execution it names (for runner requests)."""
-        token = f"fc-{next(self._ids)}"
-        self._routes[token] = deliver
-        if owner is not None:
-            self._owners[token] = owner
-        return token
-
-    def owner(self, token: Any) -> Any:
-        return self._owners.get(token) if isinstance(token, str) else None
-
-    def release(self, token: str) -> None:
-        self._owners.pop(token, None)
-        if self._routes.pop(token, None) is not None:
-            self._retired[token] = None
-            if len(self._retired) > RETIRED_TOKENS:
-                del self._retired[next(iter(self._retired))]
-
-    def deliver(self, params: Any) -> None:
-        token = params.get("token") if isinstance(params, dict) else None
-        route = self._routes.get(token) if isinstance(token, str) else None
-        if route is None:
-            if token in self._retired:
-                return
-            self.dropped += 1
-            if self.dropped <= 10 or self.dropped % 10_000 == 0:
-                self._log(f"dropped $/progress for an unknown token ({self.dropped} so far): "
-                          f"{str(params)[:120]}")
-            return
-        route(params.get("value"))
-
-
 class RunnerProcess:
     """One `python -m finecode_er` child serving the projects of one environment.
 
@@ -165,12 +117,12 @@ class RunnerProcess:
     does the I/O. The child is killed whatever happens to the task stopping it.
     """
 
-    def __init__(self, environment: Environment, router: ProgressRouter, log: Log, *,
-                 on_request: RequestHandler | None = None,
+    def __init__(self, environment: Environment, on_progress: Callable[[Any], None], log: Log, *,
+                 on_request: RequestHandler | None = None, folders: tuple[Path, ...] = (),
                  on_change: Callable[[RunnerProcess], None] | None = None) -> None:
         self.environment = environment
         self.state = RunnerState()
-        self._router = router
+        self._on_progress = on_progress  # every `$/progress` params, straight from the pipe
         self._log = log
         self._on_request = on_request
         self._on_change = on_change or (lambda _r: None)
@@ -178,11 +130,9 @@ class RunnerProcess:
         self.conn: Connection | None = None
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
         self._tasks: list[asyncio.Task[None]] = []
-        self.killed_because: str | None = None
         self._watchers: set[asyncio.Task[None]] = set()
-        self.starting: asyncio.Task[None] | None = None
-        self.folders: tuple[Path, ...] = ()  # loaded from source only (workspace trust)
-        self.stopping = False  # a stop is under way: no second one, no cancel bookkeeping
+        self._starting: asyncio.Task[None] | None = None  # `start()`, shared by every lease
+        self.folders = folders  # loaded from source only (workspace trust)
         self._settled = asyncio.Event()  # every cancelled request was answered
         self._settled.set()
 
@@ -215,8 +165,9 @@ class RunnerProcess:
                 stderr=asyncio.subprocess.PIPE, limit=2**24)
         except OSError as exc:
             self._ended()
+            hint = NO_INTERPRETER if isinstance(exc, FileNotFoundError) else ""
             raise RunnerDied(f"cannot start a runner with {python}: "
-                             f"{exc.strerror or exc}") from None
+                             f"{exc.strerror or exc}{hint}") from None
         assert self.proc.stdout is not None and self.proc.stdin is not None
         self.conn = Connection(self.proc.stdout, self.proc.stdin, log=self._log,
                                on_notification=self._notified,
@@ -250,6 +201,25 @@ class RunnerProcess:
         await self.kill()
         raise failure
 
+    def start_soon(self) -> asyncio.Task[None]:
+        """`start()` in its own task, which every lease of this runner waits for."""
+        self._starting = asyncio.get_running_loop().create_task(self.start())
+        return self._starting
+
+    async def started(self) -> None:
+        """Wait until the runner has started (raises what made its start fail).
+
+        Shielded: the start is shared by every lease waiting on it, so a waiter that is
+        cancelled stops waiting without cancelling the start for the others.
+        """
+        if self._starting is not None:
+            await asyncio.shield(self._starting)
+
+    def cancel_start(self) -> None:
+        """Stop a start that is still under way (the WM is shutting down)."""
+        if self._starting is not None and not self._starting.done():
+            self._starting.cancel()
+
     def _ended(self) -> None:
         if self.state.live:
             self.state.stopped()
@@ -266,20 +236,19 @@ class RunnerProcess:
         which its requests in flight fail with."""
         assert self.conn is not None and self.proc is not None
         await self.conn.serve()
-        if self.conn.violation is None and self.stopping:
+        if self.conn.violation is None and self.state.stopping:
             return  # the stop waits for the exit, and kills if it does not come
         if self.conn.violation is None:
             with contextlib.suppress(TimeoutError):  # the usual end: the process is exiting
                 await asyncio.wait_for(self.proc.wait(), CLOSED_WAIT)
         if self.proc.returncode is None:
             why = self.conn.violation or "it closed its stdout while still running"
-            self.killed_because = f"{why}; the runner was killed and is replaced on next use"
-            self._log(f"[runner {self.pid}] {self.killed_because}")
+            self._killing(f"{why}; the runner was killed and is replaced on next use")
             await self.kill()
 
     def _notified(self, method: str, params: Any) -> None:
         if method == "$/progress":
-            self._router.deliver(params)
+            self._on_progress(params)
 
     async def _requested(self, method: str, params: Any) -> Any:
         assert self._on_request is not None
@@ -320,7 +289,8 @@ class RunnerProcess:
 
     def _why(self) -> str:
         """Why the runner is gone: the WM's own reason when it killed it, else its last words."""
-        return f": {self.killed_because}" if self.killed_because else self._tail()
+        killed = self.state.killed_because
+        return f": {killed}" if killed else self._tail()
 
     async def request(self, method: str, params: Any) -> Any:
         """A request to the runner; a runner that dies meanwhile raises `RunnerDied`.
@@ -336,8 +306,13 @@ class RunnerProcess:
             code = await self._exit_code()
             raise RunnerDied(f"runner ({self.name}) exited (code {code}){self._why()}") from None
 
+    def notify(self, method: str, params: Any = None) -> None:
+        """A notification to the runner (dropped once its connection is gone)."""
+        if self.conn is not None:
+            self.conn.notify(method, params)
+
     def _cancel_sent(self, msg_id: int) -> None:
-        if self.stopping:
+        if self.state.stopping:
             return  # our own `shutdown` timed out: the stop kills the process anyway
         self.state.cancel_sent()
         self._settled.clear()
@@ -348,7 +323,7 @@ class RunnerProcess:
 
     def _cancel_answered(self, _msg_id: int) -> None:
         self.state.cancel_answered()
-        if self.conn is not None and not self.conn.cancelling:
+        if self.conn is not None and not self.conn.is_cancelling():
             self._settled.set()
         self._on_change(self)
 
@@ -356,11 +331,14 @@ class RunnerProcess:
         """Kill the runner if a cancelled request is still unanswered after the grace period."""
         await asyncio.sleep(CANCEL_GRACE)
         conn = self.conn
-        if conn is not None and self.alive and msg_id in conn.cancelling:
-            self.killed_because = (f"a handler ignored cancellation for {CANCEL_GRACE:g} s; "
-                                   "the runner was killed and is replaced on next use")
-            self._log(f"[runner {self.pid}] {self.killed_because}")
+        if conn is not None and self.alive and conn.is_cancelling(msg_id):
+            self._killing(f"a handler ignored cancellation for {CANCEL_GRACE:g} s; the runner "
+                          "was killed and is replaced on next use")
             await self.kill()
+
+    def _killing(self, reason: str) -> None:
+        self.state.killed(reason)
+        self._log(f"[runner {self.pid}] {reason}")
 
     async def _exit_code(self) -> int | None:
         assert self.proc is not None
@@ -377,7 +355,7 @@ class RunnerProcess:
         (their `finally`): `exit` would end them where they are. The kill is in `finally`:
         cancelling the task that stops a runner never leaves the process behind.
         """
-        self.stopping = True
+        self.state.stop_begun()
         try:
             proc = self.proc
             if self.alive and not self._settled.is_set():
@@ -386,7 +364,7 @@ class RunnerProcess:
             if proc is not None and proc.returncode is None and self.conn is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.conn.request("shutdown", None), STOP_TIMEOUT)
-                    self.conn.notify("exit")
+                    self.notify("exit")
                 if proc.stdin is not None:
                     proc.stdin.close()
                 with contextlib.suppress(TimeoutError):
@@ -397,7 +375,7 @@ class RunnerProcess:
     def stop_soon(self) -> asyncio.Task[None]:
         """`stop()` in its own task; the process is killed even if that task is cancelled
         before it ever ran (a done-callback runs whatever happens)."""
-        self.stopping = True
+        self.state.stop_begun()
         task = asyncio.get_running_loop().create_task(self.stop())
         task.add_done_callback(lambda _t: self.terminate())
         return task
@@ -425,206 +403,3 @@ class RunnerProcess:
             for task in others:
                 task.cancel()
             await asyncio.gather(*others, return_exceptions=True)
-
-
-class RunnerPool:
-    """The runners of every environment of a workspace: started when needed, shared, bounded.
-
-    - `per_environment` runners at most per environment (default: `maxParallel`): one runner
-      serves many executions at once (each in its own task), so extra runners only buy
-      parallelism for CPU-bound handlers; the next execution goes to the least loaded ready
-      runner, and a new runner starts only when every ready one is busy. A delegated child never
-      runs in a runner of one of its ancestors (so its crash cannot take them down): an
-      environment may hold, besides `per_environment`, the runners a delegation chain needs.
-    - `max_runners` live processes in all (default max(4, per_environment)): over it, the least
-      recently used idle runners are stopped. Nothing idle means the cap is exceeded for a
-      moment rather than a request being made to wait (which could deadlock a delegating parent).
-    """
-
-    def __init__(self, log: Log, *, per_environment: int | None = None,
-                 max_runners: int | None = None) -> None:
-        self._log = log
-        self.router = ProgressRouter(log)
-        self._envs: dict[Environment, list[RunnerProcess]] = {}
-        self._owned: set[RunnerProcess] = set()  # every process not yet known to be gone
-        self._stopping: set[asyncio.Task[None]] = set()
-        self.per_environment = per_environment or os.cpu_count() or 2
-        self._max_runners = max_runners
-        self.on_request: RequestHandler | None = None  # requests from runners (delegation)
-        self.folders: tuple[Path, ...] = ()  # the workspace folders, told to every new runner
-        self.closed = False  # after stop_all: no runner starts again
-
-    @property
-    def max_runners(self) -> int:
-        return self._max_runners or max(MIN_RUNNERS, self.per_environment)
-
-    def set_limits(self, *, per_environment: int | None = None,
-                   max_runners: int | None = None) -> None:
-        if per_environment:
-            self.per_environment = per_environment
-        if max_runners:
-            self._max_runners = max_runners
-
-    # -- leasing ----------------------------------------------------------------------------
-
-    @contextlib.asynccontextmanager
-    async def lease(self, environment: Environment, *,
-                    avoid: Collection[RunnerProcess] = ()) -> AsyncIterator[RunnerProcess]:
-        """A ready runner of `environment` for one execution; never stopped while leased.
-
-        Never one of `avoid` (the runners of a delegated child's ancestors): when every runner
-        of the environment is avoided, one more starts, over `per_environment`.
-        """
-        runner = await self._acquire(environment, avoid)
-        try:
-            yield runner
-        finally:
-            self._release(runner)
-
-    async def _acquire(self, environment: Environment,
-                       avoid: Collection[RunnerProcess]) -> RunnerProcess:
-        while True:
-            runner = self._choose(environment, avoid)  # decided and leased with no await between
-            try:
-                if runner.starting is not None:
-                    await asyncio.shield(runner.starting)
-            except BaseException:
-                self._release(runner)
-                raise
-            if runner.state.state == "ready":
-                return runner
-            self._release(runner)  # it died or began draining while we waited: choose again
-
-    def _choose(self, environment: Environment,
-                avoid: Collection[RunnerProcess]) -> RunnerProcess:
-        runners = [r for r in self._envs.get(environment, []) if r.state.accepts_work
-                   and (r.state.state == "starting" or r.alive)]  # not one dying unnoticed
-        # the least loaded, a ready one before a starting one (which the lease waits for)
-        best = min((r for r in runners if r not in avoid),
-                   key=lambda r: (r.state.leases, r.state.state != "ready"), default=None)
-        if best is None or (best.state.leases > 0 and len(runners) < self.per_environment):
-            best = self._spawn(environment)
-        best.state.lease()
-        return best
-
-    def _release(self, runner: RunnerProcess) -> None:
-        runner.state.release(asyncio.get_running_loop().time())
-        self._changed(runner)
-
-    def _spawn(self, environment: Environment) -> RunnerProcess:
-        if self.closed:
-            raise RunnerDied("the WM is shutting down")
-        runner = RunnerProcess(environment, self.router, self._log,
-                               on_request=self._delegate, on_change=self._changed)
-        runner.folders = self.folders
-        self._envs.setdefault(environment, []).append(runner)
-        self._owned.add(runner)
-        runner.starting = self._track(asyncio.get_running_loop().create_task(runner.start()),
-                                      log_failure=False)
-        self._evict_over_cap()
-        return runner
-
-    async def _delegate(self, runner: RunnerProcess, method: str, params: Any) -> Any:
-        if self.on_request is None:
-            raise RuntimeError(f"the WM does not answer {method}")
-        return await self.on_request(runner, method, params)
-
-    # -- lifecycle bookkeeping (synchronous: decisions never span an await) -----------------
-
-    def _changed(self, runner: RunnerProcess) -> None:
-        """React to a state change: forget stopped runners, stop drained retired ones."""
-        state = runner.state
-        if not state.live:
-            self._forget(runner)
-            self._owned.discard(runner)
-        elif state.stop_due and not runner.stopping:
-            self._forget(runner)
-            self._track(runner.stop_soon())
-        elif state.evictable:
-            self._evict_over_cap()
-
-    def _forget(self, runner: RunnerProcess) -> None:
-        runners = self._envs.get(runner.environment, [])
-        if runner in runners:
-            runners.remove(runner)
-            if not runners:
-                del self._envs[runner.environment]
-
-    def _evict_over_cap(self) -> None:
-        live = [r for runners in self._envs.values() for r in runners]
-        excess = len(live) - self.max_runners
-        if excess <= 0:
-            return
-        idle = sorted((r for r in live if r.state.evictable), key=lambda r: r.state.last_used)
-        for runner in idle[:excess]:
-            runner.state.retire()  # draining and idle: stop_due
-            self._forget(runner)
-            self._track(runner.stop_soon())
-
-    def _track(self, task: asyncio.Task[None], *, log_failure: bool = True
-               ) -> asyncio.Task[None]:
-        """Keep a runner's start or stop task until it ends (`stop_all` waits for them)."""
-        self._stopping.add(task)
-
-        def done(t: asyncio.Task[None]) -> None:
-            self._stopping.discard(t)
-            if not t.cancelled() and t.exception() is not None and log_failure:
-                self._log(f"runner stop failed: {t.exception()!r}")
-
-        task.add_done_callback(done)
-        return task
-
-    # -- warm-up and shutdown ---------------------------------------------------------------
-
-    async def warm(self, environments: list[Environment]) -> None:
-        """Start the runners a first request would use, ahead of it: `per_environment` of each
-        environment, up to the `max_runners` cap in all.
-
-        A warming runner holds no lease: the first executions of its environment take it.
-        """
-        starting = []
-        room = self.max_runners - len(self._owned)
-        for environment in dict.fromkeys(environments):
-            for _ in range(self.per_environment - len(self._envs.get(environment, []))):
-                if room <= 0:
-                    break
-                room -= 1
-                starting.append((environment, self._spawn(environment)))
-        for environment, runner in starting:
-            assert runner.starting is not None
-            try:
-                await asyncio.shield(runner.starting)
-            except Exception as exc:
-                self._log(f"could not warm a runner for {environment.label}: {exc}")
-
-    def has_ready(self, environment: Environment, *,
-                  avoid: Collection[RunnerProcess] = ()) -> bool:
-        return any(r.state.state == "ready" and r not in avoid
-                   for r in self._envs.get(environment, []))
-
-    def runners(self) -> list[RunnerProcess]:
-        return [r for runners in self._envs.values() for r in runners]
-
-    def pids(self) -> list[int]:
-        """Every runner process this pool may still own (live, starting or being stopped)."""
-        return [r.proc.pid for r in self._owned if r.proc is not None and r.proc.returncode
-                is None]
-
-    def kill_all(self) -> None:
-        """Synchronously SIGKILL every runner (a person asked twice to stop)."""
-        self.closed = True
-        for runner in self._owned:
-            runner.terminate()
-
-    async def stop_all(self) -> None:
-        """Stop every runner; none starts afterwards (a late lease gets `RunnerDied`)."""
-        self.closed = True
-        while self._owned or self._stopping:
-            runners = list(self._owned)
-            self._envs = {}
-            for runner in runners:
-                if runner.starting is not None and not runner.starting.done():
-                    runner.starting.cancel()
-            await asyncio.gather(*(r.stop() for r in runners), return_exceptions=True)
-            self._owned.difference_update(runners)
-            await asyncio.gather(*list(self._stopping), return_exceptions=True)

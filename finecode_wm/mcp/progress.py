@@ -19,6 +19,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from finecode_er.streams import read_value
+
 __all__ = ["TOTAL", "Progress", "ProgressMapping"]
 
 TOTAL = 100.0
@@ -44,25 +46,25 @@ class ProgressMapping:
         self._complete = False  # the stream reached 100%: only the end may show it
 
     def map(self, value: Any) -> Progress | None:
-        if not isinstance(value, dict) or self.ended:
+        reading = read_value(value)
+        kind = reading.kind
+        if kind is None or self.ended:
             return None
-        kind = value.get("kind")
         if kind == "begin" and self.determinate is None:
-            self.determinate = "percentage" in value
+            self.determinate = reading.percentage is not None
         elif kind not in ("report", "end") or self.determinate is None:
             return None
-        message = value.get("message")
-        message = message if isinstance(message, str) else None
+        message = reading.message
         if kind == "end":
             self.ended = True
             if self.determinate and self._complete:
                 return self._send(TOTAL, message)
-        elif kind == "report" and self.determinate and _percentage(value) == TOTAL:
+        elif kind == "report" and self.determinate and reading.percentage == TOTAL:
             self._complete = True
             return None
         if self._complete:
             return None  # nothing may follow 100% except the end
-        return self._send(self._next(_percentage(value)), message)
+        return self._send(self._next(reading.percentage), message)
 
     def _next(self, percentage: float | None) -> float | None:
         last = self.last
@@ -82,10 +84,3 @@ class ProgressMapping:
         self.last = progress
         return Progress(progress, TOTAL if self.determinate else None, message)
 
-
-def _percentage(value: dict[str, Any]) -> float | None:
-    """The value's percentage when it is a number in 0..100, else None."""
-    raw = value.get("percentage")
-    if isinstance(raw, bool) or not isinstance(raw, int | float):
-        return None
-    return float(raw) if 0 <= raw <= TOTAL else None

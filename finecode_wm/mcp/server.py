@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,19 +28,23 @@ import mcp_types as types
 from mcp.server import Server, ServerRequestContext
 from mcp.server.stdio import stdio_server
 
-from finecode_er.progress import Value
+from finecode_er.streams import Value
 
-from . import __version__
-from .batch import BadRequest
-from .findings import summary_text
-from .mcp_progress import Progress, ProgressMapping
-from .requests import RunRequest, parse_run_batch
-from .service import FineCode
+from .. import __version__
+from ..diagnostics import collect, outside_notes, text_lines
+from ..planning import BadRequest
+from ..requests import RunRequest, parse_run_batch
+from ..results import STATUSES, Entry, RunResult, shorten
+from ..service import FineCode
+from .progress import Progress, ProgressMapping
 
 __all__ = ["LIST_PROJECTS", "RUN_ACTIONS", "McpFrontEnd", "serve_stdio"]
 
 LIST_PROJECTS = "list_projects"
 RUN_ACTIONS = "run_actions"
+MAX_FINDINGS = 200  # listed in the text; the structured result has them all
+MAX_TEXT = 20_000  # characters of findings in an agent's text (all are in the structured result)
+MAX_LINE = 1_000  # characters of one finding there
 CLOSE_WAIT = 5.0  # a cancelled batch's runners get the 2 s grace, then are killed; then stop
 _RUN_KEYS = {"actions", "projects", "params", "options"}
 
@@ -49,7 +54,7 @@ _ENTRY = {
     "properties": {
         "project": {"type": "string", "description": "absolute path of the project"},
         "action": {"type": "string"},
-        "status": {"type": "string", "enum": ["ok", "failed", "cancelled"]},
+        "status": {"type": "string", "enum": list(STATUSES)},
         "cached": {"type": "boolean",
                    "description": "true when the result came from the result cache"},
         "seconds": {"type": "number"},
@@ -61,8 +66,8 @@ _ENTRY = {
 }
 _SUMMARY = {
     "type": "object",
-    "properties": {s: {"type": "integer", "minimum": 0} for s in ("ok", "failed", "cancelled")},
-    "required": ["ok", "failed", "cancelled"],
+    "properties": {s: {"type": "integer", "minimum": 0} for s in STATUSES},
+    "required": list(STATUSES),
 }
 _CONFIG_ERROR = {
     "type": "object",
@@ -195,13 +200,13 @@ class McpFrontEnd:
 
     def __init__(self, workspace: Path, *, max_parallel: int | None = None) -> None:
         self.root = workspace.resolve()
-        self.fine = FineCode(_stderr, max_parallel=max_parallel,
+        self.service = FineCode(_stderr, max_parallel=max_parallel,
                              report=lambda problem: _stderr(f"config error: {problem}"),
                              warn=lambda warning: _stderr(f"warning: {warning}"))
         self.server: Server[Any] = Server("finecode-wm", version=__version__,
                                           on_list_tools=self._list_tools,
                                           on_call_tool=self._call_tool)
-        self._running: set[asyncio.Task[dict[str, Any]]] = set()
+        self._running: set[asyncio.Task[RunResult]] = set()
 
     # -- tools ------------------------------------------------------------------------------
 
@@ -227,11 +232,11 @@ class McpFrontEnd:
     async def discover(self) -> None:
         """The workspace as it is now, off the event loop: nothing tells this server of new or
         changed projects, so every call looks (unchanged files are not read again)."""
-        await self.fine.discover([self.root])
+        await self.service.discover([self.root])
 
     def _list_projects(self) -> types.CallToolResult:
-        workspace = self.fine.workspace
-        projects = self.fine.list_projects()
+        workspace = self.service.workspace
+        projects = self.service.list_projects()
         problems = [f"{path}: {problem}" for path, problem in sorted(workspace.problems.items())]
         skipped = [workspace.skipped[path] for path in sorted(workspace.skipped)]
         lines = [f"{p.name}  {p.root}  [{', '.join(sorted(p.actions)) or '-'}]"
@@ -261,10 +266,10 @@ class McpFrontEnd:
 
     async def _run(self, ctx: ServerRequestContext[Any], request: RunRequest,
                    token: str | int | None) -> types.CallToolResult:
-        await self.fine.prepare(rediscover=True)
+        await self.service.prepare(rediscover=True)
         notifier = _Notifier(ctx, token) if token is not None else None
         try:
-            batch = self.fine.batch(request, emit=notifier)
+            batch = self.service.batch(request, emit=notifier)
         except BadRequest as exc:
             if notifier is not None:
                 notifier.task.cancel()
@@ -273,6 +278,9 @@ class McpFrontEnd:
         self._running.add(running)
         running.add_done_callback(self._running.discard)
         try:
+            # Shielded on purpose: the SDK cancels this handler through an anyio cancel scope,
+            # which cancels every await inside it again until it exits; the batch winds down in
+            # its own task instead (its runners answer, or get the grace kill).
             result = await asyncio.shield(running)
             if notifier is not None:
                 await notifier.drain()
@@ -285,8 +293,8 @@ class McpFrontEnd:
             raise
         return self._shape(result)
 
-    def _shape(self, result: dict[str, Any]) -> types.CallToolResult:
-        names = {str(p.root): p.name for p in self.fine.workspace.projects.values()}
+    def _shape(self, result: RunResult) -> types.CallToolResult:
+        names = {str(p.root): p.name for p in self.service.workspace.projects.values()}
         text = summary_text(result, names=names, base=self.root)
         return types.CallToolResult(content=[types.TextContent(text=text)],
                                     structured_content=result)
@@ -297,7 +305,7 @@ class McpFrontEnd:
         """Let cancelled batches finish (their runners get the grace), then stop every runner."""
         if self._running:
             await asyncio.wait(self._running, timeout=CLOSE_WAIT)
-        await self.fine.close()
+        await self.service.close()
 
     async def serve(self) -> None:
         """Serve until stdin closes; runners never outlive the server.
@@ -323,3 +331,38 @@ def serve_stdio(workspace: Path, *, max_parallel: int | None = None) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(front.serve())
     return 0
+
+
+def _status_line(entry: Entry, names: dict[str, str]) -> str:
+    name = names.get(entry["project"], entry["project"])
+    line = f"{entry['status']:<9} {name} · {entry['action']}"
+    if entry.get("error"):
+        line += ": " + shorten(str(entry["error"]), 200)
+    return line
+
+
+def summary_text(result: RunResult, *, names: dict[str, str], base: Path) -> str:
+    """The summary counts, one line per child execution, then the findings (at most a few)."""
+    entries = result["results"]
+    summary = result["summary"]
+    counts = ", ".join(f"{n} {s}" for s, n in summary.items() if n)
+    lines = []
+    errors = result.get("config_errors", [])
+    if errors:  # first: nothing else in the result covers these projects
+        lines += [*(f"config error: {os.path.relpath(e['project'], base)}: {e['error']}"
+                    for e in errors), ""]
+    lines += [f"FineCode: {counts or 'nothing ran'}", *(_status_line(e, names) for e in entries)]
+    findings = text_lines(collect(entries), base)
+    lines += outside_notes(entries, names)
+    if findings:
+        lines += ["", f"{len(findings)} finding(s):"]
+        budget = MAX_TEXT
+        for shown, finding in enumerate(findings):
+            line = finding if len(finding) <= MAX_LINE else finding[:MAX_LINE - 1] + "…"
+            budget -= len(line) + 1
+            if shown == MAX_FINDINGS or budget < 0:
+                lines.append(f"… and {len(findings) - shown} more finding(s) in the structured "
+                             "result")
+                break
+            lines.append(line)
+    return "\n".join(lines)

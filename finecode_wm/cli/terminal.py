@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Protocol
 
 from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -27,9 +27,11 @@ from rich.progress_bar import ProgressBar
 from rich.segment import Segment
 from rich.text import Text
 
-from finecode_er.progress import Value
+from finecode_er.streams import Value
 
-from .progress import Headline, Row
+from ..aggregation import Headline, Row
+from ..diagnostics import counted
+from ..results import Entry, shorten
 
 __all__ = ["Display", "Line", "PlainRenderer", "Renderer", "Source", "TtyRenderer", "layout",
            "summary_table"]
@@ -257,7 +259,7 @@ class PlainRenderer(Renderer):
         self._console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
-def summary_table(results: list[dict[str, Any]], names: dict[str, str]) -> Text:
+def summary_table(results: list[Entry], names: dict[str, str]) -> Text:
     """project × action × status × time, with the first line of each error; a result reused
     from the result cache shows `cached` as its status.
 
@@ -280,13 +282,21 @@ def summary_table(results: list[dict[str, Any]], names: dict[str, str]) -> Text:
     return table
 
 
-def _brief(entry: dict[str, Any]) -> str:
-    """The first line of an error, or a result's scalar fields (`files=20 count=3`)."""
+def _brief(entry: Entry) -> str:
+    """The first line of an error, cut at a word; or a result's scalar fields, the sizes of its
+    lists and tables, and its findings as the listing counts them
+    (`files=20 count=3 findings=3`)."""
     if "error" in entry:
-        return str(entry["error"]).split("\n", 1)[0][:100]
+        return shorten(str(entry["error"]), 100)
     result = entry.get("result")
+    parts = []
     if isinstance(result, dict):
-        scalars = [f"{k}={v}" for k, v in result.items() if isinstance(v, int | float | str)]
-        counted = [f"{k}={len(v)}" for k, v in result.items() if isinstance(v, list)]
-        return " ".join(scalars + counted)[:100]
-    return "" if result is None else str(result)[:100]
+        parts += [f"{k}={v}" for k, v in result.items() if isinstance(v, int | float | str)]
+        parts += [f"{k}={len(v)}" for k, v in result.items()
+                  if isinstance(v, list | dict) and k != "diagnostics"]
+    elif result is not None:
+        parts.append(str(result))
+    found = counted(entry)
+    if found is not None:
+        parts.append(f"findings={found}")
+    return shorten(" ".join(parts), 100)

@@ -10,7 +10,9 @@ starting ──started──▶ ready ──cancel unanswered / retire──▶ 
   from `draining` or `stopped`. A runner whose handler ignores a cancel is `draining`, so the next
   request starts a fresh runner instead of landing on one about to be killed.
 - Only a `ready` runner with nothing leased is `evictable`; a starting runner never is.
-- `stop_due` says when a retired runner may be stopped: it has drained its leases.
+- `stop_due` says when a retired runner may be stopped: it has drained its leases, and no stop is
+  under way (`stopping`: no second stop, and no cancel bookkeeping for its own `shutdown`).
+- `killed_because` keeps why the WM killed the process, for the errors of what ran in it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class RunnerState:
     leases: int = 0  # executions using (or waiting for) this runner
     cancels: int = 0  # cancelled requests the runner has not answered yet
     retiring: bool = False  # evicted or replaced: stop once idle
+    stopping: bool = False  # a stop is under way
+    killed_because: str | None = None  # why the WM killed the process, when it did
     last_used: float = 0.0
 
     @property
@@ -44,7 +48,7 @@ class RunnerState:
 
     @property
     def stop_due(self) -> bool:
-        return self.state == DRAINING and self.retiring and self.leases == 0
+        return self.state == DRAINING and self.retiring and self.leases == 0 and not self.stopping
 
     @property
     def live(self) -> bool:
@@ -82,6 +86,13 @@ class RunnerState:
     def retire(self) -> None:
         self.retiring = True
         self._settle()
+
+    def stop_begun(self) -> None:
+        self.stopping = True
+
+    def killed(self, reason: str) -> None:
+        """The WM kills the process, for `reason`."""
+        self.killed_because = reason
 
     def stopped(self) -> None:
         self.state = STOPPED

@@ -28,10 +28,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from finecode_er.progress import Scope
+from finecode_er.streams import Reading, read_value
+from finecode_er.work import Scope
+
+from .results import STATUSES, Status
 
 __all__ = ["HISTORY_MARGIN", "BatchProgress", "Child", "Headline", "Row", "Timing",
-           "describe_seconds_left", "non_negative"]
+           "describe_seconds_left"]
 
 MAX_MESSAGE = 200
 STALL_AFTER = 5.0  # seconds a running child may stay silent before the message names it
@@ -40,13 +43,6 @@ ESTIMATE_MIN_FRACTION = 0.02  # below this, elapsed/fraction says nothing useful
 HISTORY_MARGIN = 0.10  # history may put the bar at most this far above the counted fraction
 OVERRUN_GRACE = 1.0  # seconds a child without a fraction may run past its expected time
 PAUSED = "estimate paused"
-
-
-def non_negative(value: Any) -> float | None:
-    """A finite, non-negative number, else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) and value >= 0 else None
 
 
 @dataclass(frozen=True)
@@ -75,7 +71,7 @@ class Child:
     timing: Timing | None = None  # from an earlier run with the same signature
     state: str = "waiting"  # of its stream: waiting → active → ended
     message: str | None = None
-    status: str | None = None  # ok | failed | cancelled, once it has finished
+    status: Status | None = None  # once it has finished
     starting: bool = False  # waiting for its runner to start (set by the batch)
     running_since: float | None = None  # when it got its runner
     heard: float | None = None  # when it last said anything (or got its runner)
@@ -257,6 +253,15 @@ class BatchProgress:
 
     # -- child values -----------------------------------------------------------------------
 
+    def start(self, now: float) -> None:
+        """The batch started (the estimate of the time left counts from here)."""
+        self.started = now
+
+    def waiting_for_runner(self, child: Child) -> None:
+        """The child waits for a runner to start (said as `starting runners`), not merely for a
+        free slot or a warm runner."""
+        child.starting = True
+
     def running(self, child: Child, now: float) -> None:
         """The child got its runner and its request is on the way."""
         child.starting = False
@@ -271,9 +276,10 @@ class BatchProgress:
         return problem
 
     def _fold(self, child: Child, value: Any) -> str | None:
-        if not isinstance(value, dict) or value.get("kind") not in ("begin", "report", "end"):
+        reading = read_value(value)
+        kind = reading.kind
+        if kind not in ("begin", "report", "end"):
             return f"not a progress value: {str(value)[:80]}"
-        kind = value["kind"]
         if child.status is not None:
             return f"{kind} after the execution finished"
         if kind == "begin":
@@ -285,44 +291,38 @@ class BatchProgress:
         if kind == "end":
             child.state = "ended"
             return None
-        problems = []
-        message = value.get("message")
-        if isinstance(message, str):
-            child.message = message[:MAX_MESSAGE]
+        if reading.message is not None:
+            child.message = reading.message[:MAX_MESSAGE]
             self.current = child
-        elif message is not None:
-            problems.append("message is not a string")
-        problems += self._fold_units(child.work, value)
+        problems = self._fold_fields(child.work, reading)
         return "; ".join(problems) or None
 
     @staticmethod
-    def _fold_units(work: Scope, value: dict[str, Any]) -> list[str]:
-        problems = []
-        if "total" in value:
-            total = non_negative(value["total"])
-            if total is None:
-                problems.append(f"bad total {value['total']!r}")
-            else:
-                work.total = total
-        if "done" in value:
-            done = non_negative(value["done"])
-            if done is None:
-                problems.append(f"bad done {value['done']!r}")
-            elif done < work.done:
-                problems.append(f"done went back ({work.done:g} → {done:g})")
-            else:
-                work.done = done if work.total is None else min(done, work.total)
-        if "percentage" in value and work.total is None:
-            percentage = non_negative(value["percentage"])
-            if percentage is None or percentage > 100:
-                problems.append(f"bad percentage {value['percentage']!r}")
-            elif work.hint is not None and percentage / 100 < work.hint:
+    def _fold_fields(work: Scope, reading: Reading) -> list[str]:
+        """The child's declared units (or its percentage, when it declares none); what was
+        dropped, in the order of the fields (message, total, done, percentage)."""
+        dropped = reading.problems
+        problems = [dropped[f] for f in ("message", "total", "done") if f in dropped] \
+            if dropped else []
+        if reading.total is not None:
+            work.set_total(reading.total)
+        done = reading.done
+        if done is not None and done < work.done:
+            problems.append(f"done went back ({work.done:g} → {done:g})")
+        elif done is not None:
+            work.set_done(done)
+        if work.total is None:  # percentages only count for a child without units
+            percentage = reading.percentage
+            if "percentage" in dropped:
+                problems.append(dropped["percentage"])
+            elif percentage is not None and work.hint is not None and \
+                    percentage / 100 < work.hint:
                 problems.append("percentage went back")
-            else:
-                work.hint = percentage / 100
+            elif percentage is not None:
+                work.set_fraction(percentage / 100)
         return problems
 
-    def finish(self, child: Child, status: str) -> None:
+    def finish(self, child: Child, status: Status) -> None:
         """The child's execution is over (its answer arrived, it failed, or was cancelled).
 
         A cancelled child keeps only the progress it made: stopping is not finishing, and the
@@ -386,8 +386,7 @@ class BatchProgress:
                     now - (c.running_since or now)) for c in self.children if c.running]
 
     def outcome(self, *, cancelled: bool = False) -> str:
-        counts = {s: sum(c.status == s for c in self.children) for s in
-                  ("ok", "failed", "cancelled")}
+        counts = {s: sum(c.status == s for c in self.children) for s in STATUSES}
         cached = sum(c.cached for c in self.children)
         words = ", ".join(f"{n} {s}" + (f" ({cached} cached)" if s == "ok" and cached else "")
                           for s, n in counts.items() if n) or "nothing to run"

@@ -1,0 +1,351 @@
+"""The terminal's commands: `run` (the aggregated stream as a live bar, the findings listing in
+the format CI reads, the summary table, exit codes, Ctrl-C), `list`, `trust` and `untrust`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from finecode_er.wire import dumps
+
+from .. import __version__, history
+from ..diagnostics import collect, counted, outside_notes, text_lines
+from ..planning import BadRequest, BatchOptions
+from ..requests import RunRequest
+from ..results import ConfigError, Entry, import_failure
+from ..service import FineCode
+from ..trust import SessionTrust, TrustStore, TrustStoreError, Unkeyable, folder_state
+from ..trust_changes import changes, summary
+from .changes import GitError
+from .formats import (
+    failing,
+    github_config_error,
+    github_failure,
+    github_lines,
+    json_lines,
+    sarif_log,
+    statistics,
+)
+from .locate import NotInProject, project_upward, repository_root, split_words, targets
+from .selection import narrow
+from .terminal import PlainRenderer, Renderer, TtyRenderer, summary_table
+
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_USAGE", "dispatch"]
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2  # bad input, and a selected project whose config is broken
+EXIT_INTERRUPTED = 130
+Found = list[tuple[Path, dict[str, Any]]]
+
+
+def _service(workspace: Path, console: Console, max_parallel: int | None = None, *,
+             report_problems: bool = True) -> FineCode:
+    """The service, with the workspace discovered. Skipped files are warned about; problems
+    are printed as they are found unless the caller reports them itself (`run` does, per
+    selected project)."""
+    def report(problem: str) -> None:
+        if report_problems:
+            console.print(f"[bold red]config error:[/] {escape(problem)}", highlight=False,
+                          soft_wrap=True)
+
+    def warn(warning: str) -> None:
+        console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False,
+                      soft_wrap=True)
+
+    service = FineCode(lambda _message: None, max_parallel=max_parallel, report=report, warn=warn)
+    service.set_folders([workspace])
+    return service
+
+
+def _discover(args: argparse.Namespace, err: Console, max_parallel: int | None = None, *,
+              report_problems: bool = True) -> FineCode | None:
+    """The service for `--workspace`, or for the workspace found from the current directory:
+    the current directory when projects lie under it, else the nearest project above it (not
+    above the git work tree). None, said on `err`, when `--workspace` is no directory."""
+    if args.workspace is not None:
+        folder = Path(args.workspace)
+        if not folder.is_dir():
+            why = "is not a directory" if folder.exists() else "does not exist"
+            err.print(f"[bold red]error:[/] workspace folder {escape(str(folder))} {why}",
+                      highlight=False, soft_wrap=True)
+            return None
+        return _service(folder, err, max_parallel, report_problems=report_problems)
+    cwd = Path.cwd()
+    service = _service(cwd, err, max_parallel, report_problems=report_problems)
+    if not service.workspace.projects and not service.workspace.problems:
+        above = project_upward(cwd.resolve())
+        if above is not None:
+            service.set_folders([above])
+    return service
+
+
+def _project_path(raw: str, workspace: Path) -> str:
+    """A relative `--project` is taken from the current directory when it exists there, else
+    from the workspace folder (as MCP's `projects` are)."""
+    if os.path.isabs(raw) or os.path.exists(raw):
+        return os.path.abspath(raw)
+    return os.path.abspath(workspace / raw)
+
+
+def _request(args: argparse.Namespace, service: FineCode) -> RunRequest:
+    """The run's request: its actions, and its projects from `--project` or from the paths
+    among the positional words (raises `BadRequest` on bad input)."""
+    workspace = service.workspace
+
+    def defined(word: str) -> bool:
+        return any(word in p.actions for p in workspace.projects.values()) or any(
+            names is not None and word in names for names in workspace.declares.values())
+
+    actions, paths = split_words(args.words, defined, os.path.exists)
+    if not actions:
+        raise BadRequest(f"name an action to run before the paths ({' '.join(paths)})")
+    projects = [_project_path(p, workspace.folders[0]) for p in args.project] \
+        if args.project else None
+    params: dict[str, Any] = {}
+    if paths:
+        if projects is not None:
+            raise BadRequest("give --project or paths, not both")
+        projects, params = _on_paths(paths, service)
+    return RunRequest(
+        actions=actions, projects=projects, params=params,
+        options=BatchOptions(concurrent=not args.sequential,
+                             stop_on_failure=args.stop_on_failure, timeout=args.timeout,
+                             cache=not args.no_cache))
+
+
+def _on_paths(paths: list[str], service: FineCode) -> tuple[list[str], dict[str, Any]]:
+    """The projects that hold `paths` (or lie under them) and, when some project runs on part
+    of itself only, the params that tell handlers which paths: `{"paths": [absolute]}`."""
+    resolved = []
+    for raw in paths:
+        path = Path(raw).resolve()
+        if not path.exists():
+            raise BadRequest(f"{raw} does not exist")
+        if not service.workspace.contains(path):
+            folders = ", ".join(map(str, service.workspace.folders))
+            raise BadRequest(f"{raw} is outside the workspace ({folders})")
+        resolved.append(path)
+    roots = [*service.workspace.projects, *service.workspace.problems]
+    try:
+        found = targets(resolved, roots)
+    except NotInProject as exc:
+        raise BadRequest(str(exc)) from None
+    params = {"paths": [str(p) for p in resolved]} if found.partial else {}
+    return [str(p) for p in found.projects], params
+
+
+async def _run(service: FineCode, args: argparse.Namespace, out: Console, err: Console) -> int:
+    renderer: Renderer | None = None
+    if not args.json and not args.quiet:
+        renderer = TtyRenderer(err) if err.is_terminal else PlainRenderer(err)
+    await service.prepare()
+    try:
+        request = _request(args, service)
+        if args.changed_since is not None or args.shard is not None:
+            narrowed = narrow(service.workspace, request, changed_since=args.changed_since,
+                              shard=args.shard, recorded=service.history.recorded())
+            for note in narrowed.notes:
+                err.print(note, highlight=False, markup=False, soft_wrap=True)
+            request = narrowed.request
+            if not request.projects:
+                if args.json:
+                    out.print_json(dumps({"results": [], "summary": {
+                        "ok": 0, "failed": 0, "cancelled": 0, "cached": 0, "findings": 0,
+                        "config_errors": 0}, "config_errors": []}))
+                return 0
+        # the terminal takes a late percentage: a single child that begins after a cold start
+        # still gets its bar
+        batch = service.batch(request, emit=renderer, late_percentage=True)
+    except (BadRequest, GitError) as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return EXIT_USAGE
+    if renderer is not None:
+        renderer.watch(batch.progress)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGINT, batch.cancel)
+    try:
+        result = await batch.run()
+    finally:
+        # A second Ctrl-C while runners stop (a blocked handler gets a grace period) kills
+        # them at once instead of interrupting the clean-up.
+        loop.add_signal_handler(signal.SIGINT, service.pool.kill_all)
+        if renderer is not None:
+            renderer.close()
+        await service.close()
+        loop.remove_signal_handler(signal.SIGINT)
+    entries = result["results"]
+    found = collect(entries)
+    config_errors = result.get("config_errors", [])
+    if args.json:
+        summary = {**result["summary"], "cached": sum(bool(e.get("cached")) for e in entries),
+                   "findings": len(found),
+                   "config_errors": len(config_errors)}
+        out.print_json(dumps({**result, "summary": summary, "config_errors": config_errors}))
+    else:
+        names = {str(p.root): p.name for p in service.workspace.projects.values()}
+        failed = [e for e in entries if e["status"] == "failed" and not import_failure(e)]
+        for line in _listing(args, service, found, failed, config_errors, names):
+            out.file.write(line + "\n")  # as is: CI and tools parse these lines
+        out.file.flush()
+        if not args.quiet:
+            err.print(summary_table(entries, names))
+        for entry in failed:  # a handler that did not import is a config error, said below
+            err.print(f"[bold red]{escape(names.get(entry['project'], entry['project']))} / "
+                      f"{escape(entry['action'])}:[/] {escape(str(entry.get('error')))}",
+                      highlight=False, soft_wrap=True)
+        if found and not args.quiet:
+            err.print(_footer(found, entries), highlight=False, soft_wrap=True)
+    names = {str(p.root): p.name for p in service.workspace.projects.values()}
+    for note in outside_notes(entries, names):  # with --json too: stderr is the person's
+        err.print(f"[bold yellow]warning:[/] {escape(note)}", highlight=False, soft_wrap=True)
+    for problem in config_errors:
+        err.print(f"[bold red]config error:[/] {escape(problem['project'])}: "
+                  f"{escape(problem['error'])}", highlight=False, soft_wrap=True)
+    if batch.cancelled:
+        return EXIT_INTERRUPTED
+    if config_errors:
+        return EXIT_USAGE
+    if any(e["status"] != "ok" for e in entries) or (
+            failing(found, args.fail_on) and not args.exit_zero):
+        return EXIT_FAILED
+    return 0
+
+
+def _listing(args: argparse.Namespace, service: FineCode, found: Found,
+             failed: list[Entry], config_errors: list[ConfigError],
+             names: dict[str, str]) -> list[str]:
+    """What goes to stdout in `--output-format`: the findings, and in the formats CI reads,
+    the failed children and config errors too."""
+    cwd = Path.cwd()
+    failures = [(names.get(e["project"], e["project"]), e["action"], str(e.get("error")))
+                for e in failed]
+    broken = [(Path(e["project"]), e["error"]) for e in config_errors]
+    if args.output_format == "github":
+        return [*(github_config_error(*b) for b in broken), *map(github_failure, failures),
+                *github_lines(found, cwd)]
+    if args.output_format == "json-lines":
+        return json_lines(found)
+    if args.output_format == "sarif":
+        folder = service.workspace.folders[0]
+        root = repository_root(folder) or folder
+        log = sarif_log(found, root=root, version=__version__, failures=failures,
+                        config_errors=broken)
+        return [dumps(log, indent=2)]
+    return statistics(found) if args.statistics else text_lines(found, cwd)
+
+
+def _footer(found: Found, entries: list[Entry]) -> str:
+    """`Found N finding(s) in M file(s).`, saying why the table's counts add up to more when a
+    finding was reported by more than one action (listed once)."""
+    files = len({path for path, _ in found})
+    text = f"Found {len(found)} finding(s) in {files} file(s)"
+    reported = sum(counted(e) or 0 for e in entries)
+    if reported > len(found):
+        text += (f" ({reported} in the table: {reported - len(found)} reported by more than "
+                 "one action, listed once)")
+    return text + "."
+
+
+def _list(args: argparse.Namespace, out: Console, err: Console) -> int:
+    service = _discover(args, err)
+    if service is None:
+        return EXIT_USAGE
+    projects = service.list_projects()
+    decision = SessionTrust().decide(service.workspace)
+    if decision.store_problem:
+        err.print(f"[bold yellow]warning:[/] {escape(decision.store_problem)}", highlight=False)
+    states = decision.states
+    for project in projects:
+        folder = next(f for f in states if Path(str(project["path"])).is_relative_to(f))
+        project["trust"] = states[folder]
+    if args.json:
+        out.print_json(dumps(projects))
+    else:
+        for folder, state in states.items():
+            hint = "" if state == "trusted" else (
+                f" (to allow background work: finecode-wm trust {folder})")
+            out.print(f"folder {folder}: {state}{hint}", highlight=False, markup=False,
+                      soft_wrap=True)
+            if state == "changed":
+                what = _changed(service, folder)
+                if what:
+                    out.print(f"  changed since trusted: {what}", highlight=False,
+                              markup=False, soft_wrap=True)
+        for project in projects:
+            actions = ", ".join(project["actions"]) or "-"  # type: ignore[arg-type]
+            out.print(f"{project['name']}  {project['path']}  [{actions}]", highlight=False,
+                      markup=False, soft_wrap=True)
+    return 0 if not service.workspace.problems else EXIT_FAILED
+
+
+def _changed(service: FineCode, folder: Path) -> str | None:
+    """What changed in a trusted folder, by project and file (None when the store kept no
+    manifest, or the folder cannot be keyed now)."""
+    kept = TrustStore().parts(folder)
+    if not kept:
+        return None
+    try:
+        _, now = folder_state(service.workspace, folder)
+    except Unkeyable:
+        return None
+    projects = {str(p.root.relative_to(folder)): p.name
+                for p in service.workspace.projects.values() if p.root.is_relative_to(folder)}
+    return summary(changes(kept, now, projects)) or None
+
+
+def _trust(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """`trust DIR` remembers DIR's current key in the user's store; `untrust DIR` forgets it."""
+    folder = Path(args.dir).resolve()
+    if args.command == "trust" and not folder.is_dir():
+        err.print(f"[bold red]error:[/] {escape(str(folder))} is not a directory", highlight=False)
+        return EXIT_USAGE
+    store = TrustStore()
+    if store.path.resolve().is_relative_to(folder):
+        err.print(f"[bold red]error:[/] the trust store {escape(str(store.path))} lies inside "
+                  f"{escape(str(folder))}; a workspace must not hold its own trust (set "
+                  "XDG_CONFIG_HOME to a directory outside it)", highlight=False,
+                  soft_wrap=True)
+        return EXIT_USAGE
+    try:
+        if args.command == "untrust":
+            changed = store.set(folder, None)
+            out.print(f"untrusted {folder}" if changed else f"{folder} was not trusted",
+                      highlight=False, markup=False, soft_wrap=True)
+            return 0
+        service = _service(folder, err)
+        store.set(folder, *folder_state(service.workspace, folder))
+    except (TrustStoreError, OSError, Unkeyable) as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return EXIT_FAILED
+    count = len(service.workspace.projects)
+    out.print(f"trusted {folder} ({count} project{'s' * (count != 1)}); an edit to its FineCode "
+              "config, its Python files or a project's interpreter revokes it", highlight=False,
+              markup=False, soft_wrap=True)
+    return 0
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run one terminal command (`run`, `list`, `trust`, `untrust`); its exit code."""
+    out, err = Console(), Console(stderr=True)
+    if args.command == "list":
+        return _list(args, out, err)
+    if args.command in ("trust", "untrust"):
+        return _trust(args, out, err)
+    if args.statistics and args.output_format != "text":
+        err.print("[bold red]error:[/] --statistics counts findings in the text format only",
+                  highlight=False)
+        return EXIT_USAGE
+    service = _discover(args, err, args.max_parallel, report_problems=False)
+    if service is None:
+        return EXIT_USAGE
+    kept = history.default_path()  # earlier runs' times weigh the bar by time
+    service.history = history.load(kept)
+    code = asyncio.run(_run(service, args, out, err))
+    history.save(service.history, kept)
+    return code
