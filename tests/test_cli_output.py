@@ -154,12 +154,16 @@ def test_the_workspace_is_found_upward_from_a_subdirectory(examples: Path) -> No
 
 
 def test_a_missing_workspace_folder_says_so(tmp_path: Path) -> None:
-    for command in ("list", "run"):
+    """`list`, `run` and `mcp` (whose server must not start on nothing) exit 2, naming it."""
+    (tmp_path / "file").write_text("")
+    for command in ("list", "run", "mcp"):
         args = ["lint"] if command == "run" else []
-        done = cli(command, *args, "--workspace", str(tmp_path / "nope"), cwd=tmp_path)
-        assert done.returncode == 2, done.stderr
-        assert f"workspace folder {tmp_path / 'nope'} does not exist" in done.stderr
-        assert "untrusted" not in done.stdout + done.stderr
+        for folder, why in ((tmp_path / "nope", "does not exist"),
+                            (tmp_path / "file", "is not a directory")):
+            done = cli(command, *args, "--workspace", str(folder), cwd=tmp_path)
+            assert done.returncode == 2, (command, done.stderr)
+            assert f"workspace folder {folder} {why}" in done.stderr, (command, done.stderr)
+            assert "untrusted" not in done.stdout + done.stderr
 
 
 # -- severities and --fail-on -----------------------------------------------------------------

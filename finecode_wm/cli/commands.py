@@ -17,6 +17,7 @@ from finecode_er.wire import dumps
 
 from .. import __version__, history
 from ..diagnostics import collect, counted, outside_notes, text_lines
+from ..paths import folder_problem
 from ..planning import BadRequest, BatchOptions
 from ..requests import RunRequest
 from ..results import ConfigError, Entry, import_failure
@@ -71,8 +72,8 @@ def _discover(args: argparse.Namespace, err: Console, max_parallel: int | None =
     above the git work tree). None, said on `err`, when `--workspace` is no directory."""
     if args.workspace is not None:
         folder = Path(args.workspace)
-        if not folder.is_dir():
-            why = "is not a directory" if folder.exists() else "does not exist"
+        why = folder_problem(folder)
+        if why is not None:
             err.print(f"[bold red]error:[/] workspace folder {escape(str(folder))} {why}",
                       highlight=False, soft_wrap=True)
             return None
