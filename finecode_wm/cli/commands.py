@@ -22,8 +22,14 @@ from ..planning import BadRequest, BatchOptions
 from ..requests import RunRequest
 from ..results import ConfigError, Entry, import_failure
 from ..service import FineCode
-from ..trust import SessionTrust, TrustStore, TrustStoreError, Unkeyable, folder_state
-from ..trust_changes import changes, summary
+from ..trust import (
+    SessionTrust,
+    TrustStore,
+    TrustStoreError,
+    Unkeyable,
+    folder_state,
+    what_changed,
+)
 from .changes import GitError
 from .formats import (
     failing,
@@ -275,7 +281,7 @@ def _list(args: argparse.Namespace, out: Console, err: Console) -> int:
             out.print(f"folder {folder}: {state}{hint}", highlight=False, markup=False,
                       soft_wrap=True)
             if state == "changed":
-                what = _changed(service, folder)
+                what = what_changed(service.workspace, folder)
                 if what:
                     out.print(f"  changed since trusted: {what}", highlight=False,
                               markup=False, soft_wrap=True)
@@ -284,21 +290,6 @@ def _list(args: argparse.Namespace, out: Console, err: Console) -> int:
             out.print(f"{project['name']}  {project['path']}  [{actions}]", highlight=False,
                       markup=False, soft_wrap=True)
     return 0 if not service.workspace.problems else EXIT_FAILED
-
-
-def _changed(service: FineCode, folder: Path) -> str | None:
-    """What changed in a trusted folder, by project and file (None when the store kept no
-    manifest, or the folder cannot be keyed now)."""
-    kept = TrustStore().parts(folder)
-    if not kept:
-        return None
-    try:
-        _, now = folder_state(service.workspace, folder)
-    except Unkeyable:
-        return None
-    projects = {str(p.root.relative_to(folder)): p.name
-                for p in service.workspace.projects.values() if p.root.is_relative_to(folder)}
-    return summary(changes(kept, now, projects)) or None
 
 
 def _trust(args: argparse.Namespace, out: Console, err: Console) -> int:

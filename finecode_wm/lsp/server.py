@@ -208,7 +208,7 @@ class FineCodeServer(LanguageServer):
         if not self.service.discovered.is_set():
             return False
         decision = self.trust.decide(self.service.workspace)
-        hint = self.trust.hint_once(decision)
+        hint = self.trust.hint_once(decision, self.service.workspace)
         if hint is not None:
             kind = types.MessageType.Warning if decision.store_problem else types.MessageType.Info
             self.window_show_message(types.ShowMessageParams(type=kind, message=hint))
