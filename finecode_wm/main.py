@@ -124,8 +124,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; `run` takes its paths before, between or after its options, as ruff
+    does (`run lint -q src/`): argparse alone would refuse words after an option."""
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest:
+        if args.command != "run" or any(w.startswith("-") and w != "-" for w in rest):
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        args.words += rest
+    return args
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    args = _parse(argv)
     if args.command == "lsp":
         from .lsp.server import serve_stdio  # pygls only where it is needed
 

@@ -158,7 +158,7 @@ async def _run(service: FineCode, args: argparse.Namespace, out: Console, err: C
         if args.changed_since is not None or args.shard is not None:
             narrowed = narrow(service.workspace, request, changed_since=args.changed_since,
                               shard=args.shard, recorded=service.history.recorded())
-            for note in narrowed.notes:
+            for note in narrowed.notes if not args.quiet else ():
                 err.print(note, highlight=False, markup=False, soft_wrap=True)
             request = narrowed.request
             if not request.projects:
@@ -202,7 +202,8 @@ async def _run(service: FineCode, args: argparse.Namespace, out: Console, err: C
             out.file.write(line + "\n")  # as is: CI and tools parse these lines
         out.file.flush()
         if not args.quiet:
-            err.print(summary_table(entries, names))
+            if entries:  # nothing ran (only broken configs): no empty table
+                err.print(summary_table(entries, names))
         for entry in failed:  # a handler that did not import is a config error, said below
             err.print(f"[bold red]{escape(names.get(entry['project'], entry['project']))} / "
                       f"{escape(entry['action'])}:[/] {escape(str(entry.get('error')))}",
@@ -213,8 +214,10 @@ async def _run(service: FineCode, args: argparse.Namespace, out: Console, err: C
     for note in outside_notes(entries, names):  # with --json too: stderr is the person's
         err.print(f"[bold yellow]warning:[/] {escape(note)}", highlight=False, soft_wrap=True)
     for problem in config_errors:
-        err.print(f"[bold red]config error:[/] {escape(problem['project'])}: "
-                  f"{escape(problem['error'])}", highlight=False, soft_wrap=True)
+        # most errors name the project's pyproject.toml: said once, relative to the project
+        error = problem["error"].removeprefix(os.path.join(problem["project"], ""))
+        err.print(f"[bold red]config error:[/] {escape(problem['project'])}: {escape(error)}",
+                  highlight=False, soft_wrap=True)
     if batch.cancelled:
         return EXIT_INTERRUPTED
     if config_errors:
@@ -329,8 +332,9 @@ def dispatch(args: argparse.Namespace) -> int:
         return _list(args, out, err)
     if args.command in ("trust", "untrust"):
         return _trust(args, out, err)
-    if args.statistics and args.output_format != "text":
-        err.print("[bold red]error:[/] --statistics counts findings in the text format only",
+    if args.statistics and (args.output_format != "text" or args.json):
+        err.print("[bold red]error:[/] --statistics counts findings in the text format only "
+                  "(not with --json or another --output-format)",
                   highlight=False)
         return EXIT_USAGE
     service = _discover(args, err, args.max_parallel, report_problems=False)
