@@ -98,3 +98,25 @@ def test_dependents_transitively_and_through_cycles() -> None:
                                                   Path("/tool")}
     assert dependents({Path("/app")}, graph) == {Path("/app")}
     assert dependents({Path("/x")}, graph) == {Path("/x"), Path("/y")}
+
+
+def test_a_submodule_path_selects_the_projects_it_is_or_holds() -> None:
+    """git lists a submodule whose commit moved or whose work tree is dirty by its directory:
+    a project rooted there, or under it, changed."""
+    roots = [Path("/ws/sub"), Path("/ws/mono/a"), Path("/ws/mono/b"), Path("/ws/c")]
+    assert projects_of([Path("/ws/sub")], roots) == {Path("/ws/sub")}
+    assert projects_of([Path("/ws/mono")], roots) == {Path("/ws/mono/a"), Path("/ws/mono/b")}
+
+
+def test_changes_inside_a_submodule_select_its_project(repo: Path, tmp_path: Path) -> None:
+    inner = tmp_path.parent / f"{tmp_path.name}-inner"
+    inner.mkdir()
+    (inner / "mod.py").write_text("x = 1\n")
+    git(inner, "init", "-q", "-b", "main")
+    git(inner, "add", ".")
+    git(inner, "commit", "-q", "-m", "inner")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(inner), "sub")
+    git(repo, "commit", "-q", "-m", "submodule")
+    (repo / "sub" / "mod.py").write_text("x = 2\n")  # the submodule's work tree is dirty
+    changed = changed_files(repo, "HEAD")
+    assert projects_of(changed, [repo / "a", repo / "sub"]) == {repo / "sub"}

@@ -69,11 +69,17 @@ def _verify(ref: str, top: Path) -> None:
 
 
 def projects_of(files: Iterable[Path], roots: Iterable[Path]) -> set[Path]:
-    """The innermost root holding each file (files outside every root select nothing)."""
+    """The innermost root holding each file (files outside every root select nothing).
+
+    git names a submodule by its directory alone (a commit moved, or its work tree is dirty):
+    that path is a project's root itself, or holds projects, and selects every one of them.
+    """
     known = set(roots)
-    found = set()
+    found: set[Path] = set()
     for path in files:
-        for parent in Path(os.path.normpath(path)).parents:
+        path = Path(os.path.normpath(path))
+        found.update(root for root in known if root.is_relative_to(path))
+        for parent in path.parents:
             if parent in known:
                 found.add(parent)
                 break
