@@ -61,6 +61,16 @@ def test_nothing_changed_runs_nothing_and_passes(ws: Path) -> None:
     assert "0 changed file(s), 0 of 4 project(s) to run" in done.stderr
 
 
+@pytest.mark.parametrize("narrowing", [["--changed-since", "HEAD"], ["--shard", "9/9"]])
+def test_nothing_to_run_still_writes_a_sarif_log(ws: Path, narrowing: list[str]) -> None:
+    """A CI job that uploads the SARIF file fails on an empty one: nothing to run is a valid
+    log with no results, as a run with no findings prints."""
+    done = cli(ws, *narrowing, "--output-format", "sarif")
+    assert done.returncode == 0, done.stderr
+    log = json.loads(done.stdout)
+    assert log["version"] == "2.1.0" and log["runs"][0]["results"] == []
+
+
 def test_a_change_runs_its_project_and_its_declared_dependents(ws: Path) -> None:
     (ws / "p2" / "c.py").write_text("y = 3\n")
     assert ran(cli(ws, "--changed-since", "HEAD", "--json")) == ["p2"]

@@ -30,6 +30,7 @@ from ..trust import (
     folder_state,
     what_changed,
 )
+from . import EXIT_INTERRUPTED
 from .changes import GitError
 from .formats import (
     failing,
@@ -48,7 +49,6 @@ __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_USAGE", "dispatch"]
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2  # bad input, and a selected project whose config is broken
-EXIT_INTERRUPTED = 130
 Found = list[tuple[Path, dict[str, Any]]]
 
 
@@ -166,6 +166,10 @@ async def _run(service: FineCode, args: argparse.Namespace, out: Console, err: C
                     out.print_json(dumps({"results": [], "summary": {
                         "ok": 0, "failed": 0, "cancelled": 0, "cached": 0, "findings": 0,
                         "config_errors": 0}, "config_errors": []}))
+                else:  # what an empty run prints: a SARIF upload needs its (empty) log
+                    for line in _listing(args, service, [], [], [], {}):
+                        out.file.write(line + "\n")
+                    out.file.flush()
                 return 0
         # the terminal takes a late percentage: a single child that begins after a cold start
         # still gets its bar
