@@ -13,6 +13,7 @@ from pathlib import Path
 
 from finecode_er.config import positive_seconds
 
+from .cli import EXIT_INTERRUPTED
 from .cli.formats import FORMATS, LEVELS
 from .cli.shards import parse_shard
 from .paths import folder_problem
@@ -146,6 +147,12 @@ def main(argv: list[str] | None = None) -> None:
         from .mcp.server import serve_stdio as serve_mcp  # the MCP SDK only where it is needed
 
         sys.exit(serve_mcp(Path(args.workspace), max_parallel=args.max_parallel))
-    from .cli.commands import dispatch
+    try:
+        from .cli.commands import dispatch
 
-    sys.exit(dispatch(args))
+        code = dispatch(args)
+    except KeyboardInterrupt:
+        # Ctrl-C outside a run's own handler (while starting, or a second one while the
+        # results are written): the exit code says so, with no traceback.
+        code = EXIT_INTERRUPTED
+    sys.exit(code)

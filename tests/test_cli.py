@@ -83,6 +83,23 @@ def test_list(examples: Path) -> None:
     assert cli("list").returncode == 1, "a broken config is an error for `list`"
 
 
+def test_ctrl_c_outside_the_runs_handler_exits_130_without_a_traceback(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C while the program starts (a warm, fully cached run is mostly its start) or a
+    second one while the results are written reaches no handler of the run's own."""
+    from finecode_wm import main as entry
+    from finecode_wm.cli import commands
+
+    def interrupted(_args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "dispatch", interrupted)
+    with pytest.raises(SystemExit) as exited:
+        entry.main(["run", "lint", "--workspace", str(WORKSPACE)])
+    assert exited.value.code == 130
+    assert "Traceback" not in capsys.readouterr().err
+
+
 def test_ctrl_c_cancels_children_and_exits_130() -> None:
     proc = subprocess.Popen([sys.executable, "-m", "finecode_wm", "run", "slow", "quiet"],
                             cwd=WORKSPACE, env=probe_env(), stdout=subprocess.PIPE,
