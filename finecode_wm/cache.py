@@ -25,6 +25,7 @@ single-threaded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -102,12 +103,14 @@ class DigestIndex(FileCache):
         kept = list(self._seen.items())[-INDEX_ENTRIES:]
         entries = [[name, kind, list(signature), value]
                    for (name, kind), (signature, value) in kept if kind in ("sha256", "listing")]
+        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
             tmp.write_text(json.dumps({"version": INDEX_VERSION, "entries": entries}))
             os.replace(tmp, path)
-        except OSError:
+        except OSError:  # a full disk, say: leave no half-written file behind to fill it
+            with contextlib.suppress(OSError):
+                tmp.unlink()
             return
         self.dirty = False
 

@@ -210,3 +210,22 @@ def test_subject_carries_what_the_runner_gets(ws: Path) -> None:
     subject = subject_of(workspace, project, "lint", {"p": 1})
     assert subject == Subject(project.root, "lint", project.actions["lint"].to_json(), {"p": 1},
                               sys.executable, (project.root,))
+
+
+def test_an_index_that_cannot_be_written_leaves_no_temporary_file(
+        ws: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a full disk every process's failed save would otherwise leave a file behind."""
+    monkeypatch.setattr(trust, "RACY_NS", 0)
+    digests = DigestIndex()
+    key(ws, digests=digests)
+    real = Path.write_text
+
+    def disk_full(self: Path, text: str, *args: object, **kwargs: object) -> int:
+        real(self, text[:10])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    (tmp_path / "cache").mkdir()
+    digests.save(tmp_path / "cache" / "index")
+    assert list((tmp_path / "cache").iterdir()) == []
+    assert digests.dirty  # saved at the next chance
