@@ -112,6 +112,30 @@ def test_never_reused_after_an_edit(ws: Path, edit: str) -> None:
     assert {key: results[key] for key in unchanged} == unchanged
 
 
+@pytest.mark.parametrize("where", ["pyproject.toml", "ruff.toml", "pkg/ruff.toml"])
+def test_never_reused_after_an_edit_to_a_ruff_config_it_extends(ws: Path, where: str) -> None:
+    """A project's ruff config that `extend`s a shared one outside the project (a monorepo's
+    base config): ruff reads that file too, so an edit to it is a miss."""
+    config = ws / "p2" / where
+    relative = "../" * where.count("/") + "../shared/base.toml"
+    if where == "pyproject.toml":
+        config.write_text(config.read_text() + f'\n[tool.ruff]\nextend = "{relative}"\n')
+    else:
+        config.write_text(f'extend = "{relative}"\n')
+    (ws / "shared").mkdir()
+    (ws / "shared" / "base.toml").write_text('extend = "more.toml"\n')
+    (ws / "shared" / "more.toml").write_text("line-length = 100\n")
+    first = run(ws)
+    assert cached(run(ws)) == EVERYTHING
+    (ws / "shared" / "more.toml").write_text("line-length = 10\n")  # two files away
+    after = run(ws)
+    assert ("p2", "lint") not in cached(after)
+    assert cached(after) >= EVERYTHING - {("p2", "lint"), ("p2", "local")}
+    codes = [d["code"] for d in findings(after)[("p2", "lint")]["diagnostics"]]
+    assert "E501" in codes and codes != [
+        d["code"] for d in findings(first)[("p2", "lint")]["diagnostics"]]
+
+
 def test_a_failed_child_is_never_cached(ws: Path) -> None:
     (ws / "p1" / "helpers.py").write_text("def findings(root):\n    raise ValueError('no')\n")
     for attempt in (1, 2):

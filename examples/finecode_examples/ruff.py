@@ -9,7 +9,8 @@ Cancelling kills the ruff process of the current batch.
 Both opt in to the WM's result cache: a result depends on the project's files (the WM keys
 those), on ruff's release (the declared ``version``) and on what ruff reads outside the
 project: its executable and the configuration files it looks for in parent directories and
-in the user's config directory (the declared ``inputs``).
+in the user's config directory, and the shared configs any of those (or the
+project's own) ``extend`` (the declared ``inputs``).
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import os
 import re
 import shutil
 import sys
+import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from finecode_er.api import cacheable
-from finecode_examples._files import python_files, relpath
+from finecode_examples._files import SKIPPED_DIRS, python_files, relpath
 from finecode_examples._subprocess import run, tail
 
 if TYPE_CHECKING:
@@ -63,7 +65,44 @@ def _ruff_inputs(root: Path) -> list[str]:
     parents = [str(parent / name) for parent in root.parents for name in RUFF_CONFIG_NAMES]
     config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     user = [str(Path(config_home) / "ruff" / name) for name in RUFF_CONFIG_NAMES]
-    return found + parents + user
+    return found + parents + user + _extended([*_project_configs(root), *parents, *user])
+
+
+def _project_configs(root: Path) -> list[str]:
+    """The ruff configuration files in the project (its own files are keyed already; what
+    they `extend` may lie outside it)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [name for name in dirnames
+                       if name not in SKIPPED_DIRS and not name.startswith(".")]
+        found += [os.path.join(dirpath, name) for name in RUFF_CONFIG_NAMES if name in filenames]
+    return found
+
+
+def _extended(configs: Sequence[str]) -> list[str]:
+    """The files these configurations `extend`, transitively: ruff reads them too, so an edit
+    to a shared base config changes the findings."""
+    found: list[str] = []
+    todo = list(configs)
+    seen = set(todo)
+    while todo:
+        path = todo.pop()
+        try:
+            with open(path, "rb") as file:
+                data = tomllib.load(file)
+        except (OSError, ValueError):  # absent, not a file, not TOML: nothing it extends
+            continue
+        table = data.get("tool", {}).get("ruff", {}) if path.endswith("pyproject.toml") else data
+        target = table.get("extend") if isinstance(table, dict) else None
+        if not isinstance(target, str):
+            continue
+        extended = os.path.normpath(os.path.join(os.path.dirname(path),
+                                                 os.path.expanduser(target)))
+        if extended not in seen:
+            seen.add(extended)
+            found.append(extended)
+            todo.append(extended)
+    return found
 
 
 @cacheable(version=_ruff_version, inputs=_ruff_inputs)
