@@ -83,6 +83,23 @@ def test_list(examples: Path) -> None:
     assert cli("list").returncode == 1, "a broken config is an error for `list`"
 
 
+@pytest.mark.parametrize("output", [[], ["--json", "--exit-zero"], ["--output-format", "sarif"]])
+def test_stdout_closed_by_its_reader_ends_the_output_not_the_run(
+        examples: Path, output: list[str]) -> None:
+    """`finecode-wm run lint | head -1`: the reader left; the table, the clean-up and the exit
+    code stay, with no traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "finecode_wm", "run", "lint", *output],
+                            cwd=examples, env=probe_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    proc.stdout.close()  # before anything was written: every write meets a closed pipe
+    _, err = proc.communicate(timeout=50)
+    assert proc.returncode == (0 if "--exit-zero" in output else 1), err  # as if it stayed
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    if not output:
+        assert "FineCode results" in err
+
+
 def test_ctrl_c_outside_the_runs_handler_exits_130_without_a_traceback(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """Ctrl-C while the program starts (a warm, fully cached run is mostly its start) or a

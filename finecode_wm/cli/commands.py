@@ -167,9 +167,7 @@ async def _run(service: FineCode, args: argparse.Namespace, out: Console, err: C
                         "ok": 0, "failed": 0, "cancelled": 0, "cached": 0, "findings": 0,
                         "config_errors": 0}, "config_errors": []}))
                 else:  # what an empty run prints: a SARIF upload needs its (empty) log
-                    for line in _listing(args, service, [], [], [], {}):
-                        out.file.write(line + "\n")
-                    out.file.flush()
+                    _write(out, _listing(args, service, [], [], [], {}))
                 return 0
         # the terminal takes a late percentage: a single child that begins after a cold start
         # still gets its bar
@@ -202,9 +200,7 @@ async def _run(service: FineCode, args: argparse.Namespace, out: Console, err: C
     else:
         names = {str(p.root): p.name for p in service.workspace.projects.values()}
         failed = [e for e in entries if e["status"] == "failed" and not import_failure(e)]
-        for line in _listing(args, service, found, failed, config_errors, names):
-            out.file.write(line + "\n")  # as is: CI and tools parse these lines
-        out.file.flush()
+        _write(out, _listing(args, service, found, failed, config_errors, names))
         if not args.quiet:
             if entries:  # nothing ran (only broken configs): no empty table
                 err.print(summary_table(entries, names))
@@ -230,6 +226,27 @@ async def _run(service: FineCode, args: argparse.Namespace, out: Console, err: C
             failing(found, args.fail_on) and not args.exit_zero):
         return EXIT_FAILED
     return 0
+
+
+class _Stdout(Console):
+    """stdout, whose reader may leave (`| head -1`): that ends the output, not the run (its
+    table, clean-up and exit code stay; rich's own handler exits with 1 at once)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)  # later writes, and the last flush, too
+        os.dup2(devnull, self.file.fileno())
+        os.close(devnull)
+
+
+def _write(out: Console, lines: list[str]) -> None:
+    """Lines to stdout as they are (CI and tools parse them)."""
+    try:
+        for line in lines:
+            out.file.write(line + "\n")
+        out.file.flush()
+    except BrokenPipeError:
+        out.on_broken_pipe()
 
 
 def _listing(args: argparse.Namespace, service: FineCode, found: Found,
@@ -331,7 +348,7 @@ def _trust(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def dispatch(args: argparse.Namespace) -> int:
     """Run one terminal command (`run`, `list`, `trust`, `untrust`); its exit code."""
-    out, err = Console(), Console(stderr=True)
+    out, err = _Stdout(), Console(stderr=True)
     if args.command == "list":
         return _list(args, out, err)
     if args.command in ("trust", "untrust"):
