@@ -54,7 +54,9 @@ def _open(path: Path) -> int:
 
 def _unreadable(path: Path, exc: OSError) -> NotReadable:
     reason = f"cannot read: {exc.strerror or exc}"
-    return NotReadable(f"cannot read {path}: {exc.strerror or exc}", reason)
+    error = NotReadable(f"cannot read {path}: {exc.strerror or exc}", reason)
+    error.errno = exc.errno  # an absent file stays tellable from a broken one
+    return error
 
 
 def _kind(mode: int) -> str:

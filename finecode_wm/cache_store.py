@@ -15,6 +15,7 @@ cap. Every call here blocks: the cache runs them on its own worker thread.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -22,6 +23,8 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
+
+from finecode_er.safefile import read_regular
 
 __all__ = ["FORMAT", "MAX_BYTES", "ResultStore", "max_bytes_from_env"]
 
@@ -67,13 +70,14 @@ class ResultStore:
             self._touch(key)
             return entry
         path = self.path(key)
-        try:
-            with open(path, "rb") as file:
-                raw = file.read(MAX_ENTRY_BYTES + 1)
-        except OSError:
+        try:  # a FIFO under an entry's name (a restored CI cache, say) would block an open
+            raw = read_regular(path, MAX_ENTRY_BYTES)
+        except OSError as exc:  # not a regular file, too large, unreadable: not ours
+            if exc.errno != errno.ENOENT:
+                self._discard(path)
             return None
         try:
-            entry = json.loads(raw) if len(raw) <= MAX_ENTRY_BYTES else None
+            entry = json.loads(raw)
         except (ValueError, RecursionError):
             entry = None
         if not (isinstance(entry, dict) and entry.get("format") == FORMAT

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from finecode_wm import cache_store
 from finecode_wm.cache_store import (
     FORMAT,
     STALE_TEMP,
@@ -51,6 +52,26 @@ def test_round_trip_through_memory_and_disk(tmp_path: Path) -> None:
 ])
 def test_a_corrupt_entry_is_absent_and_removed(tmp_path: Path, content: bytes) -> None:
     (tmp_path / f"{KEY}.json").write_bytes(content)
+    assert ResultStore(tmp_path).get(KEY) is None
+    assert not (tmp_path / f"{KEY}.json").exists()
+
+
+@pytest.mark.timeout(10)
+def test_an_entry_that_is_no_regular_file_is_absent_and_never_blocks(tmp_path: Path) -> None:
+    """A FIFO under an entry's name (a cache restored from an archive, say) would block the
+    open forever, and with it every later job of the cache's worker."""
+    os.mkfifo(tmp_path / f"{KEY}.json")
+    assert ResultStore(tmp_path).get(KEY) is None
+    assert not (tmp_path / f"{KEY}.json").exists()
+    (tmp_path / f"{KEY}.json").symlink_to("/dev/zero")
+    assert ResultStore(tmp_path).get(KEY) is None
+
+
+def test_an_entry_larger_than_any_of_ours_is_absent_and_removed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache_store, "MAX_ENTRY_BYTES", 100)
+    (tmp_path / f"{KEY}.json").write_text(json.dumps({"format": FORMAT, "key": KEY,
+                                                      "validity": {}, "result": "x" * 200}))
     assert ResultStore(tmp_path).get(KEY) is None
     assert not (tmp_path / f"{KEY}.json").exists()
 
