@@ -39,6 +39,7 @@ from typing import Any
 
 import finecode_er
 from finecode_er.projectcode import skipped_dir
+from finecode_er.safefile import read_regular
 
 from . import __version__
 from .cache_store import ResultStore, max_bytes_from_env
@@ -52,6 +53,7 @@ __all__ = ["DigestIndex", "Lookup", "ResultCache", "Subject", "default_dir", "ke
 KEY_FORMAT = 1
 INDEX_VERSION = 1
 INDEX_ENTRIES = 200_000  # file digests kept on disk per workspace
+INDEX_MAX_BYTES = 256 * 1024 * 1024  # far above what INDEX_ENTRIES take
 SAVE_EVERY = 5.0  # a long-lived server saves a changed index at most this often
 
 
@@ -85,8 +87,8 @@ class DigestIndex(FileCache):
 
     def load(self, path: Path) -> None:
         """Digests saved by an earlier process; a missing or corrupt file adds none."""
-        try:
-            data = json.loads(path.read_bytes())
+        try:  # regular files only: a FIFO in its place would block the cache's worker
+            data = json.loads(read_regular(path, INDEX_MAX_BYTES))
         except (OSError, ValueError, RecursionError):
             return
         entries = data.get("entries") if isinstance(data, dict) and \

@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from finecode_er.safefile import read_regular
 from finecode_er.streams import non_negative
 
 from .aggregation import Timing
@@ -29,6 +30,7 @@ from .paths import cache_dir
 __all__ = ["ChildTimes", "History", "default_path", "load", "save", "signature"]
 
 MAX_ENTRIES = 2000
+MAX_BYTES = 64 * 1024 * 1024  # far above what MAX_ENTRIES take
 SMOOTHING = 0.5  # weight of the newest run: recent runs matter, one odd run does not dominate
 VERSION = 2  # 1 had no signature and no total: such files are ignored
 
@@ -138,8 +140,8 @@ def default_path() -> Path:
 
 def load(path: Path) -> History:
     """The history kept at `path`; an unreadable or corrupt file counts as none."""
-    try:
-        return History.from_json(json.loads(path.read_text(encoding="utf-8")))
+    try:  # regular files only: a FIFO in its place would block the run before it starts
+        return History.from_json(json.loads(read_regular(path, MAX_BYTES).decode("utf-8")))
     except (OSError, ValueError):
         return History()
 

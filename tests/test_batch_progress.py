@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -570,6 +571,13 @@ def test_history_is_keyed_by_what_determines_the_work() -> None:
     history.record("/p", "lint", slow, math.nan, 80)
     history.record("/p", "lint", slow, -1.0, 80)
     assert history.timing("/p", "lint", slow) == Timing(40.0, 80)
+
+
+@pytest.mark.timeout(10)
+def test_a_history_file_that_is_no_regular_file_counts_as_none(tmp_path: Path) -> None:
+    """A FIFO in its place (a restored CI cache) would block every run before it starts."""
+    os.mkfifo(tmp_path / "history.json")
+    assert len(load(tmp_path / "history.json")) == 0
 
 
 def test_history_file_is_bounded_atomic_and_ignores_corrupt_or_older_files(

@@ -229,3 +229,12 @@ def test_an_index_that_cannot_be_written_leaves_no_temporary_file(
     digests.save(tmp_path / "cache" / "index")
     assert list((tmp_path / "cache").iterdir()) == []
     assert digests.dirty  # saved at the next chance
+
+
+@pytest.mark.timeout(10)
+def test_a_digest_index_that_is_no_regular_file_adds_nothing(tmp_path: Path) -> None:
+    """A FIFO in its place would block the cache's worker, and with it the run."""
+    os.mkfifo(tmp_path / "index")
+    digests = DigestIndex()
+    digests.load(tmp_path / "index")
+    assert not digests._seen
