@@ -117,7 +117,9 @@ def test_ctrl_c_outside_the_runs_handler_exits_130_without_a_traceback(
     assert "Traceback" not in capsys.readouterr().err
 
 
-def test_ctrl_c_cancels_children_and_exits_130() -> None:
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_cancels_children_and_exits_130(signum: int, code: int) -> None:
+    """SIGTERM (a cancelled CI job) as Ctrl-C: every child cancelled cleanly, 128 + signal."""
     proc = subprocess.Popen([sys.executable, "-m", "finecode_wm", "run", "slow", "quiet"],
                             cwd=WORKSPACE, env=probe_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -127,9 +129,9 @@ def test_ctrl_c_cancels_children_and_exits_130() -> None:
         time.sleep(0.05)
         runners = [p.pid for p in psutil.Process(proc.pid).children()]
     time.sleep(0.5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=20)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     assert "cancelled" in err and "quiet" in err
     for pid in runners:
         assert gone(pid)

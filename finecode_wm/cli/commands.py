@@ -49,6 +49,7 @@ __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_USAGE", "dispatch"]
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2  # bad input, and a selected project whose config is broken
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # each cancels every child cleanly
 Found = list[tuple[Path, dict[str, Any]]]
 
 
@@ -178,17 +179,28 @@ async def _run(service: FineCode, args: argparse.Namespace, out: Console, err: C
     if renderer is not None:
         renderer.watch(batch.progress)
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGINT, batch.cancel)
+    stopped_by: list[int] = []
+
+    def stop(signum: int) -> None:
+        stopped_by.append(signum)
+        batch.cancel()
+
+    # SIGTERM (a CI job cancelled, `timeout`, `docker stop`) as Ctrl-C: without it the WM died
+    # at once and its runners' handlers never cleaned up (their own subprocesses lived on).
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop, signum)
     try:
         result = await batch.run()
     finally:
         # A second Ctrl-C while runners stop (a blocked handler gets a grace period) kills
         # them at once instead of interrupting the clean-up.
-        loop.add_signal_handler(signal.SIGINT, service.pool.kill_all)
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, service.pool.kill_all)
         if renderer is not None:
             renderer.close()
         await service.close()
-        loop.remove_signal_handler(signal.SIGINT)
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
     entries = result["results"]
     found = collect(entries)
     config_errors = result.get("config_errors", [])
@@ -218,8 +230,8 @@ async def _run(service: FineCode, args: argparse.Namespace, out: Console, err: C
         error = problem["error"].removeprefix(os.path.join(problem["project"], ""))
         err.print(f"[bold red]config error:[/] {escape(problem['project'])}: {escape(error)}",
                   highlight=False, soft_wrap=True)
-    if batch.cancelled:
-        return EXIT_INTERRUPTED
+    if batch.cancelled:  # 128 + the signal, as a shell reports a command a signal ended
+        return 128 + stopped_by[0] if stopped_by else EXIT_INTERRUPTED
     if config_errors:
         return EXIT_USAGE
     if any(e["status"] != "ok" for e in entries) or (
