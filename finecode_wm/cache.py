@@ -55,6 +55,7 @@ INDEX_VERSION = 1
 INDEX_ENTRIES = 200_000  # file digests kept on disk per workspace
 INDEX_MAX_BYTES = 256 * 1024 * 1024  # far above what INDEX_ENTRIES take
 SAVE_EVERY = 5.0  # a long-lived server saves a changed index at most this often
+CLOSE_WAIT = 5.0  # seconds `close` waits for the worker's last jobs
 
 
 def default_dir() -> Path:
@@ -165,15 +166,31 @@ def _pruned(path: str) -> bool:
     return skipped_dir(os.path.basename(path)) or os.path.exists(os.path.join(path, "pyvenv.cfg"))
 
 
-def _files(root: Path, digests: FileCache) -> list[tuple[str, str]]:
+def _files(root: Path, roots: tuple[Path, ...], digests: FileCache) -> list[tuple[str, str]]:
+    """Every input file under `root` with its digest. A symlinked directory that leads out of
+    `roots` (a link to `/`, to a home directory) makes the subject unkeyable: what it holds is
+    no input the project declared, and walking it could take any time."""
+    real_roots = [os.path.realpath(r) for r in roots]
+
+    def pruned(path: str) -> bool:
+        if _pruned(path):  # a venv linked from elsewhere is still no input
+            return True
+        if os.path.islink(path):
+            real = os.path.realpath(path)
+            if not any(real == r or real.startswith(os.path.join(r, "")) for r in real_roots):
+                raise Unkeyable(f"{path} links to {real}, outside the project and the roots it "
+                                "depends on (declare it in depends_on to cache its results)")
+        return False
+
     return [(relative, digests.digest(absolute))
-            for relative, absolute in walk(root, lambda _name: True, _pruned)]
+            for relative, absolute in walk(root, lambda _name: True, pruned)]
 
 
 def key_of(subject: Subject, digests: FileCache) -> str | None:
-    """The key of `subject` as its files are now; None when a root holds too much to walk."""
+    """The key of `subject` as its files are now; None when a root holds too much to walk or
+    links out of the roots."""
     try:
-        inputs = {str(root): _files(root, digests) for root in subject.roots}
+        inputs = {str(root): _files(root, subject.roots, digests) for root in subject.roots}
     except Unkeyable:
         return None
     # The interpreter as configured (a venv's `bin/python`: its site-packages are the runner's
@@ -355,10 +372,18 @@ class ResultCache:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
 
     async def close(self) -> None:
-        """Stores written and the digest index saved."""
-        await self.settle()
-        if self._index is not None:
-            await self._call(self._save_index)
+        """Stores written and the digest index saved, within `CLOSE_WAIT` seconds: a job that
+        blocks (a file that never ends reading) must not keep the program from exiting (the
+        worker is a daemon thread; what it did not write is only a later miss)."""
+        async def finish() -> None:
+            await self.settle()
+            if self._index is not None:
+                await self._call(self._save_index)
+
+        try:
+            await asyncio.wait_for(finish(), CLOSE_WAIT)
+        except TimeoutError:
+            self._log(f"result cache: still busy after {CLOSE_WAIT:.0f} s; not waiting for it")
 
     async def _call(self, function: Callable[..., Any], *args: Any) -> Any:
         return await self._worker.call(function, *args)

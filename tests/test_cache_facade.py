@@ -4,11 +4,13 @@ worker thread (errors reach the caller, a cancelled caller does not stall the ot
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from finecode_wm import cache as cache_module
 from finecode_wm import trust
 from finecode_wm.cache import ResultCache, _Worker
 from finecode_wm.workspace import Project, Workspace
@@ -117,3 +119,25 @@ async def test_a_cache_that_breaks_costs_speed_never_a_result(
     assert lookup.key is None and not lookup.hit
     assert [m.split(":")[1].strip() for m in logged] == ["a result was not stored",
                                                          "app/lint not looked up"]
+
+
+async def test_close_does_not_wait_forever_on_a_blocked_job(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job that never ends (a read that blocks) must not keep the program from exiting:
+    `close` gives up after CLOSE_WAIT and says so."""
+    monkeypatch.setattr(cache_module, "CLOSE_WAIT", 0.2)
+    make_project(tmp_path / "ws" / "app")
+    said: list[str] = []
+    workspace = Workspace([tmp_path / "ws"])
+    cache = ResultCache(workspace, tmp_path / "cache", log=said.append)
+    (project,) = workspace.projects.values()
+    await cache.lookup(project, "lint", {})  # the digest index is open: close saves it
+    release = threading.Event()
+    blocked = asyncio.ensure_future(cache._call(release.wait))  # stuck until released
+    await asyncio.sleep(0)  # submitted
+    try:
+        await cache.close()
+        assert any("still busy" in line for line in said), said
+    finally:
+        release.set()
+        await blocked

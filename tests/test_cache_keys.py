@@ -120,6 +120,31 @@ def test_depends_on_cycles_end(tmp_path: Path) -> None:
     assert subject.roots == ((tmp_path / "a").resolve(), (tmp_path / "b").resolve())
 
 
+def test_a_link_out_of_the_roots_has_no_key_and_is_not_walked(tmp_path: Path) -> None:
+    """A symlink to `/` in a project would have every file of the machine hashed: the project
+    is not cacheable instead (and is so at once). Links inside the roots, into a root it
+    depends on, and a venv linked from elsewhere keep their key."""
+    make_project(tmp_path / "lib", "lib")
+    make_project(tmp_path / "app", extra='depends_on = ["../lib"]')
+    (tmp_path / "app" / "inside").symlink_to(tmp_path / "app" / "pkg")
+    (tmp_path / "app" / "shared").symlink_to(tmp_path / "lib" / "pkg")
+    venv = tmp_path / "elsewhere" / "venv"
+    venv.mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (tmp_path / "app" / "venv").symlink_to(venv)
+    assert key(tmp_path, "app") is not None
+    (tmp_path / "app" / "root").symlink_to("/")
+    read: list[str] = []
+
+    class Recording(DigestIndex):
+        def digest(self, path: Path | str) -> str:
+            read.append(str(path))
+            return super().digest(path)
+
+    assert key(tmp_path, "app", digests=Recording()) is None
+    assert not [path for path in read if "/root/" in path], "nothing behind the link was read"
+
+
 def test_a_project_too_large_to_walk_has_no_key(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(trust, "MAX_WALKED", 2)
     assert key(ws) is None
