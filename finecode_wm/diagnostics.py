@@ -1,8 +1,9 @@
 """Findings in run results: the fixed diagnostics shape, and the latest findings per file.
 
-Front-end neutral: the terminal and the MCP summary list what `collect` gathers (as
-`text_lines`, with the notes of `outside_notes`), the LSP server keeps a `FindingStore` and
-turns its per-file lists into pushed or pulled reports. A file's findings are
+Front-end neutral: the terminal and the MCP summary read one run's findings from a
+`RunFindings` (worked out once per run: the listing, each entry's count, the notes on dropped
+findings), the LSP server keeps a `FindingStore` of `findings_of` each entry and turns its
+per-file lists into pushed or pulled reports. A file's findings are
 the union of the latest result of every (project, action) that reported on it, so a `format` run
 never hides what `lint` found, and a re-run that finds nothing clears that action's part.
 """
@@ -19,9 +20,8 @@ from typing import Any
 from .results import Entry
 from .workspace import SKIPPED_DIRS, Project
 
-__all__ = ["MAX_POSITION", "SEVERITIES", "FileFindings", "Finding", "FindingStore", "collect",
-           "counted", "findings_of", "inputs_of", "normalize", "outside_note", "outside_notes",
-           "text_lines"]
+__all__ = ["MAX_POSITION", "SEVERITIES", "FileFindings", "Finding", "FindingStore", "RunFindings",
+           "findings_of", "inputs_of", "normalize", "outside_note", "text_lines"]
 
 Finding = dict[str, Any]
 SEVERITIES = ("error", "warning", "information", "hint")
@@ -131,6 +131,12 @@ def findings_of(entry: Entry) -> FileFindings | None:
     its handlers has a `diagnostics` list): the previous findings of that action then stay.
     Findings for files outside the project are dropped and counted (`FileFindings.outside`).
     """
+    return _findings(entry, _Project(Path(entry["project"])))
+
+
+def _findings(entry: Entry, project: _Project) -> FileFindings | None:
+    """`findings_of`, locating paths through `project` (shared by the entries of one root, so
+    each path is looked at once per run)."""
     result = entry.get("result")
     # An action with several handlers returns their results as a list, in config order.
     parts = result if isinstance(result, list) else [result]
@@ -139,7 +145,6 @@ def findings_of(entry: Entry) -> FileFindings | None:
     if entry.get("status") != "ok" or not lists:
         return None
     raw = [item for found in lists for item in found]
-    project = _Project(Path(entry["project"]))
     by_file = FileFindings()
     for item in raw:
         finding = _shaped(item)
@@ -269,40 +274,52 @@ def inputs_of(project: Project) -> tuple[object, ...]:
     return (project.python, config, tuple(stats))
 
 
-def collect(entries: list[Entry]) -> list[tuple[Path, Finding]]:
-    """Every finding of every result entry, grouped by file and sorted (each shown once, as in
-    the editor)."""
-    store = FindingStore()
-    for entry in entries:
-        by_file = findings_of(entry)
-        if by_file is not None:
-            store.record(Path(entry["project"]), entry["action"], by_file)
-    files = {path for project in store.projects() for path in store.files(project)}
-    return [(path, finding) for path in sorted(files, key=str) for finding in store.items(path)]
+class RunFindings:
+    """One run's findings, worked out once from its result entries: what every view of the run
+    reads (the terminal's listing, table and footer, the MCP summary), so no finding is
+    normalized or located twice."""
 
+    def __init__(self, entries: list[Entry]) -> None:
+        projects: dict[str, _Project] = {}
+        self._entries = entries
+        self._of: list[FileFindings | None] = []
+        store = FindingStore()
+        for entry in entries:
+            root = entry["project"]
+            project = projects.get(root)
+            if project is None:
+                project = projects[root] = _Project(Path(root))
+            by_file = _findings(entry, project)
+            self._of.append(by_file)
+            if by_file is not None:
+                store.record(project.root, entry["action"], by_file)
+        files = {path for root in store.projects() for path in store.files(root)}
+        # every finding once, grouped by file and sorted (as the editor shows them)
+        self.listed: list[tuple[Path, Finding]] = [
+            (path, finding) for path in sorted(files, key=str) for finding in store.items(path)]
 
-def counted(entry: Entry) -> int | None:
-    """How many findings one result entry reported (those `collect` lists; None: it reported
-    no findings list)."""
-    by_file = findings_of(entry)
-    return None if by_file is None else sum(len(found) for found in by_file.values())
+    def count(self, index: int) -> int | None:
+        """How many findings entry `index` reported (None: it reported no findings list)."""
+        by_file = self._of[index]
+        return None if by_file is None else sum(len(found) for found in by_file.values())
+
+    def reported(self) -> int:
+        """The entries' counts added up: more than `listed` holds when actions (or a project
+        and a nested one) reported the same finding."""
+        return sum(self.count(index) or 0 for index in range(len(self._of)))
+
+    def outside_notes(self, names: dict[str, str]) -> list[str]:
+        """One `outside_note` per entry that had findings for files outside its project."""
+        return [outside_note(names.get(entry["project"], entry["project"]), entry["action"],
+                             by_file.outside)
+                for entry, by_file in zip(self._entries, self._of, strict=True)
+                if by_file is not None and by_file.outside]
 
 
 def outside_note(project: str, action: str, count: int) -> str:
     """The note for findings dropped because they named files outside their project."""
     return (f"{project} · {action}: dropped {count} finding(s) for files outside the project "
             "(a finding's path must be inside its project)")
-
-
-def outside_notes(entries: list[Entry], names: dict[str, str]) -> list[str]:
-    """One `outside_note` per result entry that had such findings."""
-    notes = []
-    for entry in entries:
-        by_file = findings_of(entry)
-        if by_file is not None and by_file.outside:
-            notes.append(outside_note(names.get(entry["project"], entry["project"]),
-                                      entry["action"], by_file.outside))
-    return notes
 
 
 def text_lines(found: list[tuple[Path, Finding]], base: Path) -> list[str]:

@@ -16,7 +16,7 @@ from rich.markup import escape
 from finecode_er.wire import dumps
 
 from .. import __version__, history
-from ..diagnostics import collect, counted, outside_notes, text_lines
+from ..diagnostics import RunFindings, text_lines
 from ..planning import BadRequest, BatchOptions
 from ..requests import RunRequest
 from ..results import ConfigError, Entry, import_failure
@@ -181,7 +181,8 @@ async def _run(service: FineCode, args: argparse.Namespace, out: Console, err: C
         await service.close()
         loop.remove_signal_handler(signal.SIGINT)
     entries = result["results"]
-    found = collect(entries)
+    findings = RunFindings(entries)
+    found = findings.listed
     config_errors = result.get("config_errors", [])
     if args.json:
         summary = {**result["summary"], "cached": sum(bool(e.get("cached")) for e in entries),
@@ -195,15 +196,15 @@ async def _run(service: FineCode, args: argparse.Namespace, out: Console, err: C
             out.file.write(line + "\n")  # as is: CI and tools parse these lines
         out.file.flush()
         if not args.quiet:
-            err.print(summary_table(entries, names))
+            err.print(summary_table(entries, names, findings))
         for entry in failed:  # a handler that did not import is a config error, said below
             err.print(f"[bold red]{escape(names.get(entry['project'], entry['project']))} / "
                       f"{escape(entry['action'])}:[/] {escape(str(entry.get('error')))}",
                       highlight=False, soft_wrap=True)
         if found and not args.quiet:
-            err.print(_footer(found, entries), highlight=False, soft_wrap=True)
+            err.print(_footer(findings), highlight=False, soft_wrap=True)
     names = {str(p.root): p.name for p in service.workspace.projects.values()}
-    for note in outside_notes(entries, names):  # with --json too: stderr is the person's
+    for note in findings.outside_notes(names):  # with --json too: stderr is the person's
         err.print(f"[bold yellow]warning:[/] {escape(note)}", highlight=False, soft_wrap=True)
     for problem in config_errors:
         err.print(f"[bold red]config error:[/] {escape(problem['project'])}: "
@@ -241,12 +242,13 @@ def _listing(args: argparse.Namespace, service: FineCode, found: Found,
     return statistics(found) if args.statistics else text_lines(found, cwd)
 
 
-def _footer(found: Found, entries: list[Entry]) -> str:
+def _footer(findings: RunFindings) -> str:
     """`Found N finding(s) in M file(s).`, saying why the table's counts add up to more when a
     finding was reported by more than one action (listed once)."""
+    found = findings.listed
     files = len({path for path, _ in found})
     text = f"Found {len(found)} finding(s) in {files} file(s)"
-    reported = sum(counted(e) or 0 for e in entries)
+    reported = findings.reported()
     if reported > len(found):
         text += (f" ({reported} in the table: {reported - len(found)} reported by more than "
                  "one action, listed once)")
