@@ -61,7 +61,9 @@ def default_dir() -> Path:
 
 class DigestIndex(FileCache):
     """File digests and directory listings, reused while their stat is unchanged, and kept on
-    disk between processes (`load` / `save`)."""
+    disk between processes (`load` / `save`: the values of the `KINDS` kept)."""
+
+    KINDS: tuple[str, ...] = ("sha256", "listing")
 
     def __init__(self) -> None:
         super().__init__()
@@ -92,7 +94,7 @@ class DigestIndex(FileCache):
             data.get("version") == INDEX_VERSION else None
         for item in entries if isinstance(entries, list) else []:
             if (isinstance(item, list) and len(item) == 4 and isinstance(item[0], str)
-                    and item[1] in ("sha256", "listing") and isinstance(item[3], str)
+                    and item[1] in self.KINDS and isinstance(item[3], str)
                     and isinstance(item[2], list) and len(item[2]) == 5
                     and all(isinstance(n, int) for n in item[2])):
                 self._seen.setdefault((item[0], item[1]), (tuple(item[2]), item[3]))
@@ -101,7 +103,7 @@ class DigestIndex(FileCache):
         """Write atomically (the most recent `INDEX_ENTRIES`); failures are ignored."""
         kept = list(self._seen.items())[-INDEX_ENTRIES:]
         entries = [[name, kind, list(signature), value]
-                   for (name, kind), (signature, value) in kept if kind in ("sha256", "listing")]
+                   for (name, kind), (signature, value) in kept if kind in self.KINDS]
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")

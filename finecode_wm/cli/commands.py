@@ -18,6 +18,7 @@ from finecode_er.wire import dumps
 from .. import __version__, history
 from ..diagnostics import RunFindings, text_lines
 from ..planning import BadRequest, BatchOptions
+from ..pyproject_index import PyprojectIndex, index_path
 from ..requests import RunRequest
 from ..results import ConfigError, Entry, import_failure
 from ..service import FineCode
@@ -60,8 +61,19 @@ def _service(workspace: Path, console: Console, max_parallel: int | None = None,
                       soft_wrap=True)
 
     service = FineCode(lambda _message: None, max_parallel=max_parallel, report=report, warn=warn)
-    service.set_folders([workspace])
+    _discovered(service, workspace)
     return service
+
+
+def _discovered(service: FineCode, folder: Path) -> None:
+    """Discover the projects of `folder`, the pyproject.toml files unchanged since an earlier
+    run answered from its index (`pyproject_index`) rather than parsed again."""
+    index, path = PyprojectIndex(), index_path(folder)
+    index.load(path)
+    service.workspace.read = index.read
+    service.set_folders([folder])
+    if index.dirty:
+        index.save(path)
 
 
 def _discover(args: argparse.Namespace, err: Console, max_parallel: int | None = None, *,
@@ -82,7 +94,7 @@ def _discover(args: argparse.Namespace, err: Console, max_parallel: int | None =
     if not service.workspace.projects and not service.workspace.problems:
         above = project_upward(cwd.resolve())
         if above is not None:
-            service.set_folders([above])
+            _discovered(service, above)
     return service
 
 
