@@ -164,9 +164,10 @@ def _order(finding: Finding) -> tuple[int, int, str, str]:
     return finding["line"], finding["column"], finding.get("code", ""), finding["message"]
 
 
-def _identity(finding: Finding) -> str:
-    """A finding without its path (relative to whichever project reported it)."""
-    return json.dumps({k: v for k, v in finding.items() if k != "path"}, sort_keys=True)
+def _identity(finding: Finding) -> tuple[tuple[str, Any], ...]:
+    """A finding without its path (relative to whichever project reported it): its other
+    fields, all strings and integers (`_shaped`), in key order."""
+    return tuple(sorted((k, v) for k, v in finding.items() if k != "path"))
 
 
 def result_id(findings: list[Finding]) -> str:
@@ -184,7 +185,8 @@ class FindingStore:
     def __init__(self) -> None:
         self._sources: dict[tuple[Path, str], dict[Path, list[Finding]]] = {}
         self._reporters: dict[Path, set[tuple[Path, str]]] = {}  # file -> sources naming it
-        self._shown: dict[Path, tuple[list[Finding], str]] = {}  # file -> (union, result id)
+        self._shown: dict[Path, list[Finding]] = {}  # file -> the union
+        self._ids: dict[Path, str] = {}  # file -> result id of its union, once asked for
         self._files: dict[Path, set[Path]] = {}  # project -> every file it ever reported on
         self._inputs: dict[Path, object] = {}  # project -> inputs at its last diagnostics run
 
@@ -210,21 +212,26 @@ class FindingStore:
             unique = {_identity(f): f for key in sorted(self._reporters.get(path, ()))
                       for f in self._sources[key].get(path, ())}
             found = sorted(unique.values(), key=_order)
-            before = self.result_id(path)
+            if found != self._shown.get(path, []):
+                changed.add(path)
+                self._ids.pop(path, None)
             if found:
-                self._shown[path] = (found, result_id(found))
+                self._shown[path] = found
             else:
                 self._shown.pop(path, None)
-            if self.result_id(path) != before:
-                changed.add(path)
         return changed
 
     def items(self, path: Path) -> list[Finding]:
         """Everything every action found in `path`, sorted by position."""
-        return self._shown.get(path, ([], EMPTY_ID))[0]
+        return self._shown.get(path, [])
 
     def result_id(self, path: Path) -> str:
-        return self._shown.get(path, ([], EMPTY_ID))[1]
+        """Worked out when an editor asks (a terminal run never does)."""
+        if path not in self._shown:
+            return EMPTY_ID
+        if path not in self._ids:
+            self._ids[path] = result_id(self._shown[path])
+        return self._ids[path]
 
     def files(self, project: Path) -> set[Path]:
         """Files `project` reported on at some point (those cleared since included)."""
