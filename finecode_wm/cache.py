@@ -45,7 +45,7 @@ from .paths import cache_dir
 from .trust import FileCache, Unkeyable, walk
 from .workspace import Project, Workspace
 
-__all__ = ["DigestIndex", "Lookup", "ResultCache", "Subject", "default_dir", "key_of",
+__all__ = ["Checked", "DigestIndex", "Lookup", "ResultCache", "Subject", "default_dir", "key_of",
            "still_valid", "subject_of", "validity_of"]
 
 KEY_FORMAT = 1
@@ -217,13 +217,29 @@ def validity_of(info: Any, digests: DigestIndex) -> dict[str, Any] | None:
             "dirs": {path: digests.listing(path) for path in dirs}}
 
 
-def still_valid(validity: dict[str, Any], digests: DigestIndex) -> bool:
-    """Nothing the entry's version and handler code stand on has changed."""
+Checked = dict[tuple[str, str], str]  # (kind, path) -> its digest, as one run found it
+
+
+def still_valid(validity: dict[str, Any], digests: DigestIndex,
+                checked: Checked | None = None) -> bool:
+    """Nothing the entry's version and handler code stand on has changed.
+
+    `checked` holds what this run already found (the entries of one environment stand on the
+    same few dozen files: each is looked at once per run, not once per entry)."""
     files, dirs = validity.get("files"), validity.get("dirs")
     if not isinstance(files, dict) or not isinstance(dirs, dict):
         return False
-    return all(digests.digest(path) == digest for path, digest in files.items()) and \
-        all(digests.listing(path) == digest for path, digest in dirs.items())
+    seen: Checked = {} if checked is None else checked
+
+    def now(kind: str, path: str) -> str:
+        value = seen.get((kind, path))
+        if value is None:
+            value = seen[(kind, path)] = \
+                digests.digest(path) if kind == "sha256" else digests.listing(path)
+        return value
+
+    return all(now("sha256", path) == digest for path, digest in files.items()) and \
+        all(now("listing", path) == digest for path, digest in dirs.items())
 
 
 Job = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]"]
@@ -317,12 +333,13 @@ class ResultCache:
     # -- on the event loop ------------------------------------------------------------------
 
     async def lookup(self, project: Project, action: str, params: dict[str, Any], *,
-                     read: bool = True) -> Lookup:
+                     read: bool = True, checked: Checked | None = None) -> Lookup:
         """The key of this child and, when `read`, a result stored under it that is still
-        valid. Anything unexpected makes it a child that is not cached, never a failure."""
+        valid (`checked`: one dict per run, shared by its lookups, see `still_valid`).
+        Anything unexpected makes it a child that is not cached, never a failure."""
         try:
             subject = subject_of(self._workspace, project, action, params)
-            lookup: Lookup = await self._call(self._lookup, subject, read)
+            lookup: Lookup = await self._call(self._lookup, subject, read, checked)
         except Exception as exc:  # a cache that cannot answer costs speed, never a result
             self._log(f"result cache: {project.name}/{action} not looked up: {exc!r}")
             return Lookup()
@@ -369,13 +386,13 @@ class ResultCache:
             self._index = self.store.directory / f"digests-{name}.index"
             self.digests.load(self._index)
 
-    def _lookup(self, subject: Subject, read: bool) -> Lookup:
+    def _lookup(self, subject: Subject, read: bool, checked: Checked | None = None) -> Lookup:
         self._open_index()
         key = key_of(subject, self.digests)
         lookup = Lookup(subject, key)
         if key is not None and read:
             entry = self.store.get(key)
-            if entry is not None and still_valid(entry["validity"], self.digests):
+            if entry is not None and still_valid(entry["validity"], self.digests, checked):
                 lookup.hit, lookup.result = True, entry["result"]
         self._save_index(every=SAVE_EVERY)
         return lookup
