@@ -8,8 +8,10 @@ own dependencies (pygls, the MCP SDK, rich) when it is the one that runs.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from finecode_er.config import positive_seconds
 
@@ -126,4 +128,17 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(serve_mcp(Path(args.workspace), max_parallel=args.max_parallel))
     from .cli.commands import dispatch
 
-    sys.exit(dispatch(args))
+    _exit_now(dispatch(args))
+
+
+def _exit_now(code: int) -> NoReturn:
+    """End a terminal command without tearing the interpreter down: freeing every module and
+    object costs tens of milliseconds after a run (a tenth of a warm one), and nothing is left
+    to do by then (runners stopped, the cache written, files closed). What the command printed
+    is flushed first; a stream that cannot be flushed (a closed pipe) takes the usual way out."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.exit(code)
+    os._exit(code)
