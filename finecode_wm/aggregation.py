@@ -31,7 +31,7 @@ from typing import Any
 from finecode_er.streams import Reading, read_value
 from finecode_er.work import Scope
 
-from .results import STATUSES, Status
+from .results import Status, counts_text
 
 __all__ = ["HISTORY_MARGIN", "BatchProgress", "Child", "Headline", "Row", "Timing",
            "describe_seconds_left"]
@@ -353,9 +353,9 @@ class BatchProgress:
     def headline(self, now: float, *, estimate: bool = False) -> Headline:
         """The narrative in parts (see `Headline`)."""
         done = self.finished - sum(c.status == "cancelled" for c in self.children)
-        # cancelled children are not done; a single child's batch shows no count (`0/1` says
-        # nothing)
-        count = f"{done}/{len(self.children)}" if len(self.children) != 1 else ""
+        # cancelled children are not done; a batch of one child, or of none (only broken
+        # configs), shows no count (`0/1` and `0/0` say nothing)
+        count = f"{done}/{len(self.children)}" if len(self.children) > 1 else ""
         stalled = self.stalled(now)
         parts = []
         if stalled is None and (active := self._active_text()) is not None:
@@ -386,8 +386,6 @@ class BatchProgress:
                     now - (c.running_since or now)) for c in self.children if c.running]
 
     def outcome(self, *, cancelled: bool = False) -> str:
-        counts = {s: sum(c.status == s for c in self.children) for s in STATUSES}
-        cached = sum(c.cached for c in self.children)
-        words = ", ".join(f"{n} {s}" + (f" ({cached} cached)" if s == "ok" and cached else "")
-                          for s, n in counts.items() if n) or "nothing to run"
+        words = counts_text((c.status for c in self.children if c.status is not None),
+                            sum(c.cached for c in self.children)) or "nothing to run"
         return f"cancelled: {words}" if cancelled else words

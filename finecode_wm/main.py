@@ -17,6 +17,7 @@ from finecode_er.config import positive_seconds
 
 from .cli.formats import FORMATS, LEVELS
 from .cli.shards import parse_shard
+from .paths import folder_problem
 
 __all__ = ["main"]
 
@@ -56,6 +57,14 @@ def _shard(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _folder(text: str) -> str:
+    """`mcp --workspace`: an existing directory (an agent's server must not start on none)."""
+    why = folder_problem(Path(text))
+    if why is not None:
+        raise argparse.ArgumentTypeError(f"workspace folder {text} {why}")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finecode-wm", description=_DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -66,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     lsp.add_argument("--stdio", action="store_true",
                      help="serve on stdin/stdout (the default and only transport)")
     mcp = commands.add_parser("mcp", help="serve an MCP client (an agent) on stdio")
-    mcp.add_argument("--workspace", default=".", metavar="DIR", help="workspace folder")
+    mcp.add_argument("--workspace", type=_folder, default=".", metavar="DIR",
+                     help="workspace folder")
     mcp.add_argument("--max-parallel", type=_count, default=None)
     run = commands.add_parser("run", help="run actions across the workspace's projects")
     run.add_argument("words", nargs="+", metavar="ACTION [PATH ...]",
@@ -116,8 +126,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; `run` takes its paths before, between or after its options, as ruff
+    does (`run lint -q src/`): argparse alone would refuse words after an option."""
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest:
+        if args.command != "run" or any(w.startswith("-") and w != "-" for w in rest):
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        args.words += rest
+    return args
+
+
 def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    args = _parse(argv)
     if args.command == "lsp":
         from .lsp.server import serve_stdio  # pygls only where it is needed
 

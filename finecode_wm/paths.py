@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["cache_dir", "config_dir"]
+__all__ = ["cache_dir", "config_dir", "folder_problem"]
 
 
 def _xdg(name: str, fallback: str, env: Mapping[str, str] | None) -> Path:
@@ -23,3 +23,11 @@ def cache_dir(env: Mapping[str, str] | None = None) -> Path:
 def config_dir(env: Mapping[str, str] | None = None) -> Path:
     """What a person decided (trusted folders)."""
     return _xdg("XDG_CONFIG_HOME", ".config", env)
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why `folder` cannot be a workspace folder (`does not exist`, `is not a directory`), or
+    None: said the same way by every command that takes one."""
+    if folder.is_dir():
+        return None
+    return "is not a directory" if folder.exists() else "does not exist"

@@ -1,17 +1,19 @@
 """The shape of a run's answer, typed once: result entries, the summary, config errors.
 
 A fixed interface (editors, agents, scripts and delegating handlers read it):
-`{results: [{project, action, status, seconds, result? | error?, errorData?}],
+`{results: [{project, action, status, seconds, result? | error?, errorData?, cached?}],
   summary: {ok, failed, cancelled}, config_errors?: [{project, error}]}`.
 Every front end and the batch build and read these types; none indexes an untyped dict.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any, Literal, NotRequired, TypedDict
 
-__all__ = ["STATUSES", "ConfigError", "Entry", "RunResult", "Status", "Summary",
-           "import_failure", "summarize"]
+__all__ = ["STATUSES", "ConfigError", "Entry", "RunResult", "Status", "Summary", "counts_text",
+           "import_failure", "shorten", "summarize"]
 
 Status = Literal["ok", "failed", "cancelled"]
 STATUSES: tuple[Status, ...] = ("ok", "failed", "cancelled")
@@ -55,6 +57,14 @@ def summarize(entries: list[Entry]) -> Summary:
     return Summary(ok=sum(e["status"] == "ok" for e in entries),
                    failed=sum(e["status"] == "failed" for e in entries),
                    cancelled=sum(e["status"] == "cancelled" for e in entries))
+
+
+def counts_text(statuses: Iterable[str], cached: int) -> str:
+    """`3 ok (2 cached), 1 failed`: how many ended in each status, in the order of `STATUSES`
+    (empty when none); said the same way by the progress end and the MCP summary."""
+    counts = Counter(statuses)
+    return ", ".join(f"{counts[s]} {s}" + (f" ({cached} cached)" if s == "ok" and cached else "")
+                     for s in STATUSES if counts[s])
 
 
 def import_failure(entry: Entry) -> bool:

@@ -32,7 +32,7 @@ from finecode_er.projectcode import SOURCE_SUFFIXES, skipped_dir
 from finecode_er.safefile import read_regular, stream_regular
 
 from .paths import config_dir
-from .trust_changes import manifest
+from .trust_changes import changes, manifest, summary
 from .workspace import Project, Workspace
 
 if sys.platform != "win32":
@@ -40,7 +40,7 @@ if sys.platform != "win32":
 
 __all__ = ["Decision", "FileCache", "SessionTrust", "TrustStore", "TrustStoreError", "Unkeyable",
            "decide", "fingerprint", "folder_key", "folder_keys", "folder_state", "store_path",
-           "trust_hint", "walk"]
+           "trust_hint", "walk", "what_changed"]
 
 STORE_VERSION = 1
 RACY_NS = 2_000_000_000
@@ -361,8 +361,25 @@ def decide(by_editor: bool | None, keys: Mapping[Path, str | None], stored: Mapp
     return Decision(trusted, by_editor, untrusted, changed, store_problem, states)
 
 
-def trust_hint(decision: Decision) -> str:
-    """What to tell a person whose workspace is not trusted: why, and the exact way out."""
+def what_changed(workspace: Workspace, folder: Path, store: TrustStore | None = None
+                 ) -> str | None:
+    """What changed in a trusted folder since it was trusted, by project and file (None when
+    the store kept no manifest, or the folder cannot be keyed now)."""
+    kept = (store or TrustStore()).parts(folder)
+    if not kept:
+        return None
+    try:
+        _, now = folder_state(workspace, folder)
+    except Unkeyable:
+        return None
+    projects = {str(p.root.relative_to(folder)): p.name
+                for p in workspace.projects.values() if p.root.is_relative_to(folder)}
+    return summary(changes(kept, now, projects)) or None
+
+
+def trust_hint(decision: Decision, changed: Mapping[Path, str] | None = None) -> str:
+    """What to tell a person whose workspace is not trusted: why (`changed`: what changed in
+    each changed folder, when known), and the exact way out."""
     if decision.by_editor is False:
         return ("FineCode: this workspace is not trusted by the editor, so FineCode runs its "
                 "handlers only when you ask (no warm-up, no automatic diagnostics). Trust the "
@@ -373,6 +390,10 @@ def trust_hint(decision: Decision) -> str:
            else "this workspace is not trusted")
     commands = " and ".join(f"`finecode-wm trust {f}`" for f in folders)
     problem = f" ({decision.store_problem})" if decision.store_problem else ""
+    what = "; ".join(f"{text}" if len(decision.changed) == 1 else f"{folder}: {text}"
+                     for folder, text in (changed or {}).items())
+    if what:
+        why += f" ({what})"
     return (f"FineCode: {why}{problem}, so FineCode runs the workspace's handlers only when you "
             "ask (no runner warm-up, no automatic diagnostics). To allow them, run "
             f"{commands or '`finecode-wm trust <folder>`'} in a terminal, or trust the "
@@ -517,9 +538,16 @@ class SessionTrust:
                 keys[folder] = f"unkeyable: {exc}"
         return decide(self.by_editor, keys, stored, problem)
 
-    def hint_once(self, decision: Decision) -> str | None:
-        """The hint for skipped unasked work, the first time only (never when trusted)."""
+    def hint_once(self, decision: Decision, workspace: Workspace | None = None) -> str | None:
+        """The hint for skipped unasked work, the first time only (never when trusted); with
+        `workspace`, it names what changed in a folder trusted before."""
         if decision.trusted or self._told:
             return None
         self._told = True
-        return trust_hint(decision)
+        changed = {}
+        if workspace is not None:
+            for folder in decision.changed:
+                what = what_changed(workspace, folder, self.store)
+                if what:
+                    changed[folder] = what
+        return trust_hint(decision, changed)

@@ -81,7 +81,11 @@ async def test_mcp_findings_are_the_same_with_and_without_the_cache(tmp_path: Pa
         arguments: dict[str, Any] = {"actions": ["lint", "local"]}
         first = (await call(server, arguments)).structured_content
         seen: list[tuple[float, float | None, str | None]] = []
-        second = (await call(server, arguments, seen)).structured_content
+        answer = await call(server, arguments, seen)
+        second = answer.structured_content
+        text = answer.content[0].text  # type: ignore[union-attr]
+        assert text.startswith(f"FineCode: {len(EVERYTHING)} ok ({len(EVERYTHING)} cached)"), \
+            "the agent's text says what its progress end said"
         bypassed = (await call(server, {**arguments, "options": {"cache": False}}))
         assert first is not None and second is not None
         assert cached(first) == set() and cached(second) == EVERYTHING

@@ -64,7 +64,8 @@ def test_failures_exit_1_broken_configs_and_bad_input_exit_2() -> None:
     everything = cli("run", "boom")
     assert everything.returncode == 2, "every project is selected, the broken one too"
     assert "ValueError: the widget is broken" in everything.stderr, "the others still run"
-    assert f"config error: {WORKSPACE / 'broken'}: " in everything.stderr
+    assert f"config error: {WORKSPACE / 'broken'}: pyproject.toml [tool.finecode]" in \
+        everything.stderr, "the project named once, the file relative to it"
     assert "[tool.finecode].actions.lint.handlers[0]: unknown key(s) colour" in \
         everything.stderr, "brackets in messages are printed, not read as markup"
     assert cli("run", "boom", "--exit-zero").returncode == 2, "--exit-zero keeps config errors"

@@ -108,8 +108,28 @@ def test_json_lines_statistics_and_quiet(examples: Path) -> None:
     assert quiet.stdout.splitlines() == [
         "tinytools/batch_text.py:36:33: F821 Undefined name `STATUS_LABELS`",
         "tinytools/lease_events.py:5:23: F401 `functools.partial` imported but unused"]
-    wrong = cli("run", "lint", "--statistics", "--output-format", "github", cwd=examples)
-    assert wrong.returncode == 2 and "text format only" in wrong.stderr
+    for other in (["--output-format", "github"], ["--json"]):
+        wrong = cli("run", "lint", "--statistics", *other, cwd=examples)
+        assert wrong.returncode == 2 and "text format only" in wrong.stderr, other
+        assert wrong.stdout == "", other
+    sharded = cli("run", "lint", "-q", "--shard", "1/1", cwd=examples / "small")
+    assert sharded.stderr == "" and sharded.stdout == quiet.stdout, "-q: no --shard note"
+
+
+def test_paths_and_options_in_any_order(examples: Path) -> None:
+    """As ruff takes them: `run lint -q small/tinytools` is `run -q lint small/tinytools`."""
+    expected = ["small/tinytools/batch_text.py:36:33: F821 Undefined name `STATUS_LABELS`",
+                "small/tinytools/lease_events.py:5:23: F401 `functools.partial` imported but "
+                "unused"]
+    for words in (["lint", "-q", "small/tinytools"], ["-q", "lint", "small/tinytools"],
+                  ["lint", "small/tinytools", "-q"]):
+        done = cli("run", *words, cwd=examples)
+        assert (done.returncode, done.stdout.splitlines()) == (1, expected), (words, done.stderr)
+    both = cli("run", "lint", "--project", "small", "small/tinytools", cwd=examples)
+    assert both.returncode == 2 and "give --project or paths, not both" in both.stderr
+    for words in (["run", "lint", "--bogus", "small"], ["list", "extra"]):
+        wrong = cli(*words, cwd=examples)
+        assert wrong.returncode == 2 and "unrecognized arguments" in wrong.stderr, words
 
 
 # -- runs on paths, and the workspace found upward ------------------------------------------
@@ -154,12 +174,16 @@ def test_the_workspace_is_found_upward_from_a_subdirectory(examples: Path) -> No
 
 
 def test_a_missing_workspace_folder_says_so(tmp_path: Path) -> None:
-    for command in ("list", "run"):
+    """`list`, `run` and `mcp` (whose server must not start on nothing) exit 2, naming it."""
+    (tmp_path / "file").write_text("")
+    for command in ("list", "run", "mcp"):
         args = ["lint"] if command == "run" else []
-        done = cli(command, *args, "--workspace", str(tmp_path / "nope"), cwd=tmp_path)
-        assert done.returncode == 2, done.stderr
-        assert f"workspace folder {tmp_path / 'nope'} does not exist" in done.stderr
-        assert "untrusted" not in done.stdout + done.stderr
+        for folder, why in ((tmp_path / "nope", "does not exist"),
+                            (tmp_path / "file", "is not a directory")):
+            done = cli(command, *args, "--workspace", str(folder), cwd=tmp_path)
+            assert done.returncode == 2, (command, done.stderr)
+            assert f"workspace folder {folder} {why}" in done.stderr, (command, done.stderr)
+            assert "untrusted" not in done.stdout + done.stderr
 
 
 # -- severities and --fail-on -----------------------------------------------------------------

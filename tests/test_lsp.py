@@ -136,8 +136,14 @@ async def test_weighting_follows_declared_totals(client: RecordingClient) -> Non
     check_stream(values)
     after_first = [v for v in values if v.get("message", "").startswith("1/2")]
     assert after_first, values
-    first = after_first[0]["percentage"]
-    assert 25 <= first < 50, f"finishing 10 of 40 units shows {first}%, not 50%"
+    # While beta runs, the bar counts units over all 40 (alpha's 10 done), not half a bar per
+    # child (which would show 50% + beta's share); earlier runs' times in this server may hold
+    # it back, or lead the counted work by at most 10 points (docs/progress.md).
+    for value in after_first:
+        item = re.search(r"beta: item (\d+)$", value["message"])
+        if item is not None:
+            units = 100 * (10 + int(item[1]) + 1) / 40
+            assert value["percentage"] <= units + 10, (value, units)
 
 
 async def test_single_untotalled_child_is_indeterminate(client: RecordingClient) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -213,3 +215,12 @@ async def test_a_slow_token_create_answer_is_never_an_error() -> None:
         assert list(client.progress) == [], "a token answered too late begins nothing"
     finally:
         await client.stop()
+
+
+def test_a_connection_closed_without_shutdown_exits_1_and_says_why() -> None:
+    """LSP's exit code for an end without `shutdown`; a person who typed the command is told."""
+    done = subprocess.run([sys.executable, "-m", "finecode_wm", "lsp"], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "closed the connection without a shutdown request" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

@@ -25,7 +25,7 @@ from finecode_wm.trust import (
     TrustStore,
     decide,
     fingerprint,
-    folder_keys,
+    folder_state,
 )
 from finecode_wm.workspace import Workspace, local_handler_files
 
@@ -181,7 +181,9 @@ async def test_trust_cli_store_restart_and_revocation(setup: Setup) -> None:
     listed = json.loads(setup.cli("list", "--json", "--workspace", str(setup.workspace)).stdout)
     assert {p["trust"] for p in listed} == {"changed"}
     async with wm(setup) as client:
-        assert "changed since it was trusted" in await hint(client)
+        shown = await hint(client)
+        assert "changed since it was trusted" in shown
+        assert "evil_checks.py changed (project evil)" in shown, "the editor is told what"
         assert runners(client) == [] and setup.marks() == set()
 
     assert setup.cli("trust", str(setup.workspace)).returncode == 0
@@ -270,10 +272,12 @@ def test_one_session_sees_an_edit_at_once(setup: Setup) -> None:
     store = TrustStore(setup.config_home / "trust.json")
     session = SessionTrust(store)
     assert session.decide(workspace).states == {workspace.folders[0]: "untrusted"}
-    store.set(workspace.folders[0], folder_keys(workspace)[workspace.folders[0]])
+    store.set(workspace.folders[0], *folder_state(workspace, workspace.folders[0]))
     assert session.decide(workspace).trusted
     (setup.evil / "evil_checks.py").write_text("async def run(params, ctx):\n    return 1\n")
     decision = session.decide(workspace)
     assert not decision.trusted and decision.changed == (workspace.folders[0],)
-    assert "changed since it was trusted" in (session.hint_once(decision) or "")
-    assert session.hint_once(decision) is None, "told once"
+    hint = session.hint_once(decision, workspace) or ""
+    assert "changed since it was trusted" in hint
+    assert "evil_checks.py changed" in hint, "the editor's hint names what changed, as list does"
+    assert session.hint_once(decision, workspace) is None, "told once"

@@ -17,13 +17,20 @@ from finecode_er.wire import dumps
 
 from .. import __version__, history
 from ..diagnostics import RunFindings, text_lines
+from ..paths import folder_problem
 from ..planning import BadRequest, BatchOptions
 from ..pyproject_index import PyprojectIndex, index_path
 from ..requests import RunRequest
 from ..results import ConfigError, Entry, import_failure
 from ..service import FineCode
-from ..trust import SessionTrust, TrustStore, TrustStoreError, Unkeyable, folder_state
-from ..trust_changes import changes, summary
+from ..trust import (
+    SessionTrust,
+    TrustStore,
+    TrustStoreError,
+    Unkeyable,
+    folder_state,
+    what_changed,
+)
 from .changes import GitError
 from .formats import (
     failing,
@@ -83,8 +90,8 @@ def _discover(args: argparse.Namespace, err: Console, max_parallel: int | None =
     above the git work tree). None, said on `err`, when `--workspace` is no directory."""
     if args.workspace is not None:
         folder = Path(args.workspace)
-        if not folder.is_dir():
-            why = "is not a directory" if folder.exists() else "does not exist"
+        why = folder_problem(folder)
+        if why is not None:
             err.print(f"[bold red]error:[/] workspace folder {escape(str(folder))} {why}",
                       highlight=False, soft_wrap=True)
             return None
@@ -163,7 +170,7 @@ async def _run(service: FineCode, args: argparse.Namespace, out: Console, err: C
         if args.changed_since is not None or args.shard is not None:
             narrowed = narrow(service.workspace, request, changed_since=args.changed_since,
                               shard=args.shard, recorded=service.history.recorded())
-            for note in narrowed.notes:
+            for note in narrowed.notes if not args.quiet else ():
                 err.print(note, highlight=False, markup=False, soft_wrap=True)
             request = narrowed.request
             if not request.projects:
@@ -208,7 +215,8 @@ async def _run(service: FineCode, args: argparse.Namespace, out: Console, err: C
             out.file.write(line + "\n")  # as is: CI and tools parse these lines
         out.file.flush()
         if not args.quiet:
-            err.print(summary_table(entries, names, findings))
+            if entries:  # nothing ran (only broken configs): no empty table
+                err.print(summary_table(entries, names, findings))
         for entry in failed:  # a handler that did not import is a config error, said below
             err.print(f"[bold red]{escape(names.get(entry['project'], entry['project']))} / "
                       f"{escape(entry['action'])}:[/] {escape(str(entry.get('error')))}",
@@ -219,8 +227,10 @@ async def _run(service: FineCode, args: argparse.Namespace, out: Console, err: C
     for note in findings.outside_notes(names):  # with --json too: stderr is the person's
         err.print(f"[bold yellow]warning:[/] {escape(note)}", highlight=False, soft_wrap=True)
     for problem in config_errors:
-        err.print(f"[bold red]config error:[/] {escape(problem['project'])}: "
-                  f"{escape(problem['error'])}", highlight=False, soft_wrap=True)
+        # most errors name the project's pyproject.toml: said once, relative to the project
+        error = problem["error"].removeprefix(os.path.join(problem["project"], ""))
+        err.print(f"[bold red]config error:[/] {escape(problem['project'])}: {escape(error)}",
+                  highlight=False, soft_wrap=True)
     if batch.cancelled:
         return EXIT_INTERRUPTED
     if config_errors:
@@ -288,7 +298,7 @@ def _list(args: argparse.Namespace, out: Console, err: Console) -> int:
             out.print(f"folder {folder}: {state}{hint}", highlight=False, markup=False,
                       soft_wrap=True)
             if state == "changed":
-                what = _changed(service, folder)
+                what = what_changed(service.workspace, folder)
                 if what:
                     out.print(f"  changed since trusted: {what}", highlight=False,
                               markup=False, soft_wrap=True)
@@ -297,21 +307,6 @@ def _list(args: argparse.Namespace, out: Console, err: Console) -> int:
             out.print(f"{project['name']}  {project['path']}  [{actions}]", highlight=False,
                       markup=False, soft_wrap=True)
     return 0 if not service.workspace.problems else EXIT_FAILED
-
-
-def _changed(service: FineCode, folder: Path) -> str | None:
-    """What changed in a trusted folder, by project and file (None when the store kept no
-    manifest, or the folder cannot be keyed now)."""
-    kept = TrustStore().parts(folder)
-    if not kept:
-        return None
-    try:
-        _, now = folder_state(service.workspace, folder)
-    except Unkeyable:
-        return None
-    projects = {str(p.root.relative_to(folder)): p.name
-                for p in service.workspace.projects.values() if p.root.is_relative_to(folder)}
-    return summary(changes(kept, now, projects)) or None
 
 
 def _trust(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -351,8 +346,9 @@ def dispatch(args: argparse.Namespace) -> int:
         return _list(args, out, err)
     if args.command in ("trust", "untrust"):
         return _trust(args, out, err)
-    if args.statistics and args.output_format != "text":
-        err.print("[bold red]error:[/] --statistics counts findings in the text format only",
+    if args.statistics and (args.output_format != "text" or args.json):
+        err.print("[bold red]error:[/] --statistics counts findings in the text format only "
+                  "(not with --json or another --output-format)",
                   highlight=False)
         return EXIT_USAGE
     service = _discover(args, err, args.max_parallel, report_problems=False)

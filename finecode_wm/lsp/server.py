@@ -208,7 +208,7 @@ class FineCodeServer(LanguageServer):
         if not self.service.discovered.is_set():
             return False
         decision = self.trust.decide(self.service.workspace)
-        hint = self.trust.hint_once(decision)
+        hint = self.trust.hint_once(decision, self.service.workspace)
         if hint is not None:
             kind = types.MessageType.Warning if decision.store_problem else types.MessageType.Info
             self.window_show_message(types.ShowMessageParams(type=kind, message=hint))
@@ -506,5 +506,8 @@ def serve_stdio(*, max_parallel: int | None = None) -> int:
     finally:
         server.shutdown()  # type: ignore[no-untyped-call]  # its thread pool
     _kill_runners(server.service.pool.pids())
+    if not server.shut_down:  # LSP's exit code for it; said, for a person who typed the command
+        print("finecode-wm lsp: the client closed the connection without a shutdown request "
+              "(exit code 1, as LSP asks)", file=sys.stderr)
     return 0 if server.shut_down else 1
 

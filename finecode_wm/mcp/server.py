@@ -34,7 +34,7 @@ from .. import __version__
 from ..diagnostics import RunFindings, text_lines
 from ..planning import BadRequest
 from ..requests import RunRequest, parse_run_batch
-from ..results import STATUSES, Entry, RunResult, shorten
+from ..results import STATUSES, Entry, RunResult, counts_text, shorten
 from ..service import FineCode
 from .progress import Progress, ProgressMapping
 
@@ -344,8 +344,8 @@ def _status_line(entry: Entry, names: dict[str, str]) -> str:
 def summary_text(result: RunResult, *, names: dict[str, str], base: Path) -> str:
     """The summary counts, one line per child execution, then the findings (at most a few)."""
     entries = result["results"]
-    summary = result["summary"]
-    counts = ", ".join(f"{n} {s}" for s, n in summary.items() if n)
+    counts = counts_text((e["status"] for e in entries),
+                         sum(bool(e.get("cached")) for e in entries))
     lines = []
     errors = result.get("config_errors", [])
     if errors:  # first: nothing else in the result covers these projects
