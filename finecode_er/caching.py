@@ -72,6 +72,7 @@ class VersionCache:
     def __init__(self) -> None:
         self._known: dict[int, tuple[Declaration, str | BaseException]] = {}
         self.loaded: dict[str, list[int]] = {}
+        self.module_files: dict[str, str | None] = {}  # a module's `__file__` -> its file
 
     def first_seen(self, paths: list[str]) -> dict[str, list[int]]:
         """`[mtime_ns, size]` of each module file as it was when this runner first reported
@@ -110,24 +111,33 @@ def _declared_inputs(declaration: Declaration, root: Path) -> list[str]:
     return [os.path.normpath(root / os.fspath(path)) for path in raw]
 
 
-def _module_files(skip: Sequence[Path]) -> list[str]:
+def _module_files(skip: Sequence[Path], known: dict[str, str | None]) -> list[str]:
     """Files of every loaded module outside the standard library and outside `skip` (project
-    code: the WM keys it as the project's own files). Plain strings: this runs after every
-    cacheable run, over every loaded module."""
+    code: the WM keys it as the project's own files). This runs after every cacheable run, over
+    every loaded module: what an absolute `__file__` makes of it is remembered in `known` (the
+    same string always gives the same answer; a relative one depends on the working
+    directory)."""
     files = set()
     stdlib = sys.stdlib_module_names
-    stdlib_dir = os.path.join(os.path.dirname(os.__file__), "")
     skipped = [os.path.join(place, "") for place in map(str, skip)]
     for name, module in list(sys.modules.items()):
         origin = getattr(module, "__file__", None)
         if not isinstance(origin, str) or name.partition(".")[0] in stdlib:
             continue
-        path = os.path.abspath(origin)
-        if path.startswith(stdlib_dir) and not _in_site(path):
-            continue  # the interpreter's own (`_sysconfigdata…`): its digest is in the key
-        if not any(path.startswith(place) for place in skipped):
+        path = known[origin] if origin in known else _outside_stdlib(origin)
+        if origin not in known and os.path.isabs(origin):
+            known[origin] = path
+        if path is not None and not any(path.startswith(place) for place in skipped):
             files.add(path)
     return sorted(files)
+
+
+def _outside_stdlib(origin: str) -> str | None:
+    """A module file's absolute path, None when it is the interpreter's own
+    (`_sysconfigdata…`: its digest is in the key)."""
+    path = os.path.abspath(origin)
+    stdlib_dir = os.path.join(os.path.dirname(os.__file__), "")
+    return None if path.startswith(stdlib_dir) and not _in_site(path) else path
 
 
 def _in_site(path: str) -> bool:
@@ -172,6 +182,6 @@ async def cache_info(handlers: Sequence[tuple[str, bool | None, Any]], root: Pat
             return {"cacheable": False,
                     "reason": f"handler '{source}': its cache declaration failed: "
                               f"{type(exc).__name__}: {exc}"}
-    modules = _module_files([root, *project_code])
+    modules = _module_files([root, *project_code], versions.module_files)
     return {"cacheable": True, "version": version, "files": sorted(set(inputs) | set(modules)),
             "dirs": _site_dirs(), "loaded": versions.first_seen(modules)}

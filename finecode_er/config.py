@@ -15,7 +15,6 @@ import datetime
 import math
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -248,6 +247,8 @@ def read_pyproject(path: Path) -> dict[str, Any]:
     if _LONG_KEY.search(_STRING_OR_COMMENT.sub(" ", text)):
         raise UnreadableConfig(path, f"refused: a key of more than {MAX_KEY_PARTS} dotted parts",
                                mentions_finecode=mentions)
+    import tomllib  # here: a run whose configs were all read before (`pyproject_index`) parses none
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -40,7 +40,7 @@ from finecode_er.streams import FractionStream, Stream
 from finecode_er.wire import REQUEST_CANCELLED, MessageTooLarge, RpcError
 
 from .aggregation import BatchProgress, Child
-from .cache import Lookup, ResultCache
+from .cache import Checked, Lookup, ResultCache
 from .cancelscope import CancelScope
 from .delegation import Execution, refusal
 from .history import ChildTimes, History, signature
@@ -138,6 +138,9 @@ class Batch:
         self._log = log or (lambda _m: None)
         self._cache = cache
         self._lookups: list[Lookup | None] = [None] * len(planned)
+        # What this batch's lookups found of the files cached entries stand on; shared by the
+        # lookups asked for before any of its children ran (a new one once a child has run).
+        self._checked: Checked = {}
         self._times = ChildTimes(history, [(str(p.project.root), p.action, _signature_of(p))
                                            for p in planned])
         self.progress = BatchProgress([(p.project.name, p.action) for p in planned],
@@ -358,7 +361,8 @@ class Batch:
         if self._cache is None:
             return False
         lookup = self._lookups[index] = await self._cache.lookup(
-            planned.project, planned.action, self._params, read=self.options.cache)
+            planned.project, planned.action, self._params, read=self.options.cache,
+            checked=self._checked)
         if not lookup.hit:
             return False
         self._record(index, "ok", result=lookup.result, cached=True)
@@ -413,6 +417,7 @@ class Batch:
             self._record(index, "failed", error=str(exc))
         finally:
             self._pool.release(token)  # also when it never got a runner
+            self._checked = {}  # time has passed: later lookups look at the files again
 
     @contextlib.asynccontextmanager
     async def _leased(self, child: Child, execution: Execution,

@@ -1,8 +1,9 @@
 """Findings in run results: the fixed diagnostics shape, and the latest findings per file.
 
-Front-end neutral: the terminal and the MCP summary list what `collect` gathers (as
-`text_lines`, with the notes of `outside_notes`), the LSP server keeps a `FindingStore` and
-turns its per-file lists into pushed or pulled reports. A file's findings are
+Front-end neutral: the terminal and the MCP summary read one run's findings from a
+`RunFindings` (worked out once per run: the listing, each entry's count, the notes on dropped
+findings), the LSP server keeps a `FindingStore` of `findings_of` each entry and turns its
+per-file lists into pushed or pulled reports. A file's findings are
 the union of the latest result of every (project, action) that reported on it, so a `format` run
 never hides what `lint` found, and a re-run that finds nothing clears that action's part.
 """
@@ -19,9 +20,8 @@ from typing import Any
 from .results import Entry
 from .workspace import SKIPPED_DIRS, Project
 
-__all__ = ["MAX_POSITION", "SEVERITIES", "FileFindings", "Finding", "FindingStore", "collect",
-           "counted", "findings_of", "inputs_of", "normalize", "outside_note", "outside_notes",
-           "text_lines"]
+__all__ = ["MAX_POSITION", "SEVERITIES", "FileFindings", "Finding", "FindingStore", "RunFindings",
+           "findings_of", "inputs_of", "normalize", "outside_note", "text_lines"]
 
 Finding = dict[str, Any]
 SEVERITIES = ("error", "warning", "information", "hint")
@@ -131,6 +131,12 @@ def findings_of(entry: Entry) -> FileFindings | None:
     its handlers has a `diagnostics` list): the previous findings of that action then stay.
     Findings for files outside the project are dropped and counted (`FileFindings.outside`).
     """
+    return _findings(entry, _Project(Path(entry["project"])))
+
+
+def _findings(entry: Entry, project: _Project) -> FileFindings | None:
+    """`findings_of`, locating paths through `project` (shared by the entries of one root, so
+    each path is looked at once per run)."""
     result = entry.get("result")
     # An action with several handlers returns their results as a list, in config order.
     parts = result if isinstance(result, list) else [result]
@@ -139,7 +145,6 @@ def findings_of(entry: Entry) -> FileFindings | None:
     if entry.get("status") != "ok" or not lists:
         return None
     raw = [item for found in lists for item in found]
-    project = _Project(Path(entry["project"]))
     by_file = FileFindings()
     for item in raw:
         finding = _shaped(item)
@@ -159,9 +164,10 @@ def _order(finding: Finding) -> tuple[int, int, str, str]:
     return finding["line"], finding["column"], finding.get("code", ""), finding["message"]
 
 
-def _identity(finding: Finding) -> str:
-    """A finding without its path (relative to whichever project reported it)."""
-    return json.dumps({k: v for k, v in finding.items() if k != "path"}, sort_keys=True)
+def _identity(finding: Finding) -> tuple[tuple[str, Any], ...]:
+    """A finding without its path (relative to whichever project reported it): its other
+    fields, all strings and integers (`_shaped`), in key order."""
+    return tuple(sorted((k, v) for k, v in finding.items() if k != "path"))
 
 
 def result_id(findings: list[Finding]) -> str:
@@ -179,7 +185,8 @@ class FindingStore:
     def __init__(self) -> None:
         self._sources: dict[tuple[Path, str], dict[Path, list[Finding]]] = {}
         self._reporters: dict[Path, set[tuple[Path, str]]] = {}  # file -> sources naming it
-        self._shown: dict[Path, tuple[list[Finding], str]] = {}  # file -> (union, result id)
+        self._shown: dict[Path, list[Finding]] = {}  # file -> the union
+        self._ids: dict[Path, str] = {}  # file -> result id of its union, once asked for
         self._files: dict[Path, set[Path]] = {}  # project -> every file it ever reported on
         self._inputs: dict[Path, object] = {}  # project -> inputs at its last diagnostics run
 
@@ -205,21 +212,26 @@ class FindingStore:
             unique = {_identity(f): f for key in sorted(self._reporters.get(path, ()))
                       for f in self._sources[key].get(path, ())}
             found = sorted(unique.values(), key=_order)
-            before = self.result_id(path)
+            if found != self._shown.get(path, []):
+                changed.add(path)
+                self._ids.pop(path, None)
             if found:
-                self._shown[path] = (found, result_id(found))
+                self._shown[path] = found
             else:
                 self._shown.pop(path, None)
-            if self.result_id(path) != before:
-                changed.add(path)
         return changed
 
     def items(self, path: Path) -> list[Finding]:
         """Everything every action found in `path`, sorted by position."""
-        return self._shown.get(path, ([], EMPTY_ID))[0]
+        return self._shown.get(path, [])
 
     def result_id(self, path: Path) -> str:
-        return self._shown.get(path, ([], EMPTY_ID))[1]
+        """Worked out when an editor asks (a terminal run never does)."""
+        if path not in self._shown:
+            return EMPTY_ID
+        if path not in self._ids:
+            self._ids[path] = result_id(self._shown[path])
+        return self._ids[path]
 
     def files(self, project: Path) -> set[Path]:
         """Files `project` reported on at some point (those cleared since included)."""
@@ -269,40 +281,52 @@ def inputs_of(project: Project) -> tuple[object, ...]:
     return (project.python, config, tuple(stats))
 
 
-def collect(entries: list[Entry]) -> list[tuple[Path, Finding]]:
-    """Every finding of every result entry, grouped by file and sorted (each shown once, as in
-    the editor)."""
-    store = FindingStore()
-    for entry in entries:
-        by_file = findings_of(entry)
-        if by_file is not None:
-            store.record(Path(entry["project"]), entry["action"], by_file)
-    files = {path for project in store.projects() for path in store.files(project)}
-    return [(path, finding) for path in sorted(files, key=str) for finding in store.items(path)]
+class RunFindings:
+    """One run's findings, worked out once from its result entries: what every view of the run
+    reads (the terminal's listing, table and footer, the MCP summary), so no finding is
+    normalized or located twice."""
 
+    def __init__(self, entries: list[Entry]) -> None:
+        projects: dict[str, _Project] = {}
+        self._entries = entries
+        self._of: list[FileFindings | None] = []
+        store = FindingStore()
+        for entry in entries:
+            root = entry["project"]
+            project = projects.get(root)
+            if project is None:
+                project = projects[root] = _Project(Path(root))
+            by_file = _findings(entry, project)
+            self._of.append(by_file)
+            if by_file is not None:
+                store.record(project.root, entry["action"], by_file)
+        files = {path for root in store.projects() for path in store.files(root)}
+        # every finding once, grouped by file and sorted (as the editor shows them)
+        self.listed: list[tuple[Path, Finding]] = [
+            (path, finding) for path in sorted(files, key=str) for finding in store.items(path)]
 
-def counted(entry: Entry) -> int | None:
-    """How many findings one result entry reported (those `collect` lists; None: it reported
-    no findings list)."""
-    by_file = findings_of(entry)
-    return None if by_file is None else sum(len(found) for found in by_file.values())
+    def count(self, index: int) -> int | None:
+        """How many findings entry `index` reported (None: it reported no findings list)."""
+        by_file = self._of[index]
+        return None if by_file is None else sum(len(found) for found in by_file.values())
+
+    def reported(self) -> int:
+        """The entries' counts added up: more than `listed` holds when actions (or a project
+        and a nested one) reported the same finding."""
+        return sum(self.count(index) or 0 for index in range(len(self._of)))
+
+    def outside_notes(self, names: dict[str, str]) -> list[str]:
+        """One `outside_note` per entry that had findings for files outside its project."""
+        return [outside_note(names.get(entry["project"], entry["project"]), entry["action"],
+                             by_file.outside)
+                for entry, by_file in zip(self._entries, self._of, strict=True)
+                if by_file is not None and by_file.outside]
 
 
 def outside_note(project: str, action: str, count: int) -> str:
     """The note for findings dropped because they named files outside their project."""
     return (f"{project} · {action}: dropped {count} finding(s) for files outside the project "
             "(a finding's path must be inside its project)")
-
-
-def outside_notes(entries: list[Entry], names: dict[str, str]) -> list[str]:
-    """One `outside_note` per result entry that had such findings."""
-    notes = []
-    for entry in entries:
-        by_file = findings_of(entry)
-        if by_file is not None and by_file.outside:
-            notes.append(outside_note(names.get(entry["project"], entry["project"]),
-                                      entry["action"], by_file.outside))
-    return notes
 
 
 def text_lines(found: list[tuple[Path, Finding]], base: Path) -> list[str]:

@@ -8,8 +8,10 @@ own dependencies (pygls, the MCP SDK, rich) when it is the one that runs.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from finecode_er.config import positive_seconds
 
@@ -155,4 +157,20 @@ def main(argv: list[str] | None = None) -> None:
         # Ctrl-C outside a run's own handler (while starting, or a second one while the
         # results are written): the exit code says so, with no traceback.
         code = EXIT_INTERRUPTED
-    sys.exit(code)
+    _exit_now(code)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """End a terminal command without tearing the interpreter down: freeing every module and
+    object costs tens of milliseconds after a run (a tenth of a warm one), and nothing is left
+    to do by then (runners stopped, the cache written, files closed). What the command printed
+    is flushed first. The usual way out is kept for a stream that cannot be flushed (a closed
+    pipe), and under a profiler or a coverage tracer, which write their data at exit."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.exit(code)
+    os._exit(code)

@@ -23,7 +23,6 @@ import os
 import sys
 import tempfile
 import time
-import tomllib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +107,8 @@ def _digest_file(path: Path) -> str:
 
 
 def _finecode_table(path: Path) -> Any:
+    import tomllib  # here: a terminal run that keys no trust never parses TOML for it
+
     try:
         data = tomllib.loads(read_regular(path).decode("utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):

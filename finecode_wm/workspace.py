@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from finecode_er.config import (
     WM_PYTHON,
@@ -20,9 +21,11 @@ from finecode_er.config import (
 )
 from finecode_er.projectcode import SKIPPED_DIRS, skipped_dir
 
-__all__ = ["SKIPPED_DIRS", "Discovery", "Environment", "Found", "Project", "Workspace", "examine"]
+__all__ = ["SKIPPED_DIRS", "Discovery", "Environment", "Found", "Project", "Reader", "Workspace",
+           "examine"]
 
 SKIPPED_IN_PACKAGES = {"__pycache__"}
+Reader = Callable[[Path], dict[str, Any]]  # a pyproject.toml's path -> its parsed TOML
 
 
 @dataclass(frozen=True)
@@ -126,9 +129,10 @@ class Found:
     skipped: str | None = None
 
 
-def examine(root: Path, cached: Found | None = None) -> Found | None:
-    """Read `root`'s pyproject.toml, unless `cached` is of the same size and mtime; None when
-    the file is gone.
+def examine(root: Path, cached: Found | None = None,
+            read: Reader | None = None) -> Found | None:
+    """Read `root`'s pyproject.toml (with `read`, by default `read_pyproject`), unless
+    `cached` is of the same size and mtime; None when the file is gone.
 
     Never raises: whatever the file is, it becomes a `Found` of this directory only.
     """
@@ -138,7 +142,7 @@ def examine(root: Path, cached: Found | None = None) -> Found | None:
     if cached is not None and cached.signature == signature:
         return cached
     try:
-        data = read_pyproject(root / "pyproject.toml")
+        data = (read or read_pyproject)(root / "pyproject.toml")
     except UnreadableConfig as exc:
         if exc.mentions_finecode:
             return Found(signature, problem=str(exc))
@@ -185,7 +189,11 @@ class Workspace:
     the caller applies one scan at a time.
     """
 
-    def __init__(self, folders: list[Path] | None = None) -> None:
+    def __init__(self, folders: list[Path] | None = None, *,
+                 read: Reader | None = None) -> None:
+        """`read` parses a pyproject.toml (default `read_pyproject`; a terminal run passes one
+        that keeps what it read between runs, `pyproject_index`)."""
+        self.read = read
         self.folders: list[Path] = []
         self.projects: dict[Path, Project] = {}
         self.problems: dict[Path, str] = {}
@@ -209,7 +217,7 @@ class Workspace:
         else:
             resolved = sorted({f.resolve() for f in folders})
             roots = [root for folder in resolved for root in _candidate_dirs(folder)]
-        found = {root: examine(root, known.get(root)) for root in roots}
+        found = {root: examine(root, known.get(root), self.read) for root in roots}
         return Discovery(resolved, {root: f for root, f in found.items() if f is not None})
 
     def apply(self, discovery: Discovery) -> None:

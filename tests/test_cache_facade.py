@@ -101,6 +101,28 @@ async def test_the_worker_hands_errors_over_and_survives_a_cancelled_caller() ->
     assert results == list(range(50)), "in order"
 
 
+async def test_the_worker_is_one_thread_for_every_burst_of_jobs() -> None:
+    """Started once, kept between bursts: a thread start blocks the loop each time."""
+    worker = _Worker()
+    before = {t.ident for t in threading.enumerate()}
+    for burst in range(5):
+        assert await worker.call(lambda b=burst: b) == burst
+        await asyncio.sleep(0.01)  # the queue ran dry: the thread waits for the next burst
+    new = [t for t in threading.enumerate() if t.ident not in before]
+    assert [t.name for t in new] == ["finecode-cache"] and new[0].daemon
+
+
+def test_the_worker_answers_each_event_loop_its_own_jobs() -> None:
+    worker = _Worker()
+
+    async def jobs(tag: str) -> list[str]:
+        return list(await asyncio.gather(*(worker.call(lambda i=i: f"{tag}{i}")
+                                           for i in range(20))))
+
+    assert asyncio.run(jobs("a")) == [f"a{i}" for i in range(20)]
+    assert asyncio.run(jobs("b")) == [f"b{i}" for i in range(20)], "a second loop, one thread"
+
+
 async def test_a_cache_that_breaks_costs_speed_never_a_result(
         setup: tuple[ResultCache, Project, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     cache, project, _ = setup

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -178,6 +179,30 @@ def test_validity_follows_tool_files_and_package_listings(tmp_path: Path) -> Non
     absent.unlink()
     (site / "tool-1.0.dist-info").rename(site / "tool-1.1.dist-info")  # pip install -U
     assert not still_valid(validity, DigestIndex())
+
+
+def test_one_runs_lookups_look_at_each_file_once(tmp_path: Path) -> None:
+    """Entries that stand on the same files share what one run found of them (`checked`);
+    the next run, with a dict of its own, sees an edit."""
+    tool = tmp_path / "tool"
+    tool.write_bytes(b"release 1")
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    validity = validity_of(info([str(tool)], [str(site)]), DigestIndex())
+    assert validity is not None
+    looked: list[str] = []
+
+    class Counting(DigestIndex):
+        def _cached(self, path: Path | str, kind: str, compute: Any) -> Any:
+            looked.append(str(path))
+            return super()._cached(path, kind, compute)
+
+    digests, checked = Counting(), {}
+    assert all(still_valid(validity, digests, checked) for _ in range(5))
+    assert sorted(looked) == [str(site), str(tool)], "each file once for five entries"
+    tool.write_bytes(b"release 2")
+    assert still_valid(validity, digests, checked), "this run found release 1"
+    assert not still_valid(validity, digests, {}), "the next run sees the upgrade"
 
 
 def test_a_module_edited_since_the_runner_loaded_it_is_not_recorded(tmp_path: Path) -> None:

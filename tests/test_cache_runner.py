@@ -148,3 +148,31 @@ async def test_config_opts_in_a_handler_that_declares_nothing(
 async def test_without_cache_info_the_answer_is_the_result(
         runner: RunnerUnderTest, project: Path) -> None:
     assert await run(runner, project, handler("declared"), cache_info=False) == {"calls": 0}
+
+
+def test_module_files_remembered_give_what_a_fresh_look_gives(tmp_path: Path) -> None:
+    """The files a result stands on are the same whether each module's file is worked out
+    again or remembered from an earlier run, also after a module was loaded meanwhile and
+    for another project's code skipped; a relative `__file__` is never remembered."""
+    from finecode_er.caching import _module_files
+
+    known: dict[str, str | None] = {}
+    here = [Path(__file__).parent]
+    assert _module_files(here, known) == _module_files(here, {})
+    assert known and all(os.path.isabs(origin) for origin in known)
+    package = tmp_path / "fresh_module_for_cache_info.py"
+    package.write_text("X = 1\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        __import__("fresh_module_for_cache_info")
+        again = _module_files(here, known)
+        assert again == _module_files(here, {}) and str(package) in again
+        assert str(package) not in _module_files([tmp_path], known), "project code is skipped"
+        sys.modules["relative_origin_for_cache_info"] = type(sys)("relative_origin_for_cache_info")
+        sys.modules["relative_origin_for_cache_info"].__file__ = "relative/origin.py"
+        assert os.path.abspath("relative/origin.py") in _module_files(here, known)
+        assert "relative/origin.py" not in known
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("fresh_module_for_cache_info", None)
+        sys.modules.pop("relative_origin_for_cache_info", None)

@@ -15,10 +15,9 @@ from finecode_wm.cli.formats import github_lines
 from finecode_wm.diagnostics import (
     MAX_POSITION,
     FindingStore,
-    collect,
+    RunFindings,
     findings_of,
     normalize,
-    outside_notes,
     text_lines,
 )
 from finecode_wm.lsp.diagnostics import to_lsp
@@ -77,9 +76,9 @@ def test_store_unions_actions_and_clears_what_is_gone() -> None:
 
 
 def test_text_and_github_listings() -> None:
-    found = collect([entry({"diagnostics": [
+    found = RunFindings([entry({"diagnostics": [
         finding("z.py", 1, message="50% done, a:b\nnext", code="E1", severity="error"),
-        finding("a.py", 7, code="W2")]})])
+        finding("a.py", 7, code="W2")]})]).listed
     assert text_lines(found, ROOT) == ["a.py:7:1: W2 m", "z.py:1:1: E1 50% done, a:b\nnext"]
     assert github_lines(found, ROOT.parent) == [
         "::warning title=FineCode (W2),file=/ws/proj/a.py,line=7,col=1::proj/a.py:7:1: W2 m",
@@ -164,6 +163,50 @@ def test_far_positions_are_clamped_and_outside_files_dropped_with_a_note() -> No
     assert (far["line"], far["column"], far["end_line"]) == (MAX_POSITION,) * 3
     assert to_lsp(far)["range"]["start"] == {"line": MAX_POSITION - 1,
                                              "character": MAX_POSITION - 1}
-    assert outside_notes([entry], {str(PROJECT): "proj"}) == [
+    assert RunFindings([entry]).outside_notes({str(PROJECT): "proj"}) == [
         "proj · lint: dropped 3 finding(s) for files outside the project (a finding's path "
         "must be inside its project)"]
+
+
+# -- one run's findings, worked out once ----------------------------------------------------
+
+NESTED = PROJECT / "pkg"
+run_entries = st.lists(st.fixed_dictionaries({
+    "project": st.sampled_from([str(PROJECT), str(NESTED)]),
+    "action": st.sampled_from(["lint", "format"]),
+    "status": st.sampled_from(["ok", "ok", "failed"]),
+    "result": st.one_of(st.fixed_dictionaries({"diagnostics": st.lists(raw_findings,
+                                                                       max_size=5)}),
+                        st.none(), st.just({"files": 2}))}), max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(run_entries)
+def test_run_findings_match_each_entry_taken_alone(entries: list[dict[str, Any]]) -> None:
+    """The listing, each count and the notes are those of `findings_of` per entry (the paths
+    located once per root, not once per entry, change nothing)."""
+    findings = RunFindings(entries)
+    store = FindingStore()
+    alone = [findings_of(e) for e in entries]
+    for e, by_file in zip(entries, alone, strict=True):
+        if by_file is not None:
+            store.record(Path(e["project"]), e["action"], by_file)
+    files = sorted({p for root in store.projects() for p in store.files(root)}, key=str)
+    assert findings.listed == [(path, f) for path in files for f in store.items(path)]
+    counts = [None if b is None else sum(map(len, b.values())) for b in alone]
+    assert [findings.count(i) for i in range(len(entries))] == counts
+    assert findings.reported() == sum(c or 0 for c in counts)
+    names = {str(PROJECT): "proj"}
+    assert findings.outside_notes(names) == [
+        f"{names.get(e['project'], e['project'])} · {e['action']}: dropped {b.outside} "
+        "finding(s) for files outside the project (a finding's path must be inside its project)"
+        for e, b in zip(entries, alone, strict=True) if b is not None and b.outside]
+
+
+def test_run_findings_list_a_finding_two_actions_reported_once() -> None:
+    same = {"diagnostics": [finding("a.py", 1, code="E1")]}
+    findings = RunFindings([entry(same), entry(same, action="format"),
+                            entry(None, status="failed")])
+    assert [f["code"] for _, f in findings.listed] == ["E1"]
+    assert [findings.count(i) for i in range(3)] == [1, 1, None]
+    assert findings.reported() == 2

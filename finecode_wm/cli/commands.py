@@ -16,9 +16,10 @@ from rich.markup import escape
 from finecode_er.wire import dumps
 
 from .. import __version__, history
-from ..diagnostics import collect, counted, outside_notes, text_lines
+from ..diagnostics import RunFindings, text_lines
 from ..paths import folder_problem
 from ..planning import BadRequest, BatchOptions
+from ..pyproject_index import PyprojectIndex, index_path
 from ..requests import RunRequest
 from ..results import ConfigError, Entry, import_failure
 from ..service import FineCode
@@ -68,8 +69,19 @@ def _service(workspace: Path, console: Console, max_parallel: int | None = None,
                       soft_wrap=True)
 
     service = FineCode(lambda _message: None, max_parallel=max_parallel, report=report, warn=warn)
-    service.set_folders([workspace])
+    _discovered(service, workspace)
     return service
+
+
+def _discovered(service: FineCode, folder: Path) -> None:
+    """Discover the projects of `folder`, the pyproject.toml files unchanged since an earlier
+    run answered from its index (`pyproject_index`) rather than parsed again."""
+    index, path = PyprojectIndex(), index_path(folder)
+    index.load(path)
+    service.workspace.read = index.read
+    service.set_folders([folder])
+    if index.dirty:
+        index.save(path)
 
 
 def _discover(args: argparse.Namespace, err: Console, max_parallel: int | None = None, *,
@@ -90,7 +102,7 @@ def _discover(args: argparse.Namespace, err: Console, max_parallel: int | None =
     if not service.workspace.projects and not service.workspace.problems:
         above = project_upward(cwd.resolve())
         if above is not None:
-            service.set_folders([above])
+            _discovered(service, above)
     return service
 
 
@@ -202,7 +214,8 @@ async def _run(service: FineCode, args: argparse.Namespace, out: Console, err: C
         for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
     entries = result["results"]
-    found = collect(entries)
+    findings = RunFindings(entries)
+    found = findings.listed
     config_errors = result.get("config_errors", [])
     if args.json:
         summary = {**result["summary"], "cached": sum(bool(e.get("cached")) for e in entries),
@@ -215,15 +228,15 @@ async def _run(service: FineCode, args: argparse.Namespace, out: Console, err: C
         _write(out, _listing(args, service, found, failed, config_errors, names))
         if not args.quiet:
             if entries:  # nothing ran (only broken configs): no empty table
-                err.print(summary_table(entries, names))
+                err.print(summary_table(entries, names, findings))
         for entry in failed:  # a handler that did not import is a config error, said below
             err.print(f"[bold red]{escape(names.get(entry['project'], entry['project']))} / "
                       f"{escape(entry['action'])}:[/] {escape(str(entry.get('error')))}",
                       highlight=False, soft_wrap=True)
         if found and not args.quiet:
-            err.print(_footer(found, entries), highlight=False, soft_wrap=True)
+            err.print(_footer(findings), highlight=False, soft_wrap=True)
     names = {str(p.root): p.name for p in service.workspace.projects.values()}
-    for note in outside_notes(entries, names):  # with --json too: stderr is the person's
+    for note in findings.outside_notes(names):  # with --json too: stderr is the person's
         err.print(f"[bold yellow]warning:[/] {escape(note)}", highlight=False, soft_wrap=True)
     for problem in config_errors:
         # most errors name the project's pyproject.toml: said once, relative to the project
@@ -284,12 +297,13 @@ def _listing(args: argparse.Namespace, service: FineCode, found: Found,
     return statistics(found) if args.statistics else text_lines(found, cwd)
 
 
-def _footer(found: Found, entries: list[Entry]) -> str:
+def _footer(findings: RunFindings) -> str:
     """`Found N finding(s) in M file(s).`, saying why the table's counts add up to more when a
     finding was reported by more than one action (listed once)."""
+    found = findings.listed
     files = len({path for path, _ in found})
     text = f"Found {len(found)} finding(s) in {files} file(s)"
-    reported = sum(counted(e) or 0 for e in entries)
+    reported = findings.reported()
     if reported > len(found):
         text += (f" ({reported} in the table: {reported - len(found)} reported by more than "
                  "one action, listed once)")

@@ -30,7 +30,7 @@ from rich.text import Text
 from finecode_er.streams import Value
 
 from ..aggregation import Headline, Row
-from ..diagnostics import counted
+from ..diagnostics import RunFindings
 from ..results import Entry, shorten
 
 __all__ = ["Display", "Line", "PlainRenderer", "Renderer", "Source", "TtyRenderer", "layout",
@@ -259,7 +259,7 @@ class PlainRenderer(Renderer):
         self._console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
-def summary_table(results: list[Entry], names: dict[str, str]) -> Text:
+def summary_table(results: list[Entry], names: dict[str, str], findings: RunFindings) -> Text:
     """project × action × status × time, with the first line of each error; a result reused
     from the result cache shows `cached` as its status.
 
@@ -270,7 +270,8 @@ def summary_table(results: list[Entry], names: dict[str, str]) -> Text:
     rows = [(_printable(names.get(entry["project"], entry["project"])),
              _printable(entry["action"]),
              "cached" if entry.get("cached") else entry["status"],
-             f"{entry.get('seconds', 0):.2f}s", _printable(_brief(entry))) for entry in results]
+             f"{entry.get('seconds', 0):.2f}s", _printable(_brief(entry, findings.count(index))))
+            for index, entry in enumerate(results)]
     widths = [max(map(cell_len, column)) for column in zip(header, *rows, strict=True)]
     table = Text("FineCode results", style="italic")
     for number, row in enumerate([header, *rows]):
@@ -282,10 +283,10 @@ def summary_table(results: list[Entry], names: dict[str, str]) -> Text:
     return table
 
 
-def _brief(entry: Entry) -> str:
+def _brief(entry: Entry, found: int | None) -> str:
     """The first line of an error, cut at a word; or a result's scalar fields, the sizes of its
     lists and tables, and its findings as the listing counts them
-    (`files=20 count=3 findings=3`)."""
+    (`files=20 count=3 findings=3`; `found`, None when it reported no findings list)."""
     if "error" in entry:
         return shorten(str(entry["error"]), 100)
     result = entry.get("result")
@@ -296,7 +297,6 @@ def _brief(entry: Entry) -> str:
                   if isinstance(v, list | dict) and k != "diagnostics"]
     elif result is not None:
         parts.append(str(result))
-    found = counted(entry)
     if found is not None:
         parts.append(f"findings={found}")
     return shorten(" ".join(parts), 100)

@@ -31,7 +31,7 @@ from mcp.server.stdio import stdio_server
 from finecode_er.streams import Value
 
 from .. import __version__
-from ..diagnostics import collect, outside_notes, text_lines
+from ..diagnostics import RunFindings, text_lines
 from ..planning import BadRequest
 from ..requests import RunRequest, parse_run_batch
 from ..results import STATUSES, Entry, RunResult, counts_text, shorten
@@ -352,8 +352,9 @@ def summary_text(result: RunResult, *, names: dict[str, str], base: Path) -> str
         lines += [*(f"config error: {os.path.relpath(e['project'], base)}: {e['error']}"
                     for e in errors), ""]
     lines += [f"FineCode: {counts or 'nothing ran'}", *(_status_line(e, names) for e in entries)]
-    findings = text_lines(collect(entries), base)
-    lines += outside_notes(entries, names)
+    found = RunFindings(entries)
+    findings = text_lines(found.listed, base)
+    lines += found.outside_notes(names)
     if findings:
         lines += ["", f"{len(findings)} finding(s):"]
         budget = MAX_TEXT

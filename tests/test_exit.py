@@ -1,0 +1,49 @@
+"""A terminal command ends without tearing the interpreter down (`main._exit_now`), with all it
+printed flushed and its exit code; under a profiler or tracer the usual way out is kept, so
+their data is written at exit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import probe_env
+
+pytestmark = pytest.mark.timeout(60)
+
+SCRIPT = """
+import atexit, sys
+atexit.register(lambda: print("atexit ran", file=sys.stderr))
+if sys.argv[1] == "profiled":
+    sys.setprofile(lambda *args: None)
+from finecode_wm.main import main
+main(["list", "--workspace", sys.argv[2]])
+"""
+
+
+def list_in(tmp_path: Path, mode: str) -> subprocess.CompletedProcess[str]:
+    for name in ("alpha", "beta"):
+        (tmp_path / name).mkdir(exist_ok=True)
+        (tmp_path / name / "pyproject.toml").write_text(
+            f'[project]\nname = "{name}"\n\n[tool.finecode.actions.lint]\n'
+            'handlers = [{ source = "checks:run" }]\n')
+    return subprocess.run([sys.executable, "-c", SCRIPT, mode, str(tmp_path)],
+                          env=probe_env(), capture_output=True, text=True, timeout=50,
+                          check=False)
+
+
+def test_a_command_exits_at_once_with_its_output_and_code(tmp_path: Path) -> None:
+    done = list_in(tmp_path, "plain")
+    assert done.returncode == 0, done.stderr
+    assert [line.split()[0] for line in done.stdout.splitlines()[-2:]] == ["alpha", "beta"]
+    assert "atexit ran" not in done.stderr, "the interpreter was not torn down"
+
+
+def test_under_a_profiler_the_usual_way_out_is_kept(tmp_path: Path) -> None:
+    done = list_in(tmp_path, "profiled")
+    assert done.returncode == 0, done.stderr
+    assert [line.split()[0] for line in done.stdout.splitlines()[-2:]] == ["alpha", "beta"]
+    assert "atexit ran" in done.stderr
