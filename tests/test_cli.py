@@ -111,6 +111,7 @@ def test_ctrl_c_outside_the_runs_handler_exits_130_without_a_traceback(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(commands, "dispatch", interrupted)
+    monkeypatch.setattr(entry, "_exit_now", sys.exit)  # not os._exit: this is pytest's process
     with pytest.raises(SystemExit) as exited:
         entry.main(["run", "lint", "--workspace", str(WORKSPACE)])
     assert exited.value.code == 130
