@@ -18,7 +18,7 @@ TITLE = "Scale (1 → 128 projects)"
 SIZES = [1, 8, 32, 128]
 
 async def run(quick: bool) -> list[Figure]:
-    warm_runs = 3 if quick else 5
+    warm_runs = 3 if quick else 15  # warm runs are short: enough of them for a steady median
     figures: list[Figure] = []
     for size in SIZES:
         workspace = make_workspace(size, prefix=f"fcbench-scale{size}-")

@@ -334,6 +334,8 @@ class Lookup:
     key: str | None = None
     hit: bool = False
     result: Any = None
+    # what this child is, as far as its runner's "not cacheable" goes (see `ResultCache`)
+    kind: tuple[str, str, str] | None = None
 
 
 class ResultCache:
@@ -352,6 +354,11 @@ class ResultCache:
         self._index: Path | None = None
         self._saved = time.monotonic()
         self._pending: set[asyncio.Future[Any]] = set()
+        # Children whose runner said "not cacheable" (a handler that did not opt in), by project,
+        # action, config and handler code: a long-lived server keys them no more. Only speed is
+        # at stake: a handler that opts in later is cached once its config or code changes, or
+        # in the next process.
+        self._declined: set[tuple[str, str, str]] = set()
 
     # -- on the event loop ------------------------------------------------------------------
 
@@ -362,10 +369,16 @@ class ResultCache:
         Anything unexpected makes it a child that is not cached, never a failure."""
         try:
             subject = subject_of(self._workspace, project, action, params)
+            kind = (str(project.root), action,
+                    json.dumps([subject.config, project.code_version()], sort_keys=True,
+                               default=str))
+            if kind in self._declined:
+                return Lookup()
             lookup: Lookup = await self._call(self._lookup, subject, read, checked)
         except Exception as exc:  # a cache that cannot answer costs speed, never a result
             self._log(f"result cache: {project.name}/{action} not looked up: {exc!r}")
             return Lookup()
+        lookup.kind = kind
         return lookup
 
     def finished(self, lookup: Lookup, response: Any) -> Any:
@@ -375,6 +388,8 @@ class ResultCache:
                                       and set(response) == {"result", "cacheInfo"}):
             return response
         result, info = response["result"], response["cacheInfo"]
+        if isinstance(info, dict) and info.get("cacheable") is False and lookup.kind is not None:
+            self._declined.add(lookup.kind)
         if isinstance(info, dict) and info.get("cacheable") is True:
             future = asyncio.ensure_future(self._call(self._store, lookup, result, info))
             self._pending.add(future)

@@ -67,6 +67,25 @@ async def test_an_answer_that_may_not_be_cached_is_not_stored(
     assert not (await cache.lookup(project, "lint", {})).hit
 
 
+async def test_a_child_its_runner_declined_is_keyed_no_more_until_its_config_changes(
+        setup: tuple[ResultCache, Project, Path]) -> None:
+    """A server keeps no key for a handler that did not opt in (its runner said so): no walk,
+    no `cacheInfo` asked. Its config or handler code changing asks again."""
+    cache, project, tmp_path = setup
+    first = await cache.lookup(project, "lint", {})
+    assert first.key is not None
+    declined = {"result": {"n": 1}, "cacheInfo": {"cacheable": False, "reason": "not declared"}}
+    assert cache.finished(first, declined) == {"n": 1}
+    again = await cache.lookup(project, "lint", {})
+    assert again.key is None and not again.hit, "not keyed: the runner is not asked either"
+    (project.root / "checks.py").write_text("async def run(params, ctx):\n    return {1: 1}\n")
+    edited = Workspace([tmp_path / "ws"])
+    (fresh,) = edited.projects.values()
+    assert (await ResultCache(edited, tmp_path / "cache").lookup(fresh, "lint", {})).key \
+        is not None, "another process keys it"
+    assert (await cache.lookup(fresh, "lint", {})).key is not None, "its handler code changed"
+
+
 async def test_an_edit_while_it_ran_is_not_stored(setup: tuple[ResultCache, Project, Path]
                                                   ) -> None:
     cache, project, _ = setup
