@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -224,3 +225,28 @@ def test_a_connection_closed_without_shutdown_exits_1_and_says_why() -> None:
     assert done.returncode == 1
     assert "closed the connection without a shutdown request" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_refused_and_cancelled_requests_log_no_traceback(tmp_path: Path) -> None:
+    """InvalidParams and RequestCancelled are answers, not faults: an editor's output panel
+    (the server's stderr) gets no traceback for them."""
+    log = (tmp_path / "stderr").open("wb")
+    client = WMClient()
+    await client.start(WORKSPACE, options={"warmRunners": False}, stderr=log)
+    try:
+        assert client.conn is not None
+        with pytest.raises(RpcError) as refused:
+            await client.conn.request("runBatch", {"actions": []})
+        assert refused.value.code == -32602
+        running = asyncio.ensure_future(client.conn.request(
+            "runBatch", {"actions": ["slow"], "params": {"seconds": 30}}))
+        await asyncio.sleep(0.5)
+        running.cancel()  # sends $/cancelRequest
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        await asyncio.sleep(0.5)  # the cancelled answer is sent
+    finally:
+        await client.stop()
+        log.close()
+    assert "Traceback" not in (tmp_path / "stderr").read_text(), \
+        (tmp_path / "stderr").read_text()[-3000:]

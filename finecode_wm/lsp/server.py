@@ -495,9 +495,20 @@ async def _serve(server: FineCodeServer) -> None:
         await server.wind_down()
 
 
+class _AnswersAreNoFaults(logging.Filter):
+    """pygls logs a traceback for every error a request handler raises. InvalidParams and
+    RequestCancelled are answers the client gets for its own input or its own cancel: an
+    editor's output panel must not fill with tracebacks for them. Real faults still log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, JsonRpcInvalidParams | JsonRpcRequestCancelled)
+
+
 def serve_stdio(*, max_parallel: int | None = None) -> int:
     """`finecode-wm lsp`: serve the editor on stdio; exit code per LSP (0 after shutdown)."""
     logging.getLogger("pygls").setLevel(logging.WARNING)
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(_AnswersAreNoFaults())
     server = build_server(max_parallel=max_parallel)
     try:
         asyncio.run(_serve(server))
