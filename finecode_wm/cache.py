@@ -344,9 +344,14 @@ class ResultCache:
 
     def __init__(self, workspace: Workspace, directory: Path | None = None, *,
                  max_bytes: int | None = None,
-                 log: Callable[[str], None] | None = None) -> None:
+                 log: Callable[[str], None] | None = None,
+                 warn: Callable[[str], None] | None = None) -> None:
+        """`log` takes every problem; `warn` the first one, for a person: a cache that cannot
+        read or write its directory costs every later run its speed, silently otherwise."""
         self._workspace = workspace
         self._log = log or (lambda _message: None)
+        self._warn = warn
+        self._warned = False
         self.store = ResultStore(directory or default_dir(),
                                  max_bytes if max_bytes is not None else max_bytes_from_env())
         self.digests = DigestIndex()
@@ -376,7 +381,7 @@ class ResultCache:
                 return Lookup()
             lookup: Lookup = await self._call(self._lookup, subject, read, checked)
         except Exception as exc:  # a cache that cannot answer costs speed, never a result
-            self._log(f"result cache: {project.name}/{action} not looked up: {exc!r}")
+            self._problem(f"result cache: {project.name}/{action} not looked up: {exc!r}")
             return Lookup()
         lookup.kind = kind
         return lookup
@@ -399,7 +404,14 @@ class ResultCache:
     def _stored(self, future: asyncio.Future[Any]) -> None:
         self._pending.discard(future)
         if not future.cancelled() and future.exception() is not None:
-            self._log(f"result cache: a result was not stored: {future.exception()!r}")
+            self._problem(f"result cache: a result was not stored: {future.exception()!r}")
+
+    def _problem(self, message: str) -> None:
+        self._log(message)
+        if self._warn is not None and not self._warned:
+            self._warned = True
+            self._warn(f"{message} (runs still work; their results are not reused; "
+                       f"cache directory: {self.store.directory})")
 
     async def settle(self) -> None:
         """Every store so far is written."""

@@ -91,7 +91,8 @@ class ResultStore:
 
     def put(self, key: str, entry: dict[str, Any]) -> bool:
         """Store `entry` (`format` and `key` are set here); False when it is not strict JSON or
-        cannot be written (nothing is stored then)."""
+        too large (nothing is stored then). A directory that cannot be written raises `OSError`
+        (nothing is stored either, no temporary file is left): the caller says so once."""
         entry = {**entry, "format": FORMAT, "key": key}
         try:
             text = json.dumps(entry, allow_nan=False, separators=(",", ":"))
@@ -100,11 +101,8 @@ class ResultStore:
         data = text.encode()
         if len(data) > MAX_ENTRY_BYTES:
             return False
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.directory)
-        except OSError:
-            return False
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.directory)
         try:
             with os.fdopen(fd, "wb") as file:
                 file.write(data)
@@ -112,7 +110,7 @@ class ResultStore:
         except OSError:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            return False
+            raise
         self._remember(key, entry)
         if self._total is None:
             self._total = self._count()

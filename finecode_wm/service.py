@@ -42,7 +42,8 @@ class FineCode:
     def __init__(self, log: Log, *, max_parallel: int | None = None,
                  report: Log | None = None, warn: Log | None = None) -> None:
         """`log` takes diagnostics; `report` takes config problems a person must see; `warn`
-        takes pyproject.toml files that were skipped (not ours to judge, but worth a look)."""
+        takes pyproject.toml files that were skipped (not ours to judge, but worth a look) and
+        a result cache that cannot work (said once)."""
         self.log = log
         self._report = report or log
         self._warn = warn or log
@@ -57,7 +58,7 @@ class FineCode:
                                on_request=self._runner_request)
         self.history = History()  # how long each (project, action) took: weighs the bar by time
         # results reused while nothing they depend on changed (None: no result cache)
-        self.cache: ResultCache | None = ResultCache(self.workspace, log=log)
+        self.cache: ResultCache | None = ResultCache(self.workspace, log=log, warn=self._warn)
 
     def set_limits(self, *, max_parallel: int | None = None,
                    max_runners: int | None = None) -> None:

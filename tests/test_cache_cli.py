@@ -161,3 +161,19 @@ def test_several_runs_at_once_share_one_cache_directory(ws: Path) -> None:
     assert cached(last) == EVERYTHING and findings(last) == findings(results[0])
     entries = list((ws.parent / "cache" / "finecode" / "results").glob("*.json"))
     assert len(entries) == 6, "one entry per child: concurrent writers of a key leave one"
+
+
+def test_a_cache_directory_that_cannot_be_written_is_said_once(ws: Path) -> None:
+    """Runs still work and find the same; nothing is reused; the person is told, once."""
+    blocked = ws.parent / "cache"
+    blocked.parent.mkdir(parents=True, exist_ok=True)
+    blocked.write_text("a file where the cache directory should be")
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-m", "finecode_wm", "run", "lint", "local",
+                               "--json"], cwd=ws, env=env(ws), capture_output=True, text=True,
+                              timeout=100)
+        assert done.returncode == 1, done.stderr
+        assert cached(json.loads(done.stdout)) == set()
+        warnings = [line for line in done.stderr.splitlines() if "result cache" in line]
+        assert len(warnings) == 1 and "not stored" in warnings[0], done.stderr
+        assert "Traceback" not in done.stderr
