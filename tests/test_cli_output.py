@@ -170,7 +170,7 @@ def test_the_workspace_is_found_upward_from_a_subdirectory(examples: Path) -> No
         "lease_events.py:5:23: F401 `functools.partial` imported but unused"]
     listed = cli("list", cwd=examples / "large" / "fleetops" / "api")
     assert listed.returncode == 0 and listed.stdout.splitlines()[-1].startswith(
-        f"large  {examples / 'large'}  ")
+        f"large  {examples / 'large'}  ")  # the only project there: nothing to align with
 
 
 def test_a_missing_workspace_folder_says_so(tmp_path: Path) -> None:
@@ -338,3 +338,11 @@ def test_changed_trust_names_the_project_and_file(tmp_path: Path) -> None:
     assert ("  changed since trusted: medium/orderdesk/new_module.py added (project medium); "
             "small/tinytools/batch_text.py changed (project small)") in done.stdout.splitlines()
     os.remove(workspace / "medium" / "orderdesk" / "new_module.py")
+
+
+def test_list_aligns_its_columns(examples: Path) -> None:
+    done = cli("list", cwd=examples)
+    rows = [line for line in done.stdout.splitlines() if not line.startswith("folder ")]
+    assert [row.split()[0] for row in rows] == ["large", "medium", "small"], done.stdout
+    assert len({row.index(str(examples)) for row in rows}) == 1, done.stdout
+    assert len({row.index("[") for row in rows}) == 1, done.stdout

@@ -335,10 +335,13 @@ def _list(args: argparse.Namespace, out: Console, err: Console) -> int:
                 if what:
                     out.print(f"  changed since trusted: {what}", highlight=False,
                               markup=False, soft_wrap=True)
-        for project in projects:
+        names = [str(project["name"]) for project in projects]
+        paths = [str(project["path"]) for project in projects]
+        name_width, path_width = max(map(len, names), default=0), max(map(len, paths), default=0)
+        for name, path, project in zip(names, paths, projects, strict=True):
             actions = ", ".join(project["actions"]) or "-"  # type: ignore[arg-type]
-            out.print(f"{project['name']}  {project['path']}  [{actions}]", highlight=False,
-                      markup=False, soft_wrap=True)
+            out.print(f"{name:<{name_width}}  {path:<{path_width}}  [{actions}]",
+                      highlight=False, markup=False, soft_wrap=True)
     return 0 if not service.workspace.problems else EXIT_FAILED
 
 
