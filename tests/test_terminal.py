@@ -115,3 +115,30 @@ def test_renderer_draws_the_batch_state_and_freezes_at_the_end() -> None:
     (final,) = render(list(renderer._display.lines), 80)
     assert re.search(r"FineCode: lint [━╸╺]{10,}  50% 0:00:00 1 ok, 1 failed$", final), final
     renderer.close()
+
+
+@settings(max_examples=50, deadline=None)
+@given(words=st.lists(st.text(alphabet="abcdefghij=0123456789", min_size=1, max_size=30),
+                      min_size=1, max_size=30),
+       width=st.integers(min_value=20, max_value=160))
+def test_summary_table_details_wrap_under_their_column(words: list[str], width: int) -> None:
+    """A long detail goes on under the detail column, within the width when the column has
+    room for it (20 cells), losing no word."""
+    from finecode_wm.cli.terminal import DETAIL_MIN, summary_table
+    from finecode_wm.diagnostics import RunFindings
+    from finecode_wm.results import Entry
+
+    entries = [Entry(project="/w/app", action="stats", status="ok", seconds=0.5,
+                     result={"words": " ".join(words)})]
+    names, findings = {"/w/app": "app"}, RunFindings(entries)
+    wide = summary_table(entries, names, findings).plain.splitlines()[2]
+    indent = wide.index("words=")
+    lines = summary_table(entries, names, findings, width=width).plain.splitlines()[2:]
+    if width - indent >= DETAIL_MIN:
+        assert all(len(line) <= width for line in lines), lines
+        assert all(line[:indent].strip() == "" for line in lines[1:]), lines
+    else:
+        assert lines == [wide], "no room for a column: one line, as wide as it is"
+    assert " ".join(line[indent:] for line in lines).split() == wide[indent:].split() or \
+        "".join(line[indent:] for line in lines).replace(" ", "") == \
+        wide[indent:].replace(" ", ""), "every word kept (a long one cut in pieces)"

@@ -228,7 +228,7 @@ async def _run(service: FineCode, args: argparse.Namespace, out: Console, err: C
         _write(out, _listing(args, service, found, failed, config_errors, names))
         if not args.quiet:
             if entries:  # nothing ran (only broken configs): no empty table
-                err.print(summary_table(entries, names, findings))
+                err.print(summary_table(entries, names, findings, width=err.width))
         for entry in failed:  # a handler that did not import is a config error, said below
             err.print(f"[bold red]{escape(names.get(entry['project'], entry['project']))} / "
                       f"{escape(entry['action'])}:[/] {escape(str(entry.get('error')))}",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import textwrap
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -38,6 +39,7 @@ __all__ = ["Display", "Line", "PlainRenderer", "Renderer", "Source", "TtyRendere
 
 PLAIN_INTERVAL = 1.0
 STATUS_STYLE = {"ok": "green", "cached": "green", "failed": "bold red", "cancelled": "yellow"}
+DETAIL_MIN = 20  # cells of room below which a detail is not wrapped under its column
 BAR_MIN, BAR_MAX = 10, 40  # cells
 LABEL_MIN = 16  # cells the title keeps while the narrative wants more room
 PERCENT = 4  # `100%`
@@ -259,12 +261,14 @@ class PlainRenderer(Renderer):
         self._console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
-def summary_table(results: list[Entry], names: dict[str, str], findings: RunFindings) -> Text:
+def summary_table(results: list[Entry], names: dict[str, str], findings: RunFindings, *,
+                  width: int | None = None) -> Text:
     """project × action × status × time, with the first line of each error; a result reused
     from the result cache shows `cached` as its status.
 
     Aligned columns in one `Text`: rich's `Table` measures every cell, about a millisecond a
-    row, which a workspace of hundreds of children would wait for after every run.
+    row, which a workspace of hundreds of children would wait for after every run. A detail
+    longer than the room `width` leaves it goes on under its own column.
     """
     header = ("project", "action", "status", "time", "detail")
     rows = [(_printable(names.get(entry["project"], entry["project"])),
@@ -273,13 +277,19 @@ def summary_table(results: list[Entry], names: dict[str, str], findings: RunFind
              f"{entry.get('seconds', 0):.2f}s", _printable(_brief(entry, findings.count(index))))
             for index, entry in enumerate(results)]
     widths = [max(map(cell_len, column)) for column in zip(header, *rows, strict=True)]
+    indent = sum(widths[:-1]) + 2 * (len(widths) - 1)
+    room = width - indent if width is not None and width - indent >= DETAIL_MIN else None
     table = Text("FineCode results", style="italic")
     for number, row in enumerate([header, *rows]):
         table.append("\n")
-        for column, (cell, width) in enumerate(zip(row, widths, strict=True)):
+        for column, (cell, cell_width) in enumerate(zip(row, widths, strict=True)):
             style = "bold" if number == 0 else STATUS_STYLE.get(cell, "") if column == 2 else ""
-            last = column == len(row) - 1
-            table.append(cell if last else cell + " " * (width - cell_len(cell) + 2), style)
+            if column < len(row) - 1:
+                table.append(cell + " " * (cell_width - cell_len(cell) + 2), style)
+            elif room is not None and cell_len(cell) > room:
+                table.append(("\n" + " " * indent).join(textwrap.wrap(cell, room)), style)
+            else:
+                table.append(cell, style)
     return table
 
 
