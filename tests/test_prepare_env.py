@@ -75,12 +75,21 @@ def venv_packages(root: Path) -> dict[str, str]:
     return {p["name"]: p["version"] for p in json.loads(done.stdout)}
 
 
+async def test_a_project_without_dependencies_says_so(tmp_path: Path,
+                                                      offline: dict[str, str]) -> None:
+    root = make_project(tmp_path / "p", [])
+    result, _, _ = await prepare(root)
+    assert result["created"] and result["installed"] == []
+    assert result["summary"] == "created .venv, no dependencies to install"
+
+
 async def test_first_run_creates_the_venv_with_per_phase_progress_then_up_to_date(
         tmp_path: Path, offline: dict[str, str]) -> None:
     root = make_project(tmp_path / "p", ["tiny-a", "tiny-c"])
     result, recorded, _ = await prepare(root)
     assert result["created"] and not result["up_to_date"] and result["source"] == "pyproject.toml"
     assert sorted(result["installed"]) == ["tiny-a", "tiny-b", "tiny-c"]
+    assert result["summary"] == "created .venv, 3 of 3 packages installed"
     assert venv_packages(root) == {"tiny-a": "1.0", "tiny-b": "1.2", "tiny-c": "0.3"}
     # Resolve: no percentage, no units, a narrative; then the packages are the units.
     assert recorded.values[0]["kind"] == "begin" and "percentage" not in recorded.values[0]

@@ -178,7 +178,9 @@ async def prepare_env(params: dict[str, Any], ctx: RunActionContext) -> dict[str
     removed = sorted(set(before) - set(after))
     made = f"created {settings.venv}, " if created else ""
     gone = f", {len(removed)} removed" if removed else ""
-    return {"summary": f"{made}{len(installed)} installed{gone}",
+    what = f"{len(installed)} of {len(pins)} packages installed" if pins else \
+        "no dependencies to install"
+    return {"summary": f"{made}{what}{gone}",
             **result, "up_to_date": False, "created": created, "source": inputs["source"],
             "packages": len(pins), "installed": installed, "removed": removed}
 
