@@ -47,3 +47,20 @@ def test_under_a_profiler_the_usual_way_out_is_kept(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert [line.split()[0] for line in done.stdout.splitlines()[-2:]] == ["alpha", "beta"]
     assert "atexit ran" in done.stderr
+
+
+def test_a_run_whose_output_cannot_be_written_still_keeps_its_history(tmp_path: Path) -> None:
+    """stdout on a full disk (`/dev/full`): the run happened, so the times it measured are kept
+    for the next run's progress bar and `--shard` split."""
+    project = tmp_path / "ws" / "alpha"
+    project.mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "alpha"\n\n[tool.finecode.actions.lint]\n'
+        'handlers = [{ source = "probe_handlers:quiet" }]\n')
+    env = {**probe_env(), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "finecode_wm", "run", "lint", "--json",
+                               "--workspace", str(tmp_path / "ws")], env=env, stdout=full,
+                              stderr=subprocess.PIPE, text=True, timeout=50, check=False)
+    assert done.returncode != 0, done.stderr
+    assert (tmp_path / "cache" / "finecode" / "history.json").is_file(), done.stderr

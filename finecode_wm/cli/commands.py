@@ -392,6 +392,7 @@ def dispatch(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     kept = history.default_path()  # earlier runs' times weigh the bar by time
     service.history = history.load(kept)
-    code = asyncio.run(_run(service, args, out, err))
-    history.save(service.history, kept)
-    return code
+    try:
+        return asyncio.run(_run(service, args, out, err))
+    finally:  # the times measured are kept even when the output could not be written
+        history.save(service.history, kept)
