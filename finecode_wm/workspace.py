@@ -41,7 +41,9 @@ class Environment:
 
 
 def _signature(paths: list[Path]) -> str:
-    """Sizes and mtimes of files: changes when any of them is edited, added or removed."""
+    """Stats of files: changes when any of them is edited, added, removed or replaced. The
+    ctime and inode are in it: an edit that keeps size and mtime (`touch -r`, `cp -p`, a
+    rename over it) still changes them."""
     parts = []
     for path in paths:
         try:
@@ -49,7 +51,8 @@ def _signature(paths: list[Path]) -> str:
         except OSError:
             parts.append(f"{path}:-")
             continue
-        parts.append(f"{path}:{st.st_size}:{st.st_mtime_ns}")
+        parts.append(f"{path}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:"
+                     f"{st.st_dev}")
     return "|".join(parts)
 
 
@@ -132,7 +135,7 @@ class Found:
 def examine(root: Path, cached: Found | None = None,
             read: Reader | None = None) -> Found | None:
     """Read `root`'s pyproject.toml (with `read`, by default `read_pyproject`), unless
-    `cached` is of the same size and mtime; None when the file is gone.
+    `cached` has the same stat (`_signature`); None when the file is gone.
 
     Never raises: whatever the file is, it becomes a `Found` of this directory only.
     """
@@ -209,8 +212,8 @@ class Workspace:
 
     def scan(self, folders: list[Path] | None = None) -> Discovery:
         """Walk `folders` for pyproject.toml files, or, without folders, look again at the
-        ones known (the cheap check before every run). Files whose size and mtime did not
-        change are not read again."""
+        ones known (the cheap check before every run). Files whose stat (`_signature`) did
+        not change are not read again."""
         known = self._found
         if folders is None:
             resolved, roots = self.folders, list(known)

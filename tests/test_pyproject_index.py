@@ -117,3 +117,36 @@ def test_a_corrupt_index_is_an_empty_one(tmp_path: Path, runs: Any) -> None:
     (tmp_path / "cache" / "pyprojects.index").write_text("{not json")
     again = runs()
     assert again.parsed == [a / "pyproject.toml"] and set(again.workspace.projects) == {a}
+
+
+def _rewrite_keeping_size_and_mtime(path: Path, old: str, new: str, *, rename: bool) -> None:
+    """What `touch -r`, `cp -p` or `rsync -t` leave: new content, same size, same mtime."""
+    assert len(old) == len(new)
+    st = path.stat()
+    text = path.read_text().replace(old, new)
+    target = path.with_name(path.name + ".new") if rename else path
+    target.write_text(text)
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    if rename:
+        os.replace(target, path)
+
+
+@pytest.mark.parametrize("rename", [False, True], ids=["in-place", "renamed-over"])
+def test_a_rescan_sees_an_edit_that_keeps_size_and_mtime(tmp_path: Path, rename: bool) -> None:
+    """A server rescans with what it found before: an edited `[tool.finecode]` is never kept."""
+    root = project(tmp_path / "ws" / "alpha", "alpha", level=1)
+    workspace = Workspace([tmp_path / "ws"])
+    _rewrite_keeping_size_and_mtime(root / "pyproject.toml", "level = 1", "level = 2",
+                                    rename=rename)
+    workspace.apply(workspace.scan())
+    config = workspace.projects[root.resolve()].actions["lint"].to_json()
+    assert config["handlers"][0]["config"] == {"level": 2}
+
+
+def test_a_local_handler_edit_that_keeps_size_and_mtime_changes_the_code_version(
+        tmp_path: Path) -> None:
+    root = project(tmp_path / "alpha", "alpha")
+    (root / "checks.py").write_text("async def run(params, ctx):\n    return 1\n")
+    before = Workspace([tmp_path]).projects[root.resolve()].code_version()
+    _rewrite_keeping_size_and_mtime(root / "checks.py", "return 1", "return 2", rename=False)
+    assert Workspace([tmp_path]).projects[root.resolve()].code_version() != before
