@@ -64,3 +64,25 @@ def test_a_run_whose_output_cannot_be_written_still_keeps_its_history(tmp_path: 
                               stderr=subprocess.PIPE, text=True, timeout=50, check=False)
     assert done.returncode != 0, done.stderr
     assert (tmp_path / "cache" / "finecode" / "history.json").is_file(), done.stderr
+
+
+@pytest.mark.parametrize("output", [["--json"], ["--output-format", "github"], []],
+                         ids=["json", "github", "text"])
+def test_an_output_that_cannot_be_written_is_said_and_fails_the_run(
+        tmp_path: Path, output: list[str]) -> None:
+    """A full disk under stdout: one line says so and the run exits 2 (as a broken config does,
+    also with `--exit-zero`), never a traceback that reads like a crash, nor a findings-only 1."""
+    project = tmp_path / "ws" / "alpha"
+    project.mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "alpha"\n\n[tool.finecode.actions.lint]\n'
+        'handlers = [{ source = "probe_handlers:findings" }]\n')
+    env = {**probe_env(), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "finecode_wm", "run", "lint", "--exit-zero",
+                               "--workspace", str(tmp_path / "ws"), *output], env=env,
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=50,
+                              check=False)
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
+    assert "error: cannot write the output: No space left on device" in done.stderr
+    assert done.returncode == 2, done.stderr

@@ -7,8 +7,9 @@ import argparse
 import asyncio
 import os
 import signal
+import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from rich.console import Console
 from rich.markup import escape
@@ -255,13 +256,51 @@ async def _run(service: FineCode, args: argparse.Namespace, out: Console, err: C
 
 class _Stdout(Console):
     """stdout, whose reader may leave (`| head -1`): that ends the output, not the run (its
-    table, clean-up and exit code stay; rich's own handler exits with 1 at once)."""
+    table, clean-up and exit code stay; rich's own handler exits with 1 at once). A write that
+    fails otherwise (a full disk) ends the output too and is kept in `failed`: the command says
+    so and exits 2, as a truncated output must not pass for a result."""
+
+    def __init__(self) -> None:
+        super().__init__(file=cast(IO[str], _Guarded(sys.stdout, self)))
+        self.failed: OSError | None = None
+
+    def write_failed(self, exc: OSError) -> None:
+        self.failed = self.failed or exc
+        self.on_broken_pipe()
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
         devnull = os.open(os.devnull, os.O_WRONLY)  # later writes, and the last flush, too
         os.dup2(devnull, self.file.fileno())
         os.close(devnull)
+
+
+class _Guarded:
+    """The stream of a `_Stdout`: a failed write or flush is handed to it instead of raised
+    (a reader leaving is still raised: rich and `_write` end the output for it)."""
+
+    def __init__(self, stream: IO[str], owner: _Stdout) -> None:
+        self._stream, self._owner = stream, owner
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            self._owner.write_failed(exc)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            self._owner.write_failed(exc)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _write(out: Console, lines: list[str]) -> None:
@@ -378,6 +417,16 @@ def _trust(args: argparse.Namespace, out: Console, err: Console) -> int:
 def dispatch(args: argparse.Namespace) -> int:
     """Run one terminal command (`run`, `list`, `trust`, `untrust`); its exit code."""
     out, err = _Stdout(), Console(stderr=True)
+    code = _dispatch(args, out, err)
+    if out.failed is not None:
+        reason = out.failed.strerror or str(out.failed)
+        err.print(f"[bold red]error:[/] cannot write the output: {escape(reason)}",
+                  highlight=False, soft_wrap=True)
+        return max(code, EXIT_USAGE) if code < EXIT_INTERRUPTED else code
+    return code
+
+
+def _dispatch(args: argparse.Namespace, out: _Stdout, err: Console) -> int:
     if args.command == "list":
         return _list(args, out, err)
     if args.command in ("trust", "untrust"):
