@@ -4,6 +4,8 @@ their data is written at exit."""
 
 from __future__ import annotations
 
+import resource
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -85,4 +87,32 @@ def test_an_output_that_cannot_be_written_is_said_and_fails_the_run(
                               check=False)
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
     assert "error: cannot write the output: No space left on device" in done.stderr
+    assert done.returncode == 2, done.stderr
+
+
+def test_an_output_the_system_takes_only_in_part_is_said_and_fails_the_run(
+        tmp_path: Path) -> None:
+    """A disk that fills up mid-output (here: a file size limit): the system takes the first
+    bytes of a write and refuses the rest. Python's buffered writer would drop the rest and
+    report success; every byte is accounted for instead, and the cut output fails the run."""
+    project = tmp_path / "ws" / "alpha"
+    project.mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "alpha"\n\n[tool.finecode.actions.lint]\n'
+        'handlers = [{ source = "probe_handlers:findings" }]\n')
+    env = {**probe_env(), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    limit = 400  # the run's JSON (~850 bytes) is longer than this
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past it fails with EFBIG
+
+    out = tmp_path / "out.json"
+    with out.open("w") as file:
+        done = subprocess.run([sys.executable, "-m", "finecode_wm", "run", "lint", "--exit-zero",
+                               "--json", "--workspace", str(tmp_path / "ws")], env=env,
+                              stdout=file, stderr=subprocess.PIPE, text=True, timeout=50,
+                              check=False, preexec_fn=limited)
+    assert out.stat().st_size == limit, "the output was cut (else this test proves nothing)"
+    assert "error: cannot write the output: File too large" in done.stderr, done.stderr
     assert done.returncode == 2, done.stderr

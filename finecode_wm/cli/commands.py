@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, TextIO, cast
 
 from rich.console import Console
 from rich.markup import escape
@@ -277,19 +277,27 @@ class _Stdout(Console):
 
 class _Guarded:
     """The stream of a `_Stdout`: a failed write or flush is handed to it instead of raised
-    (a reader leaving is still raised: rich and `_write` end the output for it)."""
+    (a reader leaving is still raised: rich and `_write` end the output for it).
 
-    def __init__(self, stream: IO[str], owner: _Stdout) -> None:
+    Text goes to the file descriptor itself, every byte accounted for: Python's buffered
+    writer drops the rest of a write the system took only in part (a disk that fills up, a
+    file size limit) and reports success, so a cut `--json` or SARIF would pass for whole."""
+
+    def __init__(self, stream: TextIO, owner: _Stdout) -> None:
         self._stream, self._owner = stream, owner
 
     def write(self, text: str) -> int:
         try:
-            return self._stream.write(text)
+            self._stream.flush()  # anything written around us goes first
+            data = text.encode(self._stream.encoding or "utf-8", self._stream.errors or "strict")
+            fd = self._stream.fileno()
+            while data:
+                data = data[os.write(fd, data):]
         except BrokenPipeError:
             raise
         except OSError as exc:
             self._owner.write_failed(exc)
-            return len(text)
+        return len(text)
 
     def flush(self) -> None:
         try:
