@@ -19,7 +19,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 __all__ = ["ATTRIBUTE", "Declaration", "VersionCache", "cache_info", "cacheable",
            "declaration_of"]
@@ -41,22 +41,32 @@ class Declaration:
     inputs: Inputs = ()
 
 
-def cacheable(*, version: Version = None, inputs: Inputs = ()) -> Callable[[F], F]:
+@overload
+def cacheable(handler: F, /) -> F: ...
+
+
+@overload
+def cacheable(*, version: Version = None, inputs: Inputs = ()) -> Callable[[F], F]: ...
+
+
+def cacheable(handler: F | None = None, /, *, version: Version = None,
+              inputs: Inputs = ()) -> F | Callable[[F], F]:
     """Declare a handler's results reusable while the project's files, the action's config,
     the handler's code, `version` and `inputs` are unchanged.
 
-    Decorate the handler function (for a class handler: its `run` method). `version` names what
-    the files cannot tell (a tool's release); `inputs` are the files outside the project the
-    result also depends on (the tool's executable, configuration read from parent
-    directories). A path that does not exist is an input too: creating it changes the key.
+    Decorate the handler function (for a class handler: its `run` method), bare (`@cacheable`)
+    or called. `version` names what the files cannot tell (a tool's release); `inputs` are the
+    files outside the project the result also depends on (the tool's executable,
+    configuration read from parent directories). A path that does not exist is an input too:
+    creating it changes the key.
     """
     declaration = Declaration(version, inputs)
 
-    def mark(handler: F) -> F:
-        setattr(handler, ATTRIBUTE, declaration)
-        return handler
+    def mark(function: F) -> F:
+        setattr(function, ATTRIBUTE, declaration)
+        return function
 
-    return mark
+    return mark if handler is None else mark(handler)
 
 
 def declaration_of(handler: Any) -> Declaration | None:

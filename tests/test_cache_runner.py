@@ -54,6 +54,11 @@ async def plain(params, ctx):
     return {"ok": 1}
 
 
+@cacheable
+async def bare(params, ctx):
+    return {"ok": 1}
+
+
 @cacheable(version="3.0")
 async def delegating(params, ctx):
     try:
@@ -115,6 +120,13 @@ async def test_a_declared_handler_reports_version_inputs_modules_and_packages(
     again = await run(runner, project, handler("declared"))
     assert again["result"] == {"calls": 1} and again["cacheInfo"]["version"] == ["tool 1.1"], \
         "evaluated once per runner"
+
+
+async def test_the_decorator_bare_is_the_decorator_called(runner: RunnerUnderTest,
+                                                          project: Path) -> None:
+    answer = await run(runner, project, handler("bare"))
+    assert answer["result"] == {"ok": 1}
+    assert answer["cacheInfo"]["cacheable"] is True and answer["cacheInfo"]["version"] == [None]
 
 
 async def test_async_version_and_a_class_handler(runner: RunnerUnderTest, project: Path) -> None:
