@@ -8,7 +8,9 @@ import resource
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -51,19 +53,27 @@ def test_under_a_profiler_the_usual_way_out_is_kept(tmp_path: Path) -> None:
     assert "atexit ran" in done.stderr
 
 
+def lint_into(tmp_path: Path, handler: str, stdout: IO[str], *args: str,
+              preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess[str]:
+    """`finecode-wm run lint ARGS` on one project whose lint is `probe_handlers:HANDLER`, its
+    stdout into `stdout`, its cache under `tmp_path/cache`."""
+    project = tmp_path / "ws" / "alpha"
+    project.mkdir(parents=True, exist_ok=True)
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "alpha"\n\n[tool.finecode.actions.lint]\n'
+        f'handlers = [{{ source = "probe_handlers:{handler}" }}]\n')
+    env = {**probe_env(), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    return subprocess.run([sys.executable, "-m", "finecode_wm", "run", "lint", *args,
+                           "--workspace", str(tmp_path / "ws")], env=env, stdout=stdout,
+                          stderr=subprocess.PIPE, text=True, timeout=50, check=False,
+                          preexec_fn=preexec_fn)
+
+
 def test_a_run_whose_output_cannot_be_written_still_keeps_its_history(tmp_path: Path) -> None:
     """stdout on a full disk (`/dev/full`): the run happened, so the times it measured are kept
     for the next run's progress bar and `--shard` split."""
-    project = tmp_path / "ws" / "alpha"
-    project.mkdir(parents=True)
-    (project / "pyproject.toml").write_text(
-        '[project]\nname = "alpha"\n\n[tool.finecode.actions.lint]\n'
-        'handlers = [{ source = "probe_handlers:quiet" }]\n')
-    env = {**probe_env(), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     with open("/dev/full", "w") as full:
-        done = subprocess.run([sys.executable, "-m", "finecode_wm", "run", "lint", "--json",
-                               "--workspace", str(tmp_path / "ws")], env=env, stdout=full,
-                              stderr=subprocess.PIPE, text=True, timeout=50, check=False)
+        done = lint_into(tmp_path, "quiet", full, "--json")
     assert done.returncode != 0, done.stderr
     assert (tmp_path / "cache" / "finecode" / "history.json").is_file(), done.stderr
 
@@ -74,17 +84,8 @@ def test_an_output_that_cannot_be_written_is_said_and_fails_the_run(
         tmp_path: Path, output: list[str]) -> None:
     """A full disk under stdout: one line says so and the run exits 2 (as a broken config does,
     also with `--exit-zero`), never a traceback that reads like a crash, nor a findings-only 1."""
-    project = tmp_path / "ws" / "alpha"
-    project.mkdir(parents=True)
-    (project / "pyproject.toml").write_text(
-        '[project]\nname = "alpha"\n\n[tool.finecode.actions.lint]\n'
-        'handlers = [{ source = "probe_handlers:findings" }]\n')
-    env = {**probe_env(), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     with open("/dev/full", "w") as full:
-        done = subprocess.run([sys.executable, "-m", "finecode_wm", "run", "lint", "--exit-zero",
-                               "--workspace", str(tmp_path / "ws"), *output], env=env,
-                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=50,
-                              check=False)
+        done = lint_into(tmp_path, "findings", full, "--exit-zero", *output)
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr
     assert "error: cannot write the output: No space left on device" in done.stderr
     assert done.returncode == 2, done.stderr
@@ -95,12 +96,6 @@ def test_an_output_the_system_takes_only_in_part_is_said_and_fails_the_run(
     """A disk that fills up mid-output (here: a file size limit): the system takes the first
     bytes of a write and refuses the rest. Python's buffered writer would drop the rest and
     report success; every byte is accounted for instead, and the cut output fails the run."""
-    project = tmp_path / "ws" / "alpha"
-    project.mkdir(parents=True)
-    (project / "pyproject.toml").write_text(
-        '[project]\nname = "alpha"\n\n[tool.finecode.actions.lint]\n'
-        'handlers = [{ source = "probe_handlers:findings" }]\n')
-    env = {**probe_env(), "XDG_CACHE_HOME": str(tmp_path / "cache")}
     limit = 400  # the run's JSON (~850 bytes) is longer than this
 
     def limited() -> None:
@@ -109,10 +104,8 @@ def test_an_output_the_system_takes_only_in_part_is_said_and_fails_the_run(
 
     out = tmp_path / "out.json"
     with out.open("w") as file:
-        done = subprocess.run([sys.executable, "-m", "finecode_wm", "run", "lint", "--exit-zero",
-                               "--json", "--workspace", str(tmp_path / "ws")], env=env,
-                              stdout=file, stderr=subprocess.PIPE, text=True, timeout=50,
-                              check=False, preexec_fn=limited)
+        done = lint_into(tmp_path, "findings", file, "--exit-zero", "--json",
+                         preexec_fn=limited)
     assert out.stat().st_size == limit, "the output was cut (else this test proves nothing)"
     assert "error: cannot write the output: File too large" in done.stderr, done.stderr
     assert done.returncode == 2, done.stderr
