@@ -326,6 +326,14 @@ class _Worker:
                 future.set_exception(error)
 
 
+def _declined_as(project: Project, subject: Subject) -> tuple[str, str, str]:
+    """What a "not cacheable" answer is kept by: the project, the action, its config and the
+    project's handler code (worked out only once some child was declined: not on a warm
+    terminal run's path)."""
+    return (str(project.root), subject.action,
+            json.dumps([subject.config, project.code_version()], sort_keys=True, default=str))
+
+
 @dataclass
 class Lookup:
     """One child's lookup: its key (None: not cacheable this time) and, on a hit, the result."""
@@ -334,8 +342,7 @@ class Lookup:
     key: str | None = None
     hit: bool = False
     result: Any = None
-    # what this child is, as far as its runner's "not cacheable" goes (see `ResultCache`)
-    kind: tuple[str, str, str] | None = None
+    project: Project | None = None  # whose child: what a "not cacheable" answer is kept by
 
 
 class ResultCache:
@@ -374,16 +381,13 @@ class ResultCache:
         Anything unexpected makes it a child that is not cached, never a failure."""
         try:
             subject = subject_of(self._workspace, project, action, params)
-            kind = (str(project.root), action,
-                    json.dumps([subject.config, project.code_version()], sort_keys=True,
-                               default=str))
-            if kind in self._declined:
+            if self._declined and _declined_as(project, subject) in self._declined:
                 return Lookup()
             lookup: Lookup = await self._call(self._lookup, subject, read, checked)
         except Exception as exc:  # a cache that cannot answer costs speed, never a result
             self._problem(f"result cache: {project.name}/{action} not looked up: {exc!r}")
             return Lookup()
-        lookup.kind = kind
+        lookup.project = project
         return lookup
 
     def finished(self, lookup: Lookup, response: Any) -> Any:
@@ -393,8 +397,9 @@ class ResultCache:
                                       and set(response) == {"result", "cacheInfo"}):
             return response
         result, info = response["result"], response["cacheInfo"]
-        if isinstance(info, dict) and info.get("cacheable") is False and lookup.kind is not None:
-            self._declined.add(lookup.kind)
+        if isinstance(info, dict) and info.get("cacheable") is False and \
+                lookup.project is not None and lookup.subject is not None:
+            self._declined.add(_declined_as(lookup.project, lookup.subject))
         if isinstance(info, dict) and info.get("cacheable") is True:
             future = asyncio.ensure_future(self._call(self._store, lookup, result, info))
             self._pending.add(future)
