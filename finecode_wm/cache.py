@@ -374,6 +374,10 @@ class ResultCache:
 
     # -- on the event loop ------------------------------------------------------------------
 
+    def speak_to(self, warn: Callable[[str], None] | None) -> None:
+        """Warnings go to `warn` from now on, the first one again (a daemon's next caller)."""
+        self._warn, self._warned = warn, False
+
     async def lookup(self, project: Project, action: str, params: dict[str, Any], *,
                      read: bool = True, checked: Checked | None = None) -> Lookup:
         """The key of this child and, when `read`, a result stored under it that is still

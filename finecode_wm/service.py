@@ -68,6 +68,14 @@ class FineCode:
             self.slots = asyncio.Semaphore(max_parallel)
         self.pool.set_limits(per_environment=max_parallel, max_runners=max_runners)
 
+    def speak_to(self, *, report: Log, warn: Log) -> None:
+        """Say problems and warnings to another person from now on (the daemon's next caller),
+        each once again: what the last one was told, this one was not."""
+        self._report, self._warn = report, warn
+        self._reported.clear()
+        if self.cache is not None:
+            self.cache.speak_to(warn)
+
     def report(self, problem: str) -> None:
         """Tell the person about a config problem, once per process."""
         self._once(problem, self._report)

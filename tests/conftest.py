@@ -24,6 +24,10 @@ EXAMPLES = Path(__file__).parent.parent / "examples" / "workspace"
 EXAMPLE_LEFTOVERS = shutil.ignore_patterns(".venv", "__pycache__", ".pytest_cache")
 # `finecode-wm run` keeps run times in the user's cache directory: not the real one under test.
 CACHE = Path(tempfile.mkdtemp(prefix="finecode-test-cache-"))
+# No test reaches a daemon the person running the suite started (`finecode-wm daemon`): every
+# process the tests start looks for one in this session's own folder (0700, short enough for a
+# socket's path).
+os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="fc-rt-")
 
 
 class RunnerUnderTest:

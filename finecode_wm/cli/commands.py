@@ -1,5 +1,10 @@
 """The terminal's commands: `run` (the aggregated stream as a live bar, the findings listing in
-the format CI reads, the summary table, exit codes, Ctrl-C), `list`, `trust` and `untrust`."""
+the format CI reads, the summary table, exit codes, Ctrl-C), `list`, `trust` and `untrust`.
+
+`run` is the same code in the terminal's own process and in the daemon (`daemon`); what differs
+is given to it: where its output goes (`Terminal`), where its service comes from and goes back
+to (`Services`: a new one per command, or kept between commands), and what stops it (`Stops`:
+this process's signals, or the caller's, relayed)."""
 
 from __future__ import annotations
 
@@ -8,8 +13,10 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TextIO, cast
+from typing import IO, Any, Protocol, TextIO, cast
 
 from rich.console import Console
 from rich.markup import escape
@@ -47,16 +54,78 @@ from .locate import NotInProject, project_upward, repository_root, split_words, 
 from .selection import narrow
 from .terminal import PlainRenderer, Renderer, TtyRenderer, summary_table
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_USAGE", "dispatch"]
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_USAGE", "Services", "Stops", "Terminal",
+           "dispatch", "run_command"]
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2  # bad input, and a selected project whose config is broken
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # each cancels every child cleanly
 Found = list[tuple[Path, dict[str, Any]]]
+OnStop = Callable[[int], None]
 
 
-def _service(workspace: Path, console: Console, max_parallel: int | None = None, *,
-             report_problems: bool = True) -> FineCode:
+class Services(Protocol):
+    """Where a command's service comes from (one per workspace folder and `--max-parallel`)
+    and goes back to when the command is done with it."""
+
+    def get(self, folder: Path, max_parallel: int | None) -> FineCode: ...
+
+    async def release(self, service: FineCode) -> None: ...
+
+
+class Stops(Protocol):
+    """What stops a run: `on_stop(handler)` hands every later stop request (its signal number)
+    to `handler`; None: to no one."""
+
+    def on_stop(self, handler: OnStop | None) -> None: ...
+
+
+class _OwnServices:
+    """A terminal's own process: one service for the command, closed after it (its runners
+    stopped, its cache written)."""
+
+    def __init__(self) -> None:
+        self._service: FineCode | None = None
+
+    def get(self, folder: Path, max_parallel: int | None) -> FineCode:
+        if self._service is None:
+            self._service = FineCode(lambda _message: None, max_parallel=max_parallel)
+        return self._service
+
+    async def release(self, service: FineCode) -> None:
+        await service.close()
+
+
+class _Signals:
+    """This process's SIGINT and SIGTERM (a CI job cancelled, `timeout`, `docker stop`): without
+    them the WM died at once and its runners' handlers never cleaned up."""
+
+    def on_stop(self, handler: OnStop | None) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in STOP_SIGNALS:
+            if handler is None:
+                loop.remove_signal_handler(signum)
+            else:
+                loop.add_signal_handler(signum, handler, signum)
+
+
+@dataclass
+class Terminal:
+    """Where a command writes: its stdout (`_Stdout`) and stderr, as the environment they were
+    opened in asks (`NO_COLOR`, `TERM`, `COLUMNS`)."""
+
+    out: _Stdout
+    err: Console
+
+    @classmethod
+    def of(cls, stdout: TextIO, stderr: TextIO, environ: Mapping[str, str] | None = None
+           ) -> Terminal:
+        env = None if environ is None else dict(environ)
+        return cls(_Stdout(stdout, env), Console(file=stderr, _environ=env))
+
+
+def _service(workspace: Path, console: Console, services: Services,
+             max_parallel: int | None = None, *, report_problems: bool = True) -> FineCode:
     """The service, with the workspace discovered. Skipped files are warned about; problems
     are printed as they are found unless the caller reports them itself (`run` does, per
     selected project)."""
@@ -69,7 +138,8 @@ def _service(workspace: Path, console: Console, max_parallel: int | None = None,
         console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False,
                       soft_wrap=True)
 
-    service = FineCode(lambda _message: None, max_parallel=max_parallel, report=report, warn=warn)
+    service = services.get(workspace, max_parallel)
+    service.speak_to(report=report, warn=warn)
     _discovered(service, workspace)
     return service
 
@@ -85,7 +155,8 @@ def _discovered(service: FineCode, folder: Path) -> None:
         index.save(path)
 
 
-def _discover(args: argparse.Namespace, err: Console, max_parallel: int | None = None, *,
+def _discover(args: argparse.Namespace, err: Console, services: Services,
+              max_parallel: int | None = None, *,
               report_problems: bool = True) -> FineCode | None:
     """The service for `--workspace`, or for the workspace found from the current directory:
     the current directory when projects lie under it, else the nearest project above it (not
@@ -97,13 +168,14 @@ def _discover(args: argparse.Namespace, err: Console, max_parallel: int | None =
             err.print(f"[bold red]error:[/] workspace folder {escape(str(folder))} {why}",
                       highlight=False, soft_wrap=True)
             return None
-        return _service(folder, err, max_parallel, report_problems=report_problems)
+        return _service(folder, err, services, max_parallel, report_problems=report_problems)
     cwd = Path.cwd()
-    service = _service(cwd, err, max_parallel, report_problems=report_problems)
+    service = _service(cwd, err, services, max_parallel, report_problems=report_problems)
     if not service.workspace.projects and not service.workspace.problems:
         above = project_upward(cwd.resolve())
         if above is not None:
-            _discovered(service, above)
+            service = _service(above, err, services, max_parallel,
+                               report_problems=report_problems)
     return service
 
 
@@ -162,7 +234,8 @@ def _on_paths(paths: list[str], service: FineCode) -> tuple[list[str], dict[str,
     return [str(p) for p in found.projects], params
 
 
-async def _run(service: FineCode, args: argparse.Namespace, out: Console, err: Console) -> int:
+async def _run(service: FineCode, args: argparse.Namespace, out: _Stdout, err: Console,
+               services: Services, stops: Stops) -> int:
     renderer: Renderer | None = None
     if not args.json and not args.quiet:
         renderer = TtyRenderer(err) if err.is_terminal else PlainRenderer(err)
@@ -191,29 +264,23 @@ async def _run(service: FineCode, args: argparse.Namespace, out: Console, err: C
         return EXIT_USAGE
     if renderer is not None:
         renderer.watch(batch.progress)
-    loop = asyncio.get_running_loop()
     stopped_by: list[int] = []
 
     def stop(signum: int) -> None:
         stopped_by.append(signum)
         batch.cancel()
 
-    # SIGTERM (a CI job cancelled, `timeout`, `docker stop`) as Ctrl-C: without it the WM died
-    # at once and its runners' handlers never cleaned up (their own subprocesses lived on).
-    for signum in STOP_SIGNALS:
-        loop.add_signal_handler(signum, stop, signum)
+    stops.on_stop(stop)
     try:
         result = await batch.run()
     finally:
         # A second Ctrl-C while runners stop (a blocked handler gets a grace period) kills
         # them at once instead of interrupting the clean-up.
-        for signum in STOP_SIGNALS:
-            loop.add_signal_handler(signum, service.pool.kill_all)
+        stops.on_stop(lambda _signum: service.pool.kill_all())
         if renderer is not None:
             renderer.close()
-        await service.close()
-        for signum in STOP_SIGNALS:
-            loop.remove_signal_handler(signum)
+        await services.release(service)
+        stops.on_stop(None)
     entries = result["results"]
     findings = RunFindings(entries)
     found = findings.listed
@@ -260,8 +327,8 @@ class _Stdout(Console):
     fails otherwise (a full disk) ends the output too and is kept in `failed`: the command says
     so and exits 2, as a truncated output must not pass for a result."""
 
-    def __init__(self) -> None:
-        super().__init__(file=cast(IO[str], _Guarded(sys.stdout, self)))
+    def __init__(self, stream: TextIO, environ: dict[str, str] | None = None) -> None:
+        super().__init__(file=cast(IO[str], _Guarded(stream, self)), _environ=environ)
         self.failed: OSError | None = None
 
     def write_failed(self, exc: OSError) -> None:
@@ -358,7 +425,7 @@ def _footer(findings: RunFindings) -> str:
 
 
 def _list(args: argparse.Namespace, out: Console, err: Console) -> int:
-    service = _discover(args, err)
+    service = _discover(args, err, _OwnServices())
     if service is None:
         return EXIT_USAGE
     projects = service.list_projects()
@@ -411,7 +478,7 @@ def _trust(args: argparse.Namespace, out: Console, err: Console) -> int:
             out.print(f"untrusted {folder}" if changed else f"{folder} was not trusted",
                       highlight=False, markup=False, soft_wrap=True)
             return 0
-        service = _service(folder, err)
+        service = _service(folder, err, _OwnServices())
         store.set(folder, *folder_state(service.workspace, folder))
     except (TrustStoreError, OSError, Unkeyable) as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
@@ -423,33 +490,50 @@ def _trust(args: argparse.Namespace, out: Console, err: Console) -> int:
     return 0
 
 def dispatch(args: argparse.Namespace) -> int:
-    """Run one terminal command (`run`, `list`, `trust`, `untrust`); its exit code."""
-    out, err = _Stdout(), Console(stderr=True)
-    code = _dispatch(args, out, err)
-    if out.failed is not None:
-        reason = out.failed.strerror or str(out.failed)
-        err.print(f"[bold red]error:[/] cannot write the output: {escape(reason)}",
-                  highlight=False, soft_wrap=True)
+    """Run one terminal command (`run`, `list`, `trust`, `untrust`) in this process; its exit
+    code."""
+    terminal = Terminal.of(sys.stdout, sys.stderr)
+    out, err = terminal.out, terminal.err
+    if args.command == "list":
+        code = _list(args, out, err)
+    elif args.command in ("trust", "untrust"):
+        code = _trust(args, out, err)
+    else:
+        code = asyncio.run(_run_command(args, terminal, _OwnServices(), _Signals()))
+    return _said(terminal, code)
+
+
+async def run_command(args: argparse.Namespace, terminal: Terminal, services: Services,
+                      stops: Stops) -> int:
+    """`run` for a caller elsewhere (the daemon's): its exit code."""
+    return _said(terminal, await _run_command(args, terminal, services, stops))
+
+
+def _said(terminal: Terminal, code: int) -> int:
+    """`code`, or 2 after saying so when the output could not be written whole."""
+    failed = terminal.out.failed
+    if failed is not None:
+        reason = failed.strerror or str(failed)
+        terminal.err.print(f"[bold red]error:[/] cannot write the output: {escape(reason)}",
+                           highlight=False, soft_wrap=True)
         return max(code, EXIT_USAGE) if code < EXIT_INTERRUPTED else code
     return code
 
 
-def _dispatch(args: argparse.Namespace, out: _Stdout, err: Console) -> int:
-    if args.command == "list":
-        return _list(args, out, err)
-    if args.command in ("trust", "untrust"):
-        return _trust(args, out, err)
+async def _run_command(args: argparse.Namespace, terminal: Terminal, services: Services,
+                       stops: Stops) -> int:
+    out, err = terminal.out, terminal.err
     if args.statistics and (args.output_format != "text" or args.json):
         err.print("[bold red]error:[/] --statistics counts findings in the text format only "
                   "(not with --json or another --output-format)",
                   highlight=False)
         return EXIT_USAGE
-    service = _discover(args, err, args.max_parallel, report_problems=False)
+    service = _discover(args, err, services, args.max_parallel, report_problems=False)
     if service is None:
         return EXIT_USAGE
     kept = history.default_path()  # earlier runs' times weigh the bar by time
     service.history = history.load(kept)
     try:
-        return asyncio.run(_run(service, args, out, err))
+        return await _run(service, args, out, err, services, stops)
     finally:  # the times measured are kept even when the output could not be written
         history.save(service.history, kept)
