@@ -256,12 +256,13 @@ def test_lsp_accepts_stdio_flag(tmp_path: Path) -> None:
     assert done.returncode == 0, ("0 only after shutdown + exit", done.returncode, done.stderr)
 
 
-def _pty_spawn(args: list[str], cwd: Path, columns: int) -> tuple[int, int]:
+def _pty_spawn(args: list[str], cwd: Path, columns: int,
+               base: dict[str, str] | None = None) -> tuple[int, int]:
     """Start `finecode-wm` under a pseudo-terminal of `columns` (the window size, as a terminal
     sets it: no COLUMNS variable), as a person would; (pid, the terminal's fd)."""
     import pty
 
-    env = probe_env() | {"TERM": "xterm"}
+    env = (probe_env() if base is None else base) | {"TERM": "xterm"}
     for name in ("COLUMNS", "LINES"):
         env.pop(name, None)
     pid, fd = pty.fork()
@@ -320,9 +321,10 @@ def _plain(raw: bytes) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", raw.decode(errors="replace"))  # styles
 
 
-def _pty_run(args: list[str], cwd: Path, columns: int = 160) -> tuple[int, str]:
+def _pty_run(args: list[str], cwd: Path, columns: int = 160,
+             env: dict[str, str] | None = None) -> tuple[int, str]:
     """(exit code, plain text) of one run under a pseudo-terminal."""
-    code, raw = _pty_read({"run": _pty_spawn(args, cwd, columns)})["run"]
+    code, raw = _pty_read({"run": _pty_spawn(args, cwd, columns, env)})["run"]
     return code, _plain(raw)
 
 

@@ -155,7 +155,8 @@ def forward(argv: list[str]) -> int | None:
         try:
             data = _line(request)
             sent = socket.send_fds(sock, [data], [0, 1, 2])
-            sock.sendall(data[sent:])
+            if sent < len(data):  # never an empty send: it fails once a quick run closed
+                sock.sendall(data[sent:])
         except OSError:
             return None
         return _await(sock)

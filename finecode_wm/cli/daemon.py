@@ -263,7 +263,11 @@ class Daemon:
                         stderr.write(traceback.format_exc())
                         stderr.flush()
         finally:
+            # Its read on the connection is undone before the connection closes: a read left
+            # registered on a closed descriptor was found by the next caller's connection,
+            # which got the same number (and was closed under it).
             listening.cancel()
+            await asyncio.gather(listening, return_exceptions=True)
             self._running = None
             self.served += 1
             self.busy, self._last = False, time.monotonic()

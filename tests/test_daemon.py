@@ -1,0 +1,395 @@
+"""`finecode-wm daemon`: a run through it is the run the terminal's own process would make
+(output, exit codes, edits seen, Ctrl-C), it is refused for what it must not answer, and it
+starts, stops and ends as documented."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from finecode_wm.cli import client
+from finecode_wm.cli.daemon import Daemon
+
+from .cached import make_workspace
+from .conftest import WORKSPACE, probe_env
+from .rules import gone
+from .test_cli import _pty_run
+
+pytestmark = pytest.mark.timeout(120)
+
+TIMES = re.compile(r"\d+\.\d+s")  # the bar's elapsed time and the table's durations
+
+
+class DaemonUnderTest:
+    """A daemon of the test's own (its own socket folder and cache), stopped afterwards."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    def fc(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+           timeout: float = 90) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "finecode_wm", *args], cwd=cwd,
+                              env=env or self.env, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def start(self, *args: str) -> None:
+        done = self.fc("daemon", "start", *args)
+        assert done.returncode == 0 and "daemon started" in done.stdout, done
+
+    def status(self) -> dict[str, Any] | None:
+        return client.ask("status", client.address(self.env))
+
+    def served(self) -> int:
+        status = self.status()
+        assert status is not None, "the daemon is running"
+        return int(status["served"])
+
+    def pid(self) -> int:
+        status = self.status()
+        assert status is not None
+        return int(status["pid"])
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[DaemonUnderTest]:
+    runtime = tempfile.mkdtemp(prefix="fc-d-")  # short: a socket's path has a length limit
+    env = probe_env() | {"XDG_RUNTIME_DIR": runtime, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    d = DaemonUnderTest(env)
+    yield d
+    status = d.status()
+    d.fc("daemon", "stop", timeout=30)
+    if status is not None and not gone(status["pid"]):
+        os.kill(status["pid"], signal.SIGKILL)
+    shutil.rmtree(runtime, ignore_errors=True)
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    return make_workspace(tmp_path / "ws")
+
+
+def _same_stderr(a: str, b: str) -> None:
+    assert TIMES.sub("T", a) == TIMES.sub("T", b)
+
+
+FORMATS = [[], ["--json"], ["--output-format", "github"], ["--output-format", "sarif"],
+           ["--output-format", "json-lines"], ["--statistics"], ["-q"], ["--exit-zero"]]
+
+
+def test_a_run_through_the_daemon_is_the_run_of_the_terminals_own_process(
+        daemon: DaemonUnderTest, ws: Path) -> None:
+    """Every output format, the cache warm: the same stdout, stderr and exit code, and each
+    went through the daemon."""
+    assert daemon.fc("run", "lint", "local", "--no-daemon", cwd=ws).returncode == 1
+    daemon.start()
+    for i, args in enumerate(FORMATS):
+        through = daemon.fc("run", "lint", "local", *args, cwd=ws)
+        assert daemon.served() == i + 1, (args, through.stderr)
+        alone = daemon.fc("run", "lint", "local", *args, "--no-daemon", cwd=ws)
+        assert (through.returncode, through.stdout) == (alone.returncode, alone.stdout), args
+        _same_stderr(through.stderr, alone.stderr)
+        assert through.returncode == (0 if "--exit-zero" in args else 1)
+
+
+def test_edits_between_runs_are_seen(daemon: DaemonUnderTest, ws: Path) -> None:
+    """A file, a config, a new project and a removed one, each between two runs through the
+    same warm daemon: each run's findings are those a run without it finds."""
+    daemon.start()
+
+    def both() -> dict[str, Any]:
+        through = daemon.fc("run", "lint", "--json", cwd=ws)
+        alone = daemon.fc("run", "lint", "--json", "--no-daemon", cwd=ws)
+        found = json.loads(through.stdout)
+        assert [e["result"] for e in found["results"]] == \
+            [e["result"] for e in json.loads(alone.stdout)["results"]]
+        return found
+
+    served = 0
+
+    def findings() -> int:
+        nonlocal served
+        result = both()
+        served += 1
+        assert daemon.served() == served
+        return int(result["summary"]["findings"])
+
+    assert findings() == 3
+    (ws / "p2" / "c.py").write_text("import sys\ny = 2\n")
+    assert findings() == 4, "a file edit"
+    pyproject = ws / "p2" / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('select = ["E", "F"]', 'select = ["E"]'))
+    assert findings() == 2, "a config edit: p2's F findings gone"
+    shutil.copytree(ws / "p1", ws / "p4")
+    (ws / "p4" / "pyproject.toml").write_text(
+        (ws / "p4" / "pyproject.toml").read_text().replace('"p1"', '"p4"'))
+    assert findings() == 3, "a new project"
+    shutil.rmtree(ws / "p3")
+    assert findings() == 2, "a removed project"
+
+
+def test_paths_and_output_are_the_callers_directory(daemon: DaemonUnderTest, ws: Path) -> None:
+    daemon.start()
+    here = ws / "p2"
+    through = daemon.fc("run", "lint", "pkg", cwd=here)
+    alone = daemon.fc("run", "lint", "pkg", "--no-daemon", cwd=here)
+    assert daemon.served() == 1
+    assert through.returncode == alone.returncode == 1
+    assert through.stdout == alone.stdout
+    assert through.stdout.startswith("pkg/b.py:2:5: F841"), through.stdout
+
+
+def _wait_for_runners(pid: int, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while len(psutil.Process(pid).children()) < count:
+        assert time.monotonic() < deadline, "runners started"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_stops_the_run_and_the_next_run_works(daemon: DaemonUnderTest, signum: int,
+                                                     code: int) -> None:
+    daemon.start()
+    for _ in range(2):  # cancel, then run again: twice on the same warm daemon
+        proc = subprocess.Popen([sys.executable, "-m", "finecode_wm", "run", "slow", "quiet"],
+                                cwd=WORKSPACE, env=daemon.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        _wait_for_runners(daemon.pid(), 2)
+        time.sleep(0.5)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == code, err
+        assert "cancelled" in err and "quiet" in err
+        done = daemon.fc("run", "quiet", "--json", cwd=WORKSPACE)
+        assert done.returncode == 2, "the workspace's broken project is a config error"
+        assert json.loads(done.stdout)["summary"]["ok"] == 2, done.stderr
+    assert daemon.served() == 4
+
+
+def test_a_caller_killed_mid_run_stops_its_run(daemon: DaemonUnderTest) -> None:
+    daemon.start()
+    proc = subprocess.Popen([sys.executable, "-m", "finecode_wm", "run", "slow"],
+                            cwd=WORKSPACE, env=daemon.env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _wait_for_runners(daemon.pid(), 2)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while (daemon.status() or {}).get("busy"):
+        assert time.monotonic() < deadline, "the run ended with its caller"
+        time.sleep(0.05)
+    done = daemon.fc("run", "quiet", "--json", cwd=WORKSPACE)
+    assert json.loads(done.stdout)["summary"]["ok"] == 2, done.stderr
+    assert daemon.served() == 2
+
+
+def test_another_environment_runs_in_its_own_process(daemon: DaemonUnderTest, ws: Path) -> None:
+    """A variable a handler could read differs: not forwarded, and said; the terminal's own
+    variables may differ."""
+    daemon.start()
+    other = daemon.fc("run", "lint", cwd=ws, env=daemon.env | {"SOMETHING_ELSE": "1"})
+    assert other.returncode == 1 and "F401" in other.stdout
+    assert "not using the daemon" in other.stderr and "SOMETHING_ELSE" in other.stderr
+    assert "finecode-wm daemon restart" in other.stderr
+    assert daemon.served() == 0
+    shell = daemon.env | {"COLUMNS": "91", "TERM": "dumb", "NO_COLOR": "1", "OLDPWD": "/"}
+    same = daemon.fc("run", "lint", cwd=ws, env=shell)
+    assert same.returncode == 1 and "not using" not in same.stderr
+    assert daemon.served() == 1
+
+
+def test_runs_at_once_are_all_answered(daemon: DaemonUnderTest, ws: Path) -> None:
+    """One run at a time in the daemon; the others run in their own processes: all right."""
+    daemon.start()
+    expected = json.loads(daemon.fc("run", "lint", "--json", "--no-daemon", cwd=ws).stdout)
+    procs = [subprocess.Popen([sys.executable, "-m", "finecode_wm", "run", "lint", "--json"],
+                              cwd=ws, env=daemon.env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(5)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1, err
+        found = json.loads(out)
+        assert [e["result"] for e in found["results"]] == \
+            [e["result"] for e in expected["results"]]
+    assert 1 <= daemon.served() <= 5
+
+
+def test_usage_errors_and_help_are_said_as_without_a_daemon(daemon: DaemonUnderTest,
+                                                           ws: Path) -> None:
+    daemon.start()
+    for args in (["run", "lint", "--bogus"], ["run", "--help"], ["run", "lint", "--timeout", "0"],
+                 ["run", "nothing-here"]):
+        through = daemon.fc(*args, cwd=ws)
+        alone = daemon.fc(*args, "--no-daemon", cwd=ws)
+        assert (through.returncode, through.stdout, through.stderr) == \
+            (alone.returncode, alone.stdout, alone.stderr), args
+        assert through.returncode in (0, 2), (args, through)
+    assert daemon.served() == 1, "only the well-formed `run nothing-here` was the daemon's"
+
+
+def test_start_stop_restart_status(daemon: DaemonUnderTest) -> None:
+    none = daemon.fc("daemon", "status")
+    assert none.returncode == 1 and "no daemon is running" in none.stdout
+    assert daemon.fc("daemon", "stop").stdout.startswith("no daemon is running")
+    daemon.start("--idle-timeout", "600")
+    first = daemon.pid()
+    again = daemon.fc("daemon", "start")
+    assert again.returncode == 0 and f"already running (pid {first})" in again.stdout
+    status = daemon.fc("daemon", "status")
+    assert status.returncode == 0 and f"pid {first}" in status.stdout
+    assert "stops after 600 s without a run" in status.stdout
+    restarted = daemon.fc("daemon", "restart")
+    assert restarted.returncode == 0 and f"daemon stopped (pid {first})" in restarted.stdout
+    assert daemon.pid() != first and gone(first)
+    stopped = daemon.fc("daemon", "stop")
+    assert stopped.returncode == 0 and "daemon stopped" in stopped.stdout
+    assert daemon.status() is None and not os.path.exists(client.address(daemon.env))
+
+
+def test_an_idle_daemon_stops_by_itself(daemon: DaemonUnderTest, ws: Path) -> None:
+    daemon.start("--idle-timeout", "1")
+    pid = daemon.pid()
+    deadline = time.monotonic() + 60
+    while not gone(pid):
+        assert time.monotonic() < deadline, "the idle daemon stopped"
+        time.sleep(0.1)
+    assert not os.path.exists(client.address(daemon.env))
+    done = daemon.fc("run", "lint", cwd=ws)
+    assert done.returncode == 1 and "F401" in done.stdout, "no daemon: the run is the caller's"
+
+
+def test_a_socket_folder_others_may_open_is_never_used(daemon: DaemonUnderTest, ws: Path) -> None:
+    daemon.start()
+    folder = os.path.dirname(client.address(daemon.env))
+    os.chmod(folder, 0o755)
+    try:
+        done = daemon.fc("run", "lint", cwd=ws)
+        assert done.returncode == 1 and "F401" in done.stdout
+        assert client.ask("status", client.address(daemon.env)) is None
+        refused = daemon.fc("daemon", "start")
+        assert refused.returncode == 1 and "0700" in refused.stderr
+    finally:
+        os.chmod(folder, 0o700)
+    assert daemon.served() == 0
+
+
+def test_a_reader_that_leaves_ends_the_output_not_the_daemon(daemon: DaemonUnderTest,
+                                                            ws: Path) -> None:
+    daemon.start()
+    done = subprocess.run(f"'{sys.executable}' -m finecode_wm run lint | head -1", shell=True,
+                          cwd=ws, env=daemon.env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.count("\n") == 1 and "Traceback" not in done.stderr, done
+    assert daemon.served() == 1
+    assert daemon.fc("run", "lint", cwd=ws).stdout.count("\n") == 3
+
+
+def test_a_terminal_gets_the_live_bar_through_the_daemon(daemon: DaemonUnderTest, ws: Path) -> None:
+    daemon.start()
+    code, text = _pty_run(["run", "lint", "local"], ws, 100, daemon.env)
+    assert code == 1, text
+    assert "FineCode: lint, local" in text and "100%" in text and "6 ok" in text
+    assert "━" in text, "a bar: the daemon drew on the caller's terminal"
+    assert daemon.served() == 1
+
+
+def test_many_projects_over_the_cap_repeated_on_a_warm_daemon(daemon: DaemonUnderTest,
+                                                              ws: Path) -> None:
+    """More projects than `--max-parallel 3`, ten runs in a row on one daemon, every other one
+    running every child again on its kept runners: the same findings every time."""
+    for i in range(4, 12):
+        shutil.copytree(ws / "p1", ws / f"p{i}")
+    daemon.start()
+    results = []
+    for i in range(10):
+        args = ["--no-cache"] if i % 2 else []
+        done = daemon.fc("run", "lint", "--json", "--max-parallel", "3", *args, cwd=ws)
+        assert done.returncode == 1, done.stderr
+        found = json.loads(done.stdout)
+        assert found["summary"]["ok"] == 11 and found["summary"]["failed"] == 0
+        results.append([e["result"] for e in found["results"]])
+    assert all(r == results[0] for r in results)
+    assert daemon.served() == 10
+
+
+# -- the daemon's refusals, in this process ------------------------------------------------
+
+
+def _refusal(daemon: Daemon, **run: Any) -> dict[str, Any] | None:
+    request = {"env": dict(os.environ), **client.installation(), **run}
+    return daemon._refusal(request, [0, 1, 2])
+
+
+async def test_what_the_daemon_refuses() -> None:
+    daemon = Daemon("/nonexistent.sock", 60)
+    assert _refusal(daemon) is None
+    assert _refusal(daemon, env=dict(os.environ) | {"TERM": "x", "COLUMNS": "1"}) is None
+    changed = _refusal(daemon, env=dict(os.environ) | {"PATH": "/elsewhere"})
+    assert changed is not None and changed["fallback"] == "environment" and \
+        "(PATH)" in changed["note"]
+    assert _refusal(daemon, prefix="/another/venv") == {"fallback": "installation"}
+    assert daemon._refusal({"env": dict(os.environ), **client.installation()}, [0]) == \
+        {"fallback": "streams"}
+    daemon.busy = True
+    assert _refusal(daemon) == {"fallback": "busy"}
+    daemon.busy = False
+    daemon.signature = ()  # as if FineCode's code changed since it started
+    stale = _refusal(daemon)
+    assert stale is not None and stale["fallback"] == "stale" and "older FineCode" in \
+        stale["note"]
+    assert daemon._stopping.is_set(), "a daemon with older code stops"
+    await asyncio.sleep(0)
+
+
+def test_a_run_answered_before_its_request_was_sent_whole_is_not_run_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run the daemon ends at once (an unknown action) may close the connection before the
+    caller's send returned: the caller takes the answer and does not run it a second time."""
+    runtime = tempfile.mkdtemp(prefix="fc-d-")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
+    path = client.address()
+    os.makedirs(os.path.dirname(path), mode=0o700)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    closed = threading.Event()
+
+    def answer_at_once() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            _data, fds, _flags, _address = socket.recv_fds(connection, 1 << 20, 3)
+            for fd in fds:
+                os.close(fd)
+            connection.sendall(b'{"accepted": true}\n{"exit": 7}\n')
+        closed.set()
+
+    real_send_fds = socket.send_fds
+
+    def send_then_wait(sock: socket.socket, buffers: Any, fds: Any) -> int:
+        sent = real_send_fds(sock, buffers, fds)
+        closed.wait(10)  # the daemon answered and closed before this send returned
+        return sent
+
+    monkeypatch.setattr(socket, "send_fds", send_then_wait)
+    serving = threading.Thread(target=answer_at_once)
+    serving.start()
+    try:
+        assert client.forward(["run", "nothing-here"]) == 7
+    finally:
+        serving.join(10)
+        listener.close()
+        shutil.rmtree(runtime, ignore_errors=True)
