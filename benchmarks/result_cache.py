@@ -6,7 +6,10 @@ The workspace comes from `monorepo.py` (72 projects, 8–13 `.py` files each, th
 - `ruff check` once over the whole workspace, and ruff once per project (one process each, one
   after another, from the project's directory, as a shell loop would);
 - `finecode-wm run lint` cold (an empty cache directory: no results, no history, no digest
-  index) and warm (the cache filled by the previous run, nothing changed);
+  index) and warm (the cache filled by the previous run, nothing changed), each a new process
+  with no daemon running;
+- `finecode-wm run lint` warm through `finecode-wm daemon` (started once before the rounds: each
+  run is still a new caller process, answered by the daemon);
 - a warm editor server (`finecode-wm lsp`): `runBatch lint` after one file of one project was
   edited (each round edits another project, so each is one real run and 71 cached children).
 
@@ -35,9 +38,11 @@ TITLE = "72-project monorepo: cold, warm and one edit, against ruff"
 RUFF = ["check", "--select", "E,F", "--no-cache", "--output-format", "concise", "--quiet"]
 
 
-def _env(cache: Path) -> dict[str, str]:
+def _env(cache: Path, runtime: str) -> dict[str, str]:
+    """`runtime`: the daemon's socket folder (an empty one: no daemon answers)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["XDG_CACHE_HOME"] = str(cache)
+    env["XDG_RUNTIME_DIR"] = runtime
     return env
 
 
@@ -74,6 +79,8 @@ def _measure(runs: int, root: Path, work: Path) -> tuple[dict[str, list[float]],
     seen: dict[str, Any] = {"ruff": set(), "listings": set()}
     caches = iter(range(10**6))
     warm_cache = work / "warm-cache"
+    alone = tempfile.mkdtemp(prefix="fcb-")  # short: a socket's path is limited
+    served = tempfile.mkdtemp(prefix="fcb-")
 
     def one_process() -> float:
         took, out = _timed([ruff, *RUFF, "."], root)
@@ -90,18 +97,34 @@ def _measure(runs: int, root: Path, work: Path) -> tuple[dict[str, list[float]],
 
     def cold() -> float:
         took, out = _timed([*_finecode(), "run", "lint"], root,
-                           _env(work / f"cold-{next(caches)}"))
+                           _env(work / f"cold-{next(caches)}", alone))
         seen["listings"].add(out)
         return took
 
     def warm() -> float:
-        took, out = _timed([*_finecode(), "run", "lint"], root, _env(warm_cache))
+        took, out = _timed([*_finecode(), "run", "lint"], root, _env(warm_cache, alone))
         seen["listings"].add(out)
         return took
 
-    _timed([*_finecode(), "run", "lint"], root, _env(warm_cache))  # fills the warm cache
-    samples = interleave(runs, {"ruff_one": one_process, "ruff_each": per_project,
-                                "cold": cold, "warm": warm})
+    def daemon() -> float:
+        took, out = _timed([*_finecode(), "run", "lint"], root, _env(warm_cache, served))
+        seen["listings"].add(out)
+        return took
+
+    _timed([*_finecode(), "run", "lint"], root, _env(warm_cache, alone))  # fills the cache
+    started = _timed([*_finecode(), "daemon", "start"], root, _env(warm_cache, served))[1]
+    if "daemon started" not in started:
+        raise RuntimeError(f"the daemon did not start: {started}")
+    try:
+        daemon()  # its first run discovers the workspace and reads the entries
+        samples = interleave(runs, {"ruff_one": one_process, "ruff_each": per_project,
+                                    "cold": cold, "warm": warm, "daemon": daemon})
+        status = _timed([*_finecode(), "daemon", "status"], root, _env(warm_cache, served))[1]
+        seen["served"] = status.split(" run(s) served")[0].rsplit(" ", 1)[-1]
+    finally:
+        _timed([*_finecode(), "daemon", "stop"], root, _env(warm_cache, served))
+        for folder in (alone, served):
+            shutil.rmtree(folder, ignore_errors=True)
     return samples, seen
 
 
@@ -167,16 +190,23 @@ async def run(quick: bool) -> list[Figure]:
         figure(NAME, "ruff check, one process over all", "ms", ms["ruff_one"], note=shape),
         figure(NAME, "ruff once per project (72 processes)", "ms", ms["ruff_each"]),
         figure(NAME, "finecode-wm run lint, cold (empty cache)", "ms", ms["cold"]),
-        figure(NAME, "finecode-wm run lint, warm (nothing changed)", "ms", ms["warm"]),
+        figure(NAME, "finecode-wm run lint, warm (nothing changed), a new process", "ms",
+               ms["warm"]),
+        figure(NAME, "finecode-wm run lint, warm, through finecode-wm daemon", "ms",
+               ms["daemon"], note=f"runs the daemon answered: {seen['served']} of "
+                                  f"{len(ms['daemon']) + 1}"),
         figure(NAME, "cold / ruff once per project", "×",
                ratio_samples(samples["cold"], samples["ruff_each"]), goal_max=1.5),
-        figure(NAME, "warm / ruff one process", "×",
-               ratio_samples(samples["warm"], samples["ruff_one"]), goal_max=3.0),
+        figure(NAME, "warm, a new process / ruff one process", "×",
+               ratio_samples(samples["warm"], samples["ruff_one"]),
+               note="no daemon: Python's start and FineCode's imports every run"),
+        figure(NAME, "warm through the daemon / ruff one process", "×",
+               ratio_samples(samples["daemon"], samples["ruff_one"]), goal_max=3.0),
         figure(NAME, "LSP runBatch lint after editing one file", "ms",
                [s * 1000 for s in lsp], goal_max=100,
                note=f"children that ran per round: {sorted(set(ran))}; a warm server, one "
                     "project edited per round, the other 71 from the cache"),
-        figure(NAME, "findings identical on every run (cold, warm, ruff, LSP)", "runs",
+        figure(NAME, "findings identical on every run (cold, warm, daemon, ruff, LSP)", "runs",
                1.0 if identical else 0.0, goal_min=1,
                note=f"distinct listings: {len(listings)}; findings: FineCode "
                     f"{sorted(finecode_found)}, LSP {sorted(lsp_found)}, ruff "

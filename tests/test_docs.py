@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import tomllib
 from dataclasses import dataclass
@@ -147,11 +149,17 @@ def _layout(tmp: Path) -> tuple[Path, Path]:
     return root, home
 
 
-def _run_command(command: str, cwd: Path, home: Path) -> subprocess.CompletedProcess[str]:
+def _env(home: Path, runtime: str) -> dict[str, str]:
+    """A home of the block's own, and its own folder for a daemon's socket (short: a socket's
+    path is limited), so a daemon a block starts answers only that block."""
+    return probe_env() | {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+                          "XDG_CACHE_HOME": str(home / ".cache"), "XDG_RUNTIME_DIR": runtime,
+                          "PATH": f"{Path(sys.executable).parent}:{probe_env()['PATH']}"}
+
+
+def _run_command(command: str, cwd: Path, env: dict[str, str]
+                 ) -> subprocess.CompletedProcess[str]:
     words = [PLACEHOLDERS.get(w, w) for w in shlex.split(command)]
-    env = probe_env() | {"HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
-                         "XDG_CACHE_HOME": str(home / ".cache"),
-                         "PATH": f"{Path(sys.executable).parent}:{probe_env()['PATH']}"}
     script = " ".join(shlex.quote(w) if not w.startswith("~") else w for w in words)
     return subprocess.run(["bash", "-c", script], cwd=cwd, env=env, capture_output=True,
                           text=True, stdin=subprocess.DEVNULL, timeout=100)
@@ -168,20 +176,27 @@ def test_commands_run_as_shown(block: Block, tmp_path: Path) -> None:
             (cwd / "project" / name).parent.mkdir(parents=True, exist_ok=True)
             (cwd / "project" / name).write_text(text)
     ran = 0
-    for command in commands(block):
-        if skipped(command):
-            continue
-        for part in command.split(" && "):
-            if part.startswith("cd "):
-                cwd = (cwd / part[3:].strip()).resolve()
-                assert cwd.is_dir(), (block.name, part)
+    runtime = tempfile.mkdtemp(prefix="fc-doc-")
+    env = _env(home, runtime)
+    try:
+        for command in commands(block):
+            if skipped(command):
                 continue
-            done = _run_command(part, cwd, home)
-            ran += 1
-            shown = f"{block.name}: {part}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
-            assert done.returncode in ((0,) if own else (0, 1)), shown
-            for bad in ("usage:", "error:", "Traceback", "config error:"):
-                assert bad not in done.stderr, shown
+            for part in command.split(" && "):
+                if part.startswith("cd "):
+                    cwd = (cwd / part[3:].strip()).resolve()
+                    assert cwd.is_dir(), (block.name, part)
+                    continue
+                done = _run_command(part, cwd, env)
+                ran += 1
+                shown = f"{block.name}: {part}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+                assert done.returncode in ((0,) if own else (0, 1)), shown
+                for bad in ("usage:", "error:", "Traceback", "config error:", "note:"):
+                    assert bad not in done.stderr, shown
+    finally:
+        if os.path.isdir(os.path.join(runtime, "finecode-wm")):  # a daemon the block left
+            _run_command("finecode-wm daemon stop", root, env)
+        shutil.rmtree(runtime, ignore_errors=True)
     if not ran:
         assert all(skipped(c) for c in commands(block)), block.name
 
@@ -295,9 +310,10 @@ def test_getting_started_output_samples_hold(tmp_path: Path) -> None:
     text = (REPO / "docs" / "getting-started.md").read_text()
     root, home = _layout(tmp_path)
     workspace = root / "examples" / "workspace"
-    listing = _run_command("finecode-wm run lint", workspace, home).stdout.splitlines()
-    github = _run_command("finecode-wm run lint --output-format github", workspace, home)
-    tests = _run_command("finecode-wm run test", workspace, home).stdout.splitlines()
+    env = _env(home, os.environ["XDG_RUNTIME_DIR"])
+    listing = _run_command("finecode-wm run lint", workspace, env).stdout.splitlines()
+    github = _run_command("finecode-wm run lint --output-format github", workspace, env)
+    tests = _run_command("finecode-wm run test", workspace, env).stdout.splitlines()
     samples = [b.text.strip() for b in BLOCKS
                if b.doc.name == "getting-started.md" and b.lang == ""]
     assert "small/tinytools/batch_text.py:36:33: F821 Undefined name `STATUS_LABELS`" in samples[0]
