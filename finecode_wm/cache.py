@@ -185,7 +185,7 @@ def _files(root: Path, roots: tuple[Path, ...], digests: FileCache) -> list[tupl
         return False
 
     return [(relative, digests.digest(absolute))
-            for relative, absolute in walk(root, lambda _name: True, pruned)]
+            for relative, absolute in walk(root, lambda _name: True, pruned, digests.listings)]
 
 
 def key_of(subject: Subject, digests: FileCache) -> str | None:

@@ -331,7 +331,16 @@ def outside_note(project: str, action: str, count: int) -> str:
 
 def text_lines(found: list[tuple[Path, Finding]], base: Path) -> list[str]:
     """`path:line:col: CODE message` per finding, paths relative to `base`."""
-    return [_text(os.path.relpath(path, base), finding) for path, finding in found]
+    return [_text(relative_to(path, base), finding) for path, finding in found]
+
+
+def relative_to(path: Path, base: Path) -> str:
+    """`os.path.relpath` for an absolute, normalized `path`; the common case (under `base`)
+    without its generality, as it runs for every finding listed."""
+    text, under = str(path), os.path.join(str(base), "")
+    if len(text) > len(under) and text.startswith(under) and os.path.isabs(text):
+        return text[len(under):]
+    return os.path.relpath(text, base)
 
 
 def _text(shown: str, f: Finding) -> str:

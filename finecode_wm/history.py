@@ -49,6 +49,7 @@ class History:
     def __init__(self, limit: int = MAX_ENTRIES) -> None:
         self.limit = limit
         self._entries: dict[tuple[str, str], tuple[str, Timing]] = {}
+        self.changed = False  # recorded since loaded: `save` writes only then
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -78,6 +79,7 @@ class History:
         if before is not None:
             took = SMOOTHING * took + (1 - SMOOTHING) * before
         self._entries[key] = (signed, Timing(took, units))
+        self.changed = True
         while len(self._entries) > self.limit:
             del self._entries[next(iter(self._entries))]
 
@@ -99,6 +101,7 @@ class History:
                     and all(isinstance(part, str) for part in entry[:3])
                     and (entry[4] is None or non_negative(entry[4]) is not None)):
                 history.record(entry[0], entry[1], entry[2], entry[3], entry[4])
+        history.changed = False
         return history
 
 
@@ -149,8 +152,11 @@ def load(path: Path) -> History:
 def save(history: History, path: Path) -> None:
     """Write atomically (a temporary file renamed over the old one); failures are ignored.
 
-    Two runs saving at once: the last one wins, which only loses some timings.
+    Two runs saving at once: the last one wins, which only loses some timings. Nothing
+    recorded since it was loaded (a run whose every child was cached): nothing written.
     """
+    if not history.changed:
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".history-", dir=path.parent)

@@ -31,6 +31,7 @@ from typing import Any
 from finecode_er.projectcode import SOURCE_SUFFIXES, skipped_dir
 from finecode_er.safefile import read_regular, stream_regular
 
+from .listings import RACY_NS, Listings, is_dir
 from .paths import config_dir
 from .trust_changes import changes, manifest, summary
 from .workspace import Project, Workspace
@@ -43,7 +44,6 @@ __all__ = ["Decision", "FileCache", "SessionTrust", "TrustStore", "TrustStoreErr
            "trust_hint", "walk", "what_changed"]
 
 STORE_VERSION = 1
-RACY_NS = 2_000_000_000
 MAX_WALKED = 250_000  # directory entries looked at per folder: beyond, the folder is unkeyable
 _HEX = frozenset("0123456789abcdef")
 _CUSTOMIZE = ("sitecustomize", "usercustomize")
@@ -72,6 +72,7 @@ class FileCache:
 
     def __init__(self) -> None:
         self._seen: dict[tuple[str, str], tuple[tuple[int, ...], Any]] = {}
+        self.listings = Listings()  # the directories walked, reused the same way
 
     def _cached(self, path: Path | str, kind: str, compute: Callable[[Path], Any]) -> Any:
         try:
@@ -117,16 +118,17 @@ def _finecode_table(path: Path) -> Any:
     return tool.get("finecode") if isinstance(tool, dict) else None
 
 
-def walk(top: Path | str, accept: Callable[[str], bool], prune: Callable[[str], bool]
-         ) -> Iterator[tuple[str, str]]:
+def walk(top: Path | str, accept: Callable[[str], bool], prune: Callable[[str], bool],
+         listings: Listings | None = None) -> Iterator[tuple[str, str]]:
     """`(relative, absolute)` paths of the files under `top` whose name `accept`s, sorted,
     through symlinks.
 
     A directory is entered once (by device and inode: a symlink loop ends there); one whose
     name is `prune`d is not entered; an unreadable one is yielded itself (its digest says so).
     Past `MAX_WALKED` entries looked at, raises `Unkeyable`. Plain strings, not `Path`s: a
-    re-check is mostly this loop.
+    re-check is mostly this loop. `listings` keeps the directories' listings between walks.
     """
+    listings = listings or Listings()
     seen: set[tuple[int, int]] = set()
     budget = MAX_WALKED
     stack = [("", os.fspath(top))]
@@ -137,8 +139,7 @@ def walk(top: Path | str, accept: Callable[[str], bool], prune: Callable[[str], 
             if (st.st_dev, st.st_ino) in seen:
                 continue
             seen.add((st.st_dev, st.st_ino))
-            with os.scandir(current) as entries:
-                listed = sorted(entries, key=lambda e: e.name)
+            listed = listings.entries(current, st)
         except OSError:
             yield relative, current
             continue
@@ -147,17 +148,13 @@ def walk(top: Path | str, accept: Callable[[str], bool], prune: Callable[[str], 
             raise Unkeyable(f"{top} has more than {MAX_WALKED} entries to walk (symlinks "
                             "followed), too many to key; trust it in the editor instead")
         subdirs = []
-        for entry in listed:
-            name = entry.name
-            try:
-                is_dir = entry.is_dir()
-            except OSError:
-                is_dir = False
-            if is_dir:
-                if not prune(entry.path):
-                    subdirs.append((f"{relative}{name}/", entry.path))
+        for name, kind in listed:
+            path = os.path.join(current, name)
+            if is_dir(path, kind):
+                if not prune(path):
+                    subdirs.append((f"{relative}{name}/", path))
             elif accept(name):
-                yield relative + name, entry.path
+                yield relative + name, path
         stack.extend(reversed(subdirs))
 
 

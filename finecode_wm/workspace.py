@@ -21,6 +21,8 @@ from finecode_er.config import (
 )
 from finecode_er.projectcode import SKIPPED_DIRS, skipped_dir
 
+from .listings import DIR, Listings, is_dir
+
 __all__ = ["SKIPPED_DIRS", "Discovery", "Environment", "Found", "Project", "Reader", "Workspace",
            "examine"]
 
@@ -161,17 +163,31 @@ def examine(root: Path, cached: Found | None = None,
     return Found(signature, project=project)
 
 
-def _candidate_dirs(folder: Path) -> list[Path]:
-    """Directories with a pyproject.toml, skipping tool and hidden directories.
+def _candidate_dirs(folder: Path, listings: Listings) -> list[Path]:
+    """Directories with a pyproject.toml, skipping tool and hidden directories, in walk order
+    (a directory, then its subdirectories by name). An unreadable directory is skipped.
 
-    Symlinked directories are not entered (`os.walk` does not follow them): no loops, and
-    nothing outside the folder is discovered through a link.
+    Symlinked directories are not entered: no loops, and nothing outside the folder is
+    discovered through a link.
     """
     found = []
-    for current, dirs, files in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not skipped_dir(d))
-        if "pyproject.toml" in files:
+    stack = [os.fspath(folder)]
+    while stack:
+        current = stack.pop()
+        try:
+            entries = listings.entries(current, os.stat(current))
+        except OSError:
+            continue
+        subdirs, has_pyproject = [], False
+        for name, kind in entries:
+            if is_dir(os.path.join(current, name), kind):
+                if kind == DIR and not skipped_dir(name):
+                    subdirs.append(os.path.join(current, name))
+            elif name == "pyproject.toml":
+                has_pyproject = True
+        if has_pyproject:
             found.append(Path(current))
+        stack.extend(reversed(subdirs))
     return found
 
 
@@ -203,6 +219,7 @@ class Workspace:
         self.declares: dict[Path, frozenset[str] | None] = {}
         self.skipped: dict[Path, str] = {}
         self._found: dict[Path, Found] = {}
+        self.listings = Listings()  # the folders' directories, walked again every scan
         if folders:
             self.set_folders(folders)
 
@@ -219,7 +236,8 @@ class Workspace:
             resolved, roots = self.folders, list(known)
         else:
             resolved = sorted({f.resolve() for f in folders})
-            roots = [root for folder in resolved for root in _candidate_dirs(folder)]
+            roots = [root for folder in resolved
+                     for root in _candidate_dirs(folder, self.listings)]
         found = {root: examine(root, known.get(root), self.read) for root in roots}
         return Discovery(resolved, {root: f for root, f in found.items() if f is not None})
 

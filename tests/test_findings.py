@@ -18,6 +18,7 @@ from finecode_wm.diagnostics import (
     RunFindings,
     findings_of,
     normalize,
+    relative_to,
     text_lines,
 )
 from finecode_wm.lsp.diagnostics import to_lsp
@@ -210,3 +211,13 @@ def test_run_findings_list_a_finding_two_actions_reported_once() -> None:
     assert [f["code"] for _, f in findings.listed] == ["E1"]
     assert [findings.count(i) for i in range(3)] == [1, 1, None]
     assert findings.reported() == 2
+
+
+@given(st.lists(st.sampled_from(["a", "b", "ab", ".x", "é", "a b"]), max_size=4),
+       st.lists(st.sampled_from(["a", "b", "ab", ".x", "é", "a b"]), max_size=4))
+def test_relative_to_is_relpath_for_normalized_absolute_paths(base: list[str],
+                                                              under: list[str]) -> None:
+    """The listing's fast path says what `os.path.relpath` says, inside the base or not."""
+    root = Path("/", *base)
+    for path in (root.joinpath(*under), Path("/", *under), root):
+        assert relative_to(path, root) == os.path.relpath(path, root)

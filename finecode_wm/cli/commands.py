@@ -239,7 +239,7 @@ async def _run(service: FineCode, args: argparse.Namespace, out: _Stdout, err: C
     renderer: Renderer | None = None
     if not args.json and not args.quiet:
         renderer = TtyRenderer(err) if err.is_terminal else PlainRenderer(err)
-    await service.prepare()
+    # no `service.prepare()`: `_discover` has just walked the folders and read the configs
     try:
         request = _request(args, service)
         if args.changed_since is not None or args.shard is not None:
