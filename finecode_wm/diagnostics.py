@@ -10,6 +10,7 @@ never hides what `lint` found, and a re-run that finds nothing clears that actio
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -59,6 +60,14 @@ def _shaped(raw: Any) -> Finding | None:
     return finding
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _path(text: str) -> Path:
+    """`Path(text)`, the same object for the same text while it is remembered: a long-lived
+    server lists the same files run after run, and building a `Path` (and its hash, for the
+    finding store) costs more than the rest of locating a finding."""
+    return Path(text)
+
+
 class _Project:
     """Where a project's findings may point: files under its root, through symlinks too."""
 
@@ -85,13 +94,13 @@ class _Project:
             return None
         try:
             if ".." not in path.replace(os.sep, "/").split("/") and self._no_links(root, shown):
-                return Path(shown)  # it is where it is shown: inside
+                return _path(shown)  # it is where it is shown: inside
             real = Path(joined).resolve()
             if self._real_root is None:
                 self._real_root = self.root.resolve()
         except (OSError, ValueError, RuntimeError):  # a symlink loop
             return None
-        return Path(shown) if real.is_relative_to(self._real_root) else None
+        return _path(shown) if real.is_relative_to(self._real_root) else None
 
     def _no_links(self, root: str, shown: str) -> bool:
         """No step from the root down to `shown` is a symlink (each step looked at once per

@@ -180,10 +180,10 @@ def _candidate_dirs(folder: Path, listings: Listings) -> list[Path]:
             continue
         subdirs, has_pyproject = [], False
         for name, kind in entries:
-            if is_dir(os.path.join(current, name), kind):
-                if kind == DIR and not skipped_dir(name):
+            if kind == DIR:
+                if not skipped_dir(name):
                     subdirs.append(os.path.join(current, name))
-            elif name == "pyproject.toml":
+            elif name == "pyproject.toml" and not is_dir(os.path.join(current, name), kind):
                 has_pyproject = True
         if has_pyproject:
             found.append(Path(current))
