@@ -39,7 +39,7 @@ SHELL_VARIABLES = frozenset({
     "TERM_SESSION_ID", "WINDOWID", "TMUX", "TMUX_PANE", "STY", "WINDOW", "SSH_TTY", "GPG_TTY",
     "SSH_CLIENT", "SSH_CONNECTION", "PS1", "PS2", "PS4", "PROMPT_COMMAND", "LS_COLORS",
 })
-MAX_SIGNALS = 3  # the third Ctrl-C leaves a daemon that does not answer
+MAX_SIGNALS = 3  # the third Ctrl-C leaves a daemon that does not answer (a stopped one too)
 
 
 def _base(env: Mapping[str, str]) -> str:
@@ -169,7 +169,7 @@ def _await(sock: socket.socket) -> int | None:
 
     def relay(signum: int, _frame: object) -> None:
         received.append(signum)
-        if accepted and len(received) >= MAX_SIGNALS:
+        if len(received) >= MAX_SIGNALS:  # taken or not: a daemon that does not answer
             os._exit(128 + signum)
         try:
             sock.sendall(_line({"signal": signum}))
