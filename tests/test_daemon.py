@@ -460,3 +460,29 @@ async def test_a_signal_line_that_is_no_signal_leaves_the_relay_listening() -> N
         theirs.close()
         await asyncio.wait_for(_relay(ours, b'{"signal": null}\n', relayed), 10)
     assert stops == [signal.SIGINT, signal.SIGHUP]
+
+
+def test_a_deleted_current_directory_is_not_sent_to_the_daemon(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`os.getcwd()` fails in a deleted directory: the caller printed a traceback from the
+    daemon's client instead of running in its own process."""
+    runtime = tempfile.mkdtemp(prefix="fc-d-")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
+    path = client.address()
+    os.makedirs(os.path.dirname(path), mode=0o700)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+
+    def deleted() -> str:
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(os, "getcwd", deleted)
+    try:
+        assert client.forward(["run", "lint"]) is None
+        connection, _ = listener.accept()
+        with connection:
+            assert connection.recv(1024) == b"", "no request was sent"
+    finally:
+        listener.close()
+        shutil.rmtree(runtime, ignore_errors=True)

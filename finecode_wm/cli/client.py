@@ -150,9 +150,9 @@ def forward(argv: list[str]) -> int | None:
     if sock is None:
         return None
     with sock:
-        request = {"run": {"argv": argv, "cwd": os.getcwd(), "env": _environment(),
-                           "streams": _streams(), **installation()}}
-        try:
+        try:  # a deleted current directory: the run goes on as it would without a daemon
+            request = {"run": {"argv": argv, "cwd": os.getcwd(), "env": _environment(),
+                               "streams": _streams(), **installation()}}
             data = _line(request)
             sent = socket.send_fds(sock, [data], [0, 1, 2])
             if sent < len(data):  # never an empty send: it fails once a quick run closed
