@@ -24,7 +24,7 @@ import psutil
 import pytest
 
 from finecode_wm.cli import client
-from finecode_wm.cli.daemon import Daemon
+from finecode_wm.cli.daemon import Daemon, _relay, _Relayed
 
 from .cached import make_workspace
 from .conftest import WORKSPACE, probe_env
@@ -391,5 +391,98 @@ def test_a_run_answered_before_its_request_was_sent_whole_is_not_run_again(
         assert client.forward(["run", "nothing-here"]) == 7
     finally:
         serving.join(10)
+        listener.close()
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+class _Exited(BaseException):
+    """`os._exit`, caught: the test's own process must not end."""
+
+
+def test_a_daemon_that_never_answers_lets_the_third_ctrl_c_end_the_caller(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stopped (SIGSTOP) or stuck daemon accepts the connection and never answers: the
+    caller hung through every Ctrl-C and SIGTERM until it was killed."""
+    def exit_now(code: int) -> None:
+        raise _Exited(code)
+
+    monkeypatch.setattr(os, "_exit", exit_now)
+    caller, silent = socket.socketpair()
+    default = signal.getsignal(signal.SIGINT)
+    relaying = threading.Event()
+
+    def ctrl_c_three_times() -> None:
+        while signal.getsignal(signal.SIGINT) is default and not relaying.is_set():
+            time.sleep(0.005)  # until the caller relays its signals
+        for _ in range(client.MAX_SIGNALS):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+
+    pressing = threading.Thread(target=ctrl_c_three_times)
+    pressing.start()
+    try:
+        with pytest.raises(_Exited) as exited:
+            client._await(caller)
+        assert exited.value.args == (128 + signal.SIGINT,)
+        assert silent.recv(1 << 16).count(b'"signal"') == client.MAX_SIGNALS - 1
+    finally:
+        relaying.set()
+        pressing.join(10)
+        caller.close()
+        silent.close()
+    assert signal.getsignal(signal.SIGINT) is default
+
+
+@pytest.mark.parametrize("line", [b"[" * 100_000, b'{"run": ' + b"[" * 100_000, b"[1]",
+                                  b"\xff\xfe"])
+async def test_a_request_that_is_no_json_object_ends_its_connection_not_the_daemon(
+        line: bytes) -> None:
+    """A nesting too deep for the JSON parser raised RecursionError, which ended the daemon
+    (every connection is a task of its one task group)."""
+    daemon = Daemon("/nonexistent.sock", 60)
+    ours, theirs = socket.socketpair()
+    with theirs:
+        theirs.sendall(line + b"\n")
+        await daemon._serve_one(ours)
+        assert theirs.recv(1024) == b"", "closed without an answer"
+
+
+async def test_a_signal_line_that_is_no_signal_leaves_the_relay_listening() -> None:
+    """A line without a "signal" (or nested too deeply) ended the relay (KeyError,
+    RecursionError): later Ctrl-Cs and the caller's hang-up no longer stopped its run."""
+    stops: list[int] = []
+    relayed = _Relayed()
+    relayed.on_stop(stops.append)
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    with ours:
+        theirs.sendall(b'{"other": 1}\n' + b"[" * 100_000 + b"\n" + b'{"signal": 2}\n')
+        theirs.close()
+        await asyncio.wait_for(_relay(ours, b'{"signal": null}\n', relayed), 10)
+    assert stops == [signal.SIGINT, signal.SIGHUP]
+
+
+def test_a_deleted_current_directory_is_not_sent_to_the_daemon(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`os.getcwd()` fails in a deleted directory: the caller printed a traceback from the
+    daemon's client instead of running in its own process."""
+    runtime = tempfile.mkdtemp(prefix="fc-d-")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
+    path = client.address()
+    os.makedirs(os.path.dirname(path), mode=0o700)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+
+    def deleted() -> str:
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(os, "getcwd", deleted)
+    try:
+        assert client.forward(["run", "lint"]) is None
+        connection, _ = listener.accept()
+        with connection:
+            assert connection.recv(1024) == b"", "no request was sent"
+    finally:
         listener.close()
         shutil.rmtree(runtime, ignore_errors=True)

@@ -39,7 +39,7 @@ SHELL_VARIABLES = frozenset({
     "TERM_SESSION_ID", "WINDOWID", "TMUX", "TMUX_PANE", "STY", "WINDOW", "SSH_TTY", "GPG_TTY",
     "SSH_CLIENT", "SSH_CONNECTION", "PS1", "PS2", "PS4", "PROMPT_COMMAND", "LS_COLORS",
 })
-MAX_SIGNALS = 3  # the third Ctrl-C leaves a daemon that does not answer
+MAX_SIGNALS = 3  # the third Ctrl-C leaves a daemon that does not answer (a stopped one too)
 
 
 def _base(env: Mapping[str, str]) -> str:
@@ -150,9 +150,9 @@ def forward(argv: list[str]) -> int | None:
     if sock is None:
         return None
     with sock:
-        request = {"run": {"argv": argv, "cwd": os.getcwd(), "env": _environment(),
-                           "streams": _streams(), **installation()}}
-        try:
+        try:  # a deleted current directory: the run goes on as it would without a daemon
+            request = {"run": {"argv": argv, "cwd": os.getcwd(), "env": _environment(),
+                               "streams": _streams(), **installation()}}
             data = _line(request)
             sent = socket.send_fds(sock, [data], [0, 1, 2])
             if sent < len(data):  # never an empty send: it fails once a quick run closed
@@ -169,7 +169,7 @@ def _await(sock: socket.socket) -> int | None:
 
     def relay(signum: int, _frame: object) -> None:
         received.append(signum)
-        if accepted and len(received) >= MAX_SIGNALS:
+        if len(received) >= MAX_SIGNALS:  # taken or not: a daemon that does not answer
             os._exit(128 + signum)
         try:
             sock.sendall(_line({"signal": signum}))

@@ -308,6 +308,18 @@ def _close(fds: list[int]) -> None:
             os.close(fd)
 
 
+def _message(line: bytes) -> dict[str, Any]:
+    """One line of the caller's as a JSON object; ValueError for anything else, a nesting too
+    deep to parse included (its RecursionError ended the whole daemon)."""
+    try:
+        message = json.loads(line)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if not isinstance(message, dict):
+        raise ValueError("not a JSON object")
+    return message
+
+
 async def _first_message(connection: socket.socket) -> tuple[dict[str, Any], list[int], bytes]:
     """The caller's first line, the descriptors sent with it, and what followed it; on any
     failure (cancelled included) the descriptors are closed."""
@@ -324,9 +336,7 @@ async def _first_message(connection: socket.socket) -> tuple[dict[str, Any], lis
                 raise ValueError("no request")
             data += chunk
         line, rest = data.split(b"\n", 1)
-        message = json.loads(line)
-        if not isinstance(message, dict):
-            raise ValueError("not a request")
+        message = _message(line)
     except BaseException:
         _close(fds)
         raise
@@ -340,8 +350,8 @@ async def _relay(connection: socket.socket, rest: bytes, stops: _Relayed) -> Non
     while True:
         while b"\n" in buffer:
             line, buffer = buffer.split(b"\n", 1)
-            with contextlib.suppress(ValueError, TypeError):
-                signum = int(json.loads(line)["signal"])
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                signum = int(_message(line)["signal"])
                 if signum in (signal.SIGINT, signal.SIGTERM):
                     stops.stop(signum)
         try:
