@@ -154,10 +154,13 @@ def test_paths_and_output_are_the_callers_directory(daemon: DaemonUnderTest, ws:
     assert through.stdout.startswith("pkg/b.py:2:5: F841"), through.stdout
 
 
-def _wait_for_runners(pid: int, count: int) -> None:
+def _wait_for_runners(daemon: DaemonUnderTest, count: int) -> None:
+    """Until the daemon runs a caller's run (so the caller relays its signals) with `count`
+    runners of its own started (runners are not kept between runs)."""
     deadline = time.monotonic() + 30
-    while len(psutil.Process(pid).children()) < count:
-        assert time.monotonic() < deadline, "runners started"
+    while not ((daemon.status() or {}).get("busy") and len(
+            [c for c in psutil.Process(daemon.pid()).children() if not gone(c.pid)]) >= count):
+        assert time.monotonic() < deadline, "the run started its runners"
         time.sleep(0.05)
 
 
@@ -169,7 +172,7 @@ def test_ctrl_c_stops_the_run_and_the_next_run_works(daemon: DaemonUnderTest, si
         proc = subprocess.Popen([sys.executable, "-m", "finecode_wm", "run", "slow", "quiet"],
                                 cwd=WORKSPACE, env=daemon.env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
-        _wait_for_runners(daemon.pid(), 2)
+        _wait_for_runners(daemon, 2)
         time.sleep(0.5)
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=30)
@@ -186,7 +189,7 @@ def test_a_caller_killed_mid_run_stops_its_run(daemon: DaemonUnderTest) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "finecode_wm", "run", "slow"],
                             cwd=WORKSPACE, env=daemon.env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    _wait_for_runners(daemon.pid(), 2)
+    _wait_for_runners(daemon, 2)
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 30
@@ -310,7 +313,7 @@ def test_a_terminal_gets_the_live_bar_through_the_daemon(daemon: DaemonUnderTest
 def test_many_projects_over_the_cap_repeated_on_a_warm_daemon(daemon: DaemonUnderTest,
                                                               ws: Path) -> None:
     """More projects than `--max-parallel 3`, ten runs in a row on one daemon, every other one
-    running every child again on its kept runners: the same findings every time."""
+    running every child again (on runners of its own): the same findings every time."""
     for i in range(4, 12):
         shutil.copytree(ws / "p1", ws / f"p{i}")
     daemon.start()
@@ -486,3 +489,55 @@ def test_a_deleted_current_directory_is_not_sent_to_the_daemon(
     finally:
         listener.close()
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_an_installed_handler_edited_between_runs_is_run_as_it_is_now(daemon: DaemonUnderTest,
+                                                                      tmp_path: Path) -> None:
+    """A handler package outside the projects (on the path), edited between two runs through
+    the daemon: the second run runs the edited code, as a run without the daemon would (a
+    runner kept from the first run still had the old module imported)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    handler = shared / "sharedcheck.py"
+
+    def write(message: str) -> None:
+        handler.write_text("async def run(params, ctx):\n    return {'diagnostics': [{'path': "
+                           f"'x.py', 'line': 1, 'column': 1, 'message': {message!r}}}]}}\n")
+
+    write("first version")
+    project = tmp_path / "ws" / "p"
+    project.mkdir(parents=True)
+    (project / "x.py").write_text("x = 1\n")
+    (project / "pyproject.toml").write_text(
+        '[tool.finecode.actions.check]\nhandlers = [{ source = "sharedcheck:run" }]\n')
+    daemon.env["PYTHONPATH"] = f"{shared}{os.pathsep}{daemon.env['PYTHONPATH']}"
+    daemon.start()
+    first = daemon.fc("run", "check", cwd=tmp_path / "ws")
+    assert first.stdout == "p/x.py:1:1: first version\n", first.stderr
+    write("the edited version, longer")
+    second = daemon.fc("run", "check", cwd=tmp_path / "ws")
+    assert second.stdout == "p/x.py:1:1: the edited version, longer\n", second.stderr
+    assert daemon.served() == 2
+
+
+def test_what_start_and_status_say_in_odd_places(daemon: DaemonUnderTest, ws: Path,
+                                                 tmp_path: Path) -> None:
+    """A socket path too long for a socket, `status | head -1`, and a run from a current
+    directory that was deleted: said in one line each, no traceback."""
+    deep = tempfile.mkdtemp(prefix="fc-d-" + "x" * 90)
+    too_long = daemon.fc("daemon", "start", env=daemon.env | {"XDG_RUNTIME_DIR": deep})
+    shutil.rmtree(deep, ignore_errors=True)
+    assert too_long.returncode == 1 and "longer than a socket's path may be" in too_long.stderr
+    assert "Traceback" not in too_long.stderr
+    daemon.start()
+    piped = subprocess.run(f"'{sys.executable}' -m finecode_wm daemon status | head -1",
+                           shell=True, env=daemon.env, capture_output=True, text=True,
+                           timeout=30)
+    assert piped.stdout.startswith("daemon running") and piped.stderr == ""
+    gone_dir = tmp_path / "gone"
+    gone_dir.mkdir()
+    deleted = subprocess.run(f"cd '{gone_dir}' && rmdir '{gone_dir}' && '{sys.executable}' "
+                             "-m finecode_wm run lint", shell=True, env=daemon.env,
+                             capture_output=True, text=True, timeout=60)
+    assert deleted.returncode == 2, deleted
+    assert deleted.stderr == "error: the current directory no longer exists\n"

@@ -494,6 +494,11 @@ def dispatch(args: argparse.Namespace) -> int:
     code."""
     terminal = Terminal.of(sys.stdout, sys.stderr)
     out, err = terminal.out, terminal.err
+    try:
+        os.getcwd()
+    except FileNotFoundError:  # deleted under the shell: no path could be read from it
+        err.print("[bold red]error:[/] the current directory no longer exists", highlight=False)
+        return EXIT_USAGE
     if args.command == "list":
         code = _list(args, out, err)
     elif args.command in ("trust", "untrust"):

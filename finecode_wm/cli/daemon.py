@@ -2,9 +2,10 @@
 
 A run in a new process pays the interpreter's start, FineCode's imports and discovery before it
 does any work: with every result cached that is most of it. The daemon pays them once and keeps,
-per workspace folder, the service a run would build (discovered projects, config, warm runners,
-the result cache in memory); the caller (`client`) hands it its command line, current directory,
-environment and standard streams, and gets the exit code back. The run itself is `commands`'s.
+per workspace folder, the service a run would build (discovered projects, config, directory
+listings, the result cache in memory; not its runners); the caller (`client`) hands it its
+command line, current directory, environment and standard streams, and gets the exit code back.
+The run itself is `commands`'s.
 
 What keeps it honest:
 - one run at a time; a caller that finds it busy runs in its own process;
@@ -51,6 +52,7 @@ STOP_WAIT = 15.0  # seconds `daemon stop` waits for it to be gone
 KEPT_SERVICES = 8  # workspaces kept warm at once; the least recently used is closed
 FIRST_MESSAGE_WAIT = 5.0
 MAX_MESSAGE = 4 * 1024 * 1024
+MAX_SOCKET_PATH = 107  # bytes of a Unix socket's path (Linux: 108 with the final NUL)
 
 
 def _code_files() -> list[Path]:
@@ -86,13 +88,17 @@ class _Kept:
         return service
 
     async def release(self, service: FineCode) -> None:
-        """Kept warm, its results written; closed and forgotten when a second Ctrl-C killed
-        its runners (a killed pool starts none again), and the oldest beyond the cap."""
+        """Kept, its results written and its runners stopped (the next run starts its own, as
+        it would without the daemon: a runner keeps the handler code it imported);
+        closed and forgotten when a second Ctrl-C killed its runners, and the oldest beyond
+        the cap."""
         if service.pool.closed:
             self._forget(service)
             await service.close()
-        elif service.cache is not None:
-            await service.cache.settle()
+        else:
+            if service.cache is not None:
+                await service.cache.settle()
+            await service.pool.retire_all()
         while len(self._services) > KEPT_SERVICES:
             oldest = next(iter(self._services.values()))
             self._forget(oldest)
@@ -411,6 +417,17 @@ def _streams(fds: list[int], encodings: Any) -> Iterator[tuple[TextIO, TextIO]]:
 
 
 def command(action: str, *, idle_timeout: float) -> int:
+    """`finecode-wm daemon ACTION`; its exit code."""
+    try:
+        return _command(action, idle_timeout)
+    except BrokenPipeError:  # the reader left (`status | head -1`): the rest goes nowhere
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 0
+
+
+def _command(action: str, idle_timeout: float) -> int:
     path = client.address()
     if action == "status":
         return _status(path)
@@ -457,6 +474,11 @@ def _start(path: str, idle_timeout: float) -> int:
     if answer is not None:
         print(f"the daemon is already running (pid {answer['pid']})")
         return 0
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        print(f"error: the daemon's socket path {path} is longer than a socket's path may be "
+              f"({MAX_SOCKET_PATH} bytes): set XDG_RUNTIME_DIR to a shorter folder",
+              file=sys.stderr)
+        return 1
     folder = os.path.dirname(path)
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)

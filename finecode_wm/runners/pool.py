@@ -229,6 +229,13 @@ class RunnerPool:
         for runner in self._owned:
             runner.terminate()
 
+    async def retire_all(self) -> None:
+        """Stop every runner; a later lease starts a new one (a daemon between two runs: a
+        runner keeps the handler code it imported, and that code may change before the next
+        run, as it would between two runs of their own)."""
+        await self.stop_all()
+        self.closed = False
+
     async def stop_all(self) -> None:
         """Stop every runner; none starts afterwards (a late lease gets `RunnerDied`)."""
         self.closed = True
