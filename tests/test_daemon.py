@@ -541,3 +541,30 @@ def test_what_start_and_status_say_in_odd_places(daemon: DaemonUnderTest, ws: Pa
                              capture_output=True, text=True, timeout=60)
     assert deleted.returncode == 2, deleted
     assert deleted.stderr == "error: the current directory no longer exists\n"
+
+
+def test_a_daemon_from_another_environment_says_so_and_stopping_it_is_said_to_its_run(
+        daemon: DaemonUnderTest) -> None:
+    """`status` and `start` from an environment whose runs it will not take say so; a run that
+    `daemon stop` cancels says why; the log has each run and why it stopped."""
+    daemon.start()
+    other = daemon.env | {"PYENV_VERSION": "3.12.0"}
+    status = daemon.fc("daemon", "status", env=other)
+    assert status.returncode == 0
+    assert "runs from this environment do not use it" in status.stdout
+    assert "(PYENV_VERSION differ)" in status.stdout
+    assert "runs from this environment" not in daemon.fc("daemon", "status").stdout
+    again = daemon.fc("daemon", "start", env=other)
+    assert "already running" in again.stdout and "PYENV_VERSION" in again.stdout
+    proc = subprocess.Popen([sys.executable, "-m", "finecode_wm", "run", "slow"], cwd=WORKSPACE,
+                            env=daemon.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    _wait_for_runners(daemon, 2)
+    assert daemon.fc("daemon", "stop").returncode == 0
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert "note: the daemon stopped during the run (finecode-wm daemon stop), which was " \
+           "cancelled" in err
+    log = Path(client.address(daemon.env).removesuffix(".sock") + ".log").read_text()
+    assert "ran ['run', 'slow']" in log and "exit 143" in log
+    assert "stopping: finecode-wm daemon stop" in log

@@ -38,6 +38,8 @@ SHELL_VARIABLES = frozenset({
     "FORCE_COLOR", "CLICOLOR", "CLICOLOR_FORCE", "TERM_PROGRAM", "TERM_PROGRAM_VERSION",
     "TERM_SESSION_ID", "WINDOWID", "TMUX", "TMUX_PANE", "STY", "WINDOW", "SSH_TTY", "GPG_TTY",
     "SSH_CLIENT", "SSH_CONNECTION", "PS1", "PS2", "PS4", "PROMPT_COMMAND", "LS_COLORS",
+    "HISTFILE", "HISTSIZE", "HISTFILESIZE", "HISTCONTROL", "PYENV_SHELL",
+    "PYENV_VIRTUALENV_INIT", "VTE_VERSION", "WT_SESSION", "ITERM_SESSION_ID",
 })
 MAX_SIGNALS = 3  # the third Ctrl-C leaves a daemon that does not answer (a stopped one too)
 
@@ -116,7 +118,7 @@ def ask(control: str, path: str | None = None) -> dict[str, Any] | None:
         return None
     with sock:
         try:
-            sock.sendall(_line({"control": control}))
+            sock.sendall(_line({"control": control, "env": dict(os.environ)}))
             return next(lines(sock), None)
         except (OSError, ValueError):
             return None

@@ -122,6 +122,7 @@ class _Relayed:
     def __init__(self) -> None:
         self._handler: OnStop | None = None
         self._pending: list[int] = []
+        self.note: str | None = None  # why the daemon itself stopped the run, said after it
 
     def on_stop(self, handler: OnStop | None) -> None:
         self._handler = handler
@@ -151,33 +152,50 @@ class Daemon:
         self.busy = False
         self._last = time.monotonic()
         self._stopping = asyncio.Event()
+        self._why = ""
         self._running: _Relayed | None = None
 
     async def serve(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.stop)
+        for signum, why in ((signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "SIGINT")):
+            loop.add_signal_handler(signum, self.stop, why)
         listener.setblocking(False)
         try:
             async with asyncio.TaskGroup() as group:
                 accepting = group.create_task(self._accept(listener, group))
                 await self._until_stopped()
+                _log(f"stopping: {self._why}")
                 accepting.cancel()
                 if self._running is not None:  # the run in progress stops as on SIGTERM
+                    self._running.note = (f"note: the daemon stopped during the run "
+                                          f"({self._why}), which was cancelled")
                     self._running.stop(signal.SIGTERM)
         finally:
             await self.services.close()
+            _log("stopped")
 
-    def stop(self) -> None:
+    def stop(self, why: str) -> None:
+        if not self._stopping.is_set():
+            self._why = why
         self._stopping.set()
 
     async def _until_stopped(self) -> None:
         while not self._stopping.is_set():
             left = self.idle_timeout - (time.monotonic() - self._last)
             if left <= 0 and not self.busy:
+                self.stop(f"no run for {self.idle_timeout:g} s")
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), max(left, 1.0))
+
+    def differ(self, env: Any) -> list[str] | None:
+        """The variables `env` has otherwise than the daemon's own environment, the shell's
+        aside (`client.SHELL_VARIABLES`); None when `env` is no environment."""
+        if not isinstance(env, dict):
+            return None
+        return sorted(k for k in set(env) ^ set(self.environ) | {
+            k for k in set(env) & set(self.environ) if env[k] != self.environ[k]}
+            if k not in client.SHELL_VARIABLES)
 
     async def _accept(self, listener: socket.socket, group: asyncio.TaskGroup) -> None:
         loop = asyncio.get_running_loop()
@@ -201,17 +219,19 @@ class Daemon:
                     return
                 _close(fds)
                 if "control" in message:
-                    await self._control(connection, str(message["control"]))
+                    await self._control(connection, str(message["control"]),
+                                        message.get("env"))
 
-    async def _control(self, connection: socket.socket, control: str) -> None:
+    async def _control(self, connection: socket.socket, control: str, env: Any) -> None:
         if control == "status":
             await _send(connection, {"pid": os.getpid(), "started": self.started,
                                      "served": self.served, "busy": self.busy,
                                      "workspaces": self.services.folders(),
-                                     "idle_timeout": self.idle_timeout})
+                                     "idle_timeout": self.idle_timeout,
+                                     "differ": self.differ(env)})
         elif control == "stop":
             await _send(connection, {"stopping": os.getpid()})
-            self.stop()
+            self.stop("finecode-wm daemon stop")
 
     def _refusal(self, run: dict[str, Any], fds: list[int]) -> dict[str, Any] | None:
         """Why this run is not taken here (the caller runs it itself), or None."""
@@ -220,18 +240,15 @@ class Daemon:
         if len(fds) != 3:
             return {"fallback": "streams"}
         if code_signature() != self.signature:
-            self.stop()
+            self.stop("FineCode's own code changed")
             return {"fallback": "stale", "note": "note: the daemon was running older FineCode "
                     "code, so it stopped; this run does not use it (start it again: "
                     "finecode-wm daemon start)"}
         if {k: run.get(k) for k in ("prefix", "package")} != client.installation():
             return {"fallback": "installation"}
-        env = run.get("env")
-        if not isinstance(env, dict):
+        differ = self.differ(run.get("env"))
+        if differ is None:
             return {"fallback": "request"}
-        differ = sorted(k for k in set(env) ^ set(self.environ) | {
-            k for k in set(env) & set(self.environ) if env[k] != self.environ[k]}
-            if k not in client.SHELL_VARIABLES)
         if differ:
             return {"fallback": "environment", "note": "note: not using the daemon: this "
                     f"environment differs from the one it was started in ({', '.join(differ)});"
@@ -251,9 +268,11 @@ class Daemon:
                 refusal = {"fallback": "directory"}
         if refusal is not None or args is None:
             _close(fds)
+            _log(f"not taken ({(refusal or {}).get('fallback')}): {run.get('argv')}")
             await _send(connection, refusal or {})
             return
         self.busy, self._last = True, time.monotonic()
+        started = time.monotonic()
         stops = self._running = _Relayed()
         listening = asyncio.create_task(_relay(connection, rest, stops))
         code = 1
@@ -268,6 +287,10 @@ class Daemon:
                     with contextlib.suppress(OSError, ValueError):
                         stderr.write(traceback.format_exc())
                         stderr.flush()
+                if stops.note is not None:
+                    with contextlib.suppress(OSError, ValueError):
+                        stderr.write(f"finecode-wm: {stops.note}\n")
+                        stderr.flush()
         finally:
             # Its read on the connection is undone before the connection closes: a read left
             # registered on a closed descriptor was found by the next caller's connection,
@@ -276,10 +299,17 @@ class Daemon:
             await asyncio.gather(listening, return_exceptions=True)
             self._running = None
             self.served += 1
+            _log(f"ran {run.get('argv')} in {run.get('cwd')}: exit {code}, "
+                 f"{time.monotonic() - started:.3f} s")
             self.busy, self._last = False, time.monotonic()
             os.chdir("/")
         with contextlib.suppress(OSError):
             await _send(connection, {"exit": code})
+
+
+def _log(message: str) -> None:
+    """A line in the daemon's log (its stderr, next to its socket)."""
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
 def _same_user(connection: socket.socket) -> bool:
@@ -438,10 +468,22 @@ def _command(action: str, idle_timeout: float) -> int:
     return _start(path, idle_timeout)
 
 
+NONE_RUNNING = "no daemon is running (for this user and this FineCode installation)"
+
+
+def _elsewhere(answer: dict[str, Any]) -> str:
+    """What a daemon started in another environment means for runs from this one."""
+    differ = answer.get("differ")
+    if not differ:
+        return ""
+    return (f"\nruns from this environment do not use it: it was started in another "
+            f"({', '.join(differ)} differ); `finecode-wm daemon restart` from here to use it")
+
+
 def _status(path: str) -> int:
     answer = client.ask("status", path)
     if answer is None:
-        print("no daemon is running for this environment")
+        print(NONE_RUNNING)
         return 1
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(answer["started"]))
     print(f"daemon running: pid {answer['pid']}, since {since}, {answer['served']} run(s) "
@@ -450,13 +492,15 @@ def _status(path: str) -> int:
     print(f"socket: {path}")
     for folder in answer["workspaces"]:
         print(f"  workspace {folder}")
+    if _elsewhere(answer):
+        print(_elsewhere(answer).lstrip("\n"))
     return 0
 
 
 def _stop(path: str) -> int:
     answer = client.ask("stop", path)
     if answer is None:
-        print("no daemon is running for this environment")
+        print(NONE_RUNNING)
         return 0
     deadline = time.monotonic() + STOP_WAIT
     while client.ask("status", path) is not None or os.path.exists(path):
@@ -472,7 +516,7 @@ def _stop(path: str) -> int:
 def _start(path: str, idle_timeout: float) -> int:
     answer = client.ask("status", path)
     if answer is not None:
-        print(f"the daemon is already running (pid {answer['pid']})")
+        print(f"the daemon is already running (pid {answer['pid']}){_elsewhere(answer)}")
         return 0
     if len(os.fsencode(path)) > MAX_SOCKET_PATH:
         print(f"error: the daemon's socket path {path} is longer than a socket's path may be "
@@ -516,7 +560,7 @@ def _serve(idle_timeout: float) -> int:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            print("another daemon is running for this environment", file=sys.stderr)
+            print("another daemon is running for this user and FineCode installation", file=sys.stderr)
             return 1
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)  # a socket left by a daemon that was killed
