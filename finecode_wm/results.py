@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any, Literal, NotRequired, TypedDict
 
 __all__ = ["STATUSES", "ConfigError", "Entry", "RunResult", "Status", "Summary", "counts_text",
-           "import_failure", "shorten", "summarize"]
+           "import_failure", "shorten", "shown_status", "summarize"]
 
 Status = Literal["ok", "failed", "cancelled"]
 STATUSES: tuple[Status, ...] = ("ok", "failed", "cancelled")
@@ -57,6 +57,11 @@ def summarize(entries: list[Entry]) -> Summary:
     return Summary(ok=sum(e["status"] == "ok" for e in entries),
                    failed=sum(e["status"] == "failed" for e in entries),
                    cancelled=sum(e["status"] == "cancelled" for e in entries))
+
+
+def shown_status(entry: Entry) -> str:
+    """An entry's status as a person reads it: `cached` for a result reused from the cache."""
+    return "cached" if entry.get("cached") else entry["status"]
 
 
 def counts_text(statuses: Iterable[str], cached: int) -> str:

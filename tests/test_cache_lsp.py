@@ -86,6 +86,8 @@ async def test_mcp_findings_are_the_same_with_and_without_the_cache(tmp_path: Pa
         text = answer.content[0].text  # type: ignore[union-attr]
         assert text.startswith(f"FineCode: {len(EVERYTHING)} ok ({len(EVERYTHING)} cached)"), \
             "the agent's text says what its progress end said"
+        assert "cached    p1 · lint" in text and "\nok " not in text, \
+            "each reused result reads `cached`, as in the terminal's table"
         bypassed = (await call(server, {**arguments, "options": {"cache": False}}))
         assert first is not None and second is not None
         assert cached(first) == set() and cached(second) == EVERYTHING

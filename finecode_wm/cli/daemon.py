@@ -560,7 +560,8 @@ def _serve(idle_timeout: float) -> int:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            print("another daemon is running for this user and FineCode installation", file=sys.stderr)
+            print("another daemon is running for this user and FineCode installation",
+                  file=sys.stderr)
             return 1
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)  # a socket left by a daemon that was killed

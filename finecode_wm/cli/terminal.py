@@ -32,7 +32,7 @@ from finecode_er.streams import Value
 
 from ..aggregation import Headline, Row
 from ..diagnostics import RunFindings
-from ..results import Entry, shorten
+from ..results import Entry, shorten, shown_status
 
 __all__ = ["Display", "Line", "PlainRenderer", "Renderer", "Source", "TtyRenderer", "layout",
            "summary_table"]
@@ -273,7 +273,7 @@ def summary_table(results: list[Entry], names: dict[str, str], findings: RunFind
     header = ("project", "action", "status", "time", "detail")
     rows = [(_printable(names.get(entry["project"], entry["project"])),
              _printable(entry["action"]),
-             "cached" if entry.get("cached") else entry["status"],
+             shown_status(entry),
              f"{entry.get('seconds', 0):.2f}s", _printable(_brief(entry, findings.count(index))))
             for index, entry in enumerate(results)]
     widths = [max(map(cell_len, column)) for column in zip(header, *rows, strict=True)]

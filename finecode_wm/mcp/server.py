@@ -34,7 +34,7 @@ from .. import __version__
 from ..diagnostics import RunFindings, text_lines
 from ..planning import BadRequest
 from ..requests import RunRequest, parse_run_batch
-from ..results import STATUSES, Entry, RunResult, counts_text, shorten
+from ..results import STATUSES, Entry, RunResult, counts_text, shorten, shown_status
 from ..service import FineCode
 from .progress import Progress, ProgressMapping
 
@@ -335,7 +335,7 @@ def serve_stdio(workspace: Path, *, max_parallel: int | None = None) -> int:
 
 def _status_line(entry: Entry, names: dict[str, str]) -> str:
     name = names.get(entry["project"], entry["project"])
-    line = f"{entry['status']:<9} {name} · {entry['action']}"
+    line = f"{shown_status(entry):<9} {name} · {entry['action']}"
     if entry.get("error"):
         line += ": " + shorten(str(entry["error"]), 200)
     return line
