@@ -104,17 +104,19 @@ class _Project:
 
     def _no_links(self, root: str, shown: str) -> bool:
         """No step from the root down to `shown` is a symlink (each step looked at once per
-        project: a project's findings are in few directories). Plain strings: this runs for
-        every finding of every run."""
-        current = root
-        for part in shown[len(root) + 1:].split(os.sep):
-            current = os.path.join(current, part)
-            link = self._links.get(current)
+        project: a project's findings are in few directories). Plain string prefixes of
+        `shown`: this runs for every finding of every run."""
+        links, end = self._links, len(root)
+        while True:
+            end = shown.find(os.sep, end + 1)
+            step = shown if end < 0 else shown[:end]
+            link = links.get(step)
             if link is None:
-                link = self._links[current] = os.path.islink(current)
+                link = links[step] = os.path.islink(step)
             if link:
                 return False
-        return True
+            if end < 0:
+                return True
 
 
 def normalize(raw: Any, root: Path) -> Finding | None:
@@ -218,9 +220,7 @@ class FindingStore:
         a nested one that both lint a file, are shown once); the files whose union changed."""
         changed = set()
         for path in paths:
-            unique = {_identity(f): f for key in sorted(self._reporters.get(path, ()))
-                      for f in self._sources[key].get(path, ())}
-            found = sorted(unique.values(), key=_order)
+            found = self._union(path)
             if found != self._shown.get(path, []):
                 changed.add(path)
                 self._ids.pop(path, None)
@@ -229,6 +229,17 @@ class FindingStore:
             else:
                 self._shown.pop(path, None)
         return changed
+
+    def _union(self, path: Path) -> list[Finding]:
+        reporters = self._reporters.get(path, ())
+        if len(reporters) == 1:  # the usual case: one action's list
+            (key,) = reporters
+            own = self._sources[key].get(path, [])
+            if len({_order(f) for f in own}) == len(own):  # no two alike: nothing to merge
+                return sorted(own, key=_order)
+        unique = {_identity(f): f for key in sorted(reporters)
+                  for f in self._sources[key].get(path, ())}
+        return sorted(unique.values(), key=_order)
 
     def items(self, path: Path) -> list[Finding]:
         """Everything every action found in `path`, sorted by position."""
