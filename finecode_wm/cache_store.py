@@ -32,6 +32,7 @@ FORMAT = 1  # entries of another format are ignored (and deleted)
 MAX_BYTES = 512 * 1024 * 1024
 PRUNE_TO = 0.8  # a prune frees down to this fraction of the cap
 MEMORY_ENTRIES = 2048  # entries a long-lived server keeps in memory
+TOUCH_EVERY = 60.0  # seconds between two marks of the same entry as used (its mtime)
 MAX_ENTRY_BYTES = 64 * 1024 * 1024  # as a runner's message: a larger file is not ours
 STALE_TEMP = 3600.0  # seconds after which a temporary file is a crashed writer's
 TEMP_PREFIX = ".tmp-"
@@ -56,6 +57,7 @@ class ResultStore:
         self.directory = directory
         self.max_bytes = max_bytes
         self._memory: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._touched: dict[str, float] = {}  # key -> when this process last marked it used
         self._memory_entries = memory_entries
         self._total: int | None = None  # bytes on disk, counted at the first write
 
@@ -162,9 +164,16 @@ class ResultStore:
 
     def _touch(self, key: str) -> None:
         """Mark the entry used (its mtime), for the LRU order; a file pruned meanwhile by
-        another process is forgotten."""
+        another process is forgotten. Once per `TOUCH_EVERY` per entry: a long-lived server
+        reuses the same entries run after run, and the order needs no finer grain."""
+        now = time.monotonic()
+        if now - self._touched.get(key, -TOUCH_EVERY) < TOUCH_EVERY:
+            return
+        if len(self._touched) > 4 * MEMORY_ENTRIES:
+            self._touched.clear()
         try:
             os.utime(self.path(key))
+            self._touched[key] = now
         except FileNotFoundError:
             self._memory.pop(key, None)
         except OSError:

@@ -380,14 +380,14 @@ def test_a_run_answered_before_its_request_was_sent_whole_is_not_run_again(
             connection.sendall(b'{"accepted": true}\n{"exit": 7}\n')
         closed.set()
 
-    real_send_fds = socket.send_fds
+    real_send_fds = client.send_fds
 
-    def send_then_wait(sock: socket.socket, buffers: Any, fds: Any) -> int:
-        sent = real_send_fds(sock, buffers, fds)
+    def send_then_wait(sock: Any, data: bytes, fds: list[int]) -> int:
+        sent = real_send_fds(sock, data, fds)
         closed.wait(10)  # the daemon answered and closed before this send returned
         return sent
 
-    monkeypatch.setattr(socket, "send_fds", send_then_wait)
+    monkeypatch.setattr(client, "send_fds", send_then_wait)
     serving = threading.Thread(target=answer_at_once)
     serving.start()
     try:

@@ -16,10 +16,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import stat
 import sys
 import zlib
+from _socket import AF_UNIX, SCM_RIGHTS, SOCK_STREAM, SOL_SOCKET, socket
+
+# `_socket` is the C core of `socket`, which adds only what this module does not use and costs
+# a run through the daemon ~3 ms of enum set-up to import.
 
 TYPE_CHECKING = False  # importing `typing` would cost a run through the daemon ~3 ms
 if TYPE_CHECKING:
@@ -27,7 +30,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = ["SHELL_VARIABLES", "address", "ask", "forward", "installation", "lines",
-           "safe_folder"]
+           "safe_folder", "send_fds"]
 
 # The terminal's and the shell's own variables: they differ from one shell to the next, and
 # what they change (colours, the width) is read from the caller's values anyway. Any other
@@ -82,10 +85,10 @@ def safe_folder(folder: str) -> str | None:
     return None
 
 
-def _connect(path: str) -> socket.socket | None:
+def _connect(path: str) -> socket | None:
     if safe_folder(os.path.dirname(path)) is not None:
         return None
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = socket(AF_UNIX, SOCK_STREAM)
     try:
         sock.connect(path)
     except OSError:
@@ -94,7 +97,13 @@ def _connect(path: str) -> socket.socket | None:
     return sock
 
 
-def lines(sock: socket.socket) -> Iterator[Any]:
+def send_fds(sock: socket, data: bytes, fds: list[int]) -> int:
+    """Send `data` with the descriptors `fds` (`SCM_RIGHTS`); the bytes sent."""
+    rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)  # C ints
+    return sock.sendmsg([data], [(SOL_SOCKET, SCM_RIGHTS, rights)])
+
+
+def lines(sock: socket) -> Iterator[Any]:
     """The JSON objects `sock` sends, one per line, until it closes."""
     buffer = b""
     while True:
@@ -116,12 +125,13 @@ def ask(control: str, path: str | None = None) -> dict[str, Any] | None:
     sock = _connect(path or address())
     if sock is None:
         return None
-    with sock:
-        try:
-            sock.sendall(_line({"control": control, "env": dict(os.environ)}))
-            return next(lines(sock), None)
-        except (OSError, ValueError):
-            return None
+    try:
+        sock.sendall(_line({"control": control, "env": dict(os.environ)}))
+        return next(lines(sock), None)
+    except (OSError, ValueError):
+        return None
+    finally:
+        sock.close()
 
 
 def _environment() -> dict[str, str]:
@@ -151,20 +161,22 @@ def forward(argv: list[str]) -> int | None:
     sock = _connect(address())
     if sock is None:
         return None
-    with sock:
+    try:
         try:  # a deleted current directory: the run goes on as it would without a daemon
             request = {"run": {"argv": argv, "cwd": os.getcwd(), "env": _environment(),
                                "streams": _streams(), **installation()}}
             data = _line(request)
-            sent = socket.send_fds(sock, [data], [0, 1, 2])
+            sent = send_fds(sock, data, [0, 1, 2])
             if sent < len(data):  # never an empty send: it fails once a quick run closed
                 sock.sendall(data[sent:])
         except OSError:
             return None
         return _await(sock)
+    finally:
+        sock.close()
 
 
-def _await(sock: socket.socket) -> int | None:
+def _await(sock: socket) -> int | None:
     """Wait for the daemon's answer, passing on each Ctrl-C and SIGTERM this process gets."""
     received: list[int] = []
     accepted = False
