@@ -172,13 +172,14 @@ def _files(root: Path, roots: tuple[Path, ...], digests: FileCache) -> list[tupl
     """Every input file under `root` with its digest. A symlinked directory that leads out of
     `roots` (a link to `/`, to a home directory) makes the subject unkeyable: what it holds is
     no input the project declared, and walking it could take any time."""
-    real_roots = [os.path.realpath(r) for r in roots]
+    real_roots: list[str] = []  # worked out at the first link (most projects have none)
 
     def pruned(path: str) -> bool:
         if _pruned(path):  # a venv linked from elsewhere is still no input
             return True
         if os.path.islink(path):
             real = os.path.realpath(path)
+            real_roots[:] = real_roots or [os.path.realpath(r) for r in roots]
             if not any(real == r or real.startswith(os.path.join(r, "")) for r in real_roots):
                 raise Unkeyable(f"{path} links to {real}, outside the project and the roots it "
                                 "depends on (declare it in depends_on to cache its results)")

@@ -379,10 +379,11 @@ class _Guarded:
 
 
 def _write(out: Console, lines: list[str]) -> None:
-    """Lines to stdout as they are (CI and tools parse them)."""
+    """Lines to stdout as they are (CI and tools parse them), in one write: one system call
+    for the whole listing, not one per finding."""
     try:
-        for line in lines:
-            out.file.write(line + "\n")
+        if lines:
+            out.file.write("".join(f"{line}\n" for line in lines))
         out.file.flush()
     except BrokenPipeError:
         out.on_broken_pipe()
