@@ -353,9 +353,13 @@ class ResultCache:
     def __init__(self, workspace: Workspace, directory: Path | None = None, *,
                  max_bytes: int | None = None,
                  log: Callable[[str], None] | None = None,
-                 warn: Callable[[str], None] | None = None) -> None:
+                 warn: Callable[[str], None] | None = None, on_loop: bool = False) -> None:
         """`log` takes every problem; `warn` the first one, for a person: a cache that cannot
-        read or write its directory costs every later run its speed, silently otherwise."""
+        read or write its directory costs every later run its speed, silently otherwise.
+        `on_loop` does the blocking work on the event loop's own thread instead of the worker:
+        for a process that has nothing else to serve while a run looks its children up (the
+        daemon), where handing 72 lookups to a thread and back, each contending with the
+        loop for the interpreter, costs more than the lookups themselves."""
         self._workspace = workspace
         self._log = log or (lambda _message: None)
         self._warn = warn
@@ -364,6 +368,7 @@ class ResultCache:
                                  max_bytes if max_bytes is not None else max_bytes_from_env())
         self.digests = DigestIndex()
         self._worker = _Worker()
+        self._on_loop = on_loop
         self._index: Path | None = None
         self._saved = time.monotonic()
         self._pending: set[asyncio.Future[Any]] = set()
@@ -443,6 +448,8 @@ class ResultCache:
             self._log(f"result cache: still busy after {CLOSE_WAIT:.0f} s; not waiting for it")
 
     async def _call(self, function: Callable[..., Any], *args: Any) -> Any:
+        if self._on_loop:
+            return function(*args)
         return await self._worker.call(function, *args)
 
     # -- on the worker thread ---------------------------------------------------------------

@@ -40,10 +40,11 @@ class FineCode:
     """
 
     def __init__(self, log: Log, *, max_parallel: int | None = None,
-                 report: Log | None = None, warn: Log | None = None) -> None:
+                 report: Log | None = None, warn: Log | None = None,
+                 cache_on_loop: bool = False) -> None:
         """`log` takes diagnostics; `report` takes config problems a person must see; `warn`
         takes pyproject.toml files that were skipped (not ours to judge, but worth a look) and
-        a result cache that cannot work (said once)."""
+        a result cache that cannot work (said once). `cache_on_loop`: see `ResultCache`."""
         self.log = log
         self._report = report or log
         self._warn = warn or log
@@ -58,7 +59,8 @@ class FineCode:
                                on_request=self._runner_request)
         self.history = History()  # how long each (project, action) took: weighs the bar by time
         # results reused while nothing they depend on changed (None: no result cache)
-        self.cache: ResultCache | None = ResultCache(self.workspace, log=log, warn=self._warn)
+        self.cache: ResultCache | None = ResultCache(self.workspace, log=log, warn=self._warn,
+                                                     on_loop=cache_on_loop)
 
     def set_limits(self, *, max_parallel: int | None = None,
                    max_runners: int | None = None) -> None:

@@ -25,12 +25,14 @@ def answer(result: Any, **info: Any) -> dict[str, Any]:
                                             "dirs": [], **info}}
 
 
-@pytest.fixture
-def setup(tmp_path: Path) -> tuple[ResultCache, Project, Path]:
+@pytest.fixture(params=[False, True], ids=["worker", "on-loop"])
+def setup(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[ResultCache, Project, Path]:
+    """The cache doing its work on its worker thread (servers, a terminal's own process), and
+    on the loop's own thread (the daemon): the same answers."""
     make_project(tmp_path / "ws" / "app")
     workspace = Workspace([tmp_path / "ws"])
     (project,) = workspace.projects.values()
-    return ResultCache(workspace, tmp_path / "cache"), project, tmp_path
+    return ResultCache(workspace, tmp_path / "cache", on_loop=request.param), project, tmp_path
 
 
 async def test_a_stored_answer_is_a_hit_until_something_changes(

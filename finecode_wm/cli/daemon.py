@@ -83,7 +83,9 @@ class _Kept:
         key = (folder.resolve(), max_parallel)
         service = self._services.pop(key, None)
         if service is None:
-            service = FineCode(lambda _message: None, max_parallel=max_parallel)
+            # one run at a time, waited for: the cache's work is done on the loop itself
+            service = FineCode(lambda _message: None, max_parallel=max_parallel,
+                               cache_on_loop=True)
         self._services[key] = service  # the most recently used last
         return service
 
