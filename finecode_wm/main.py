@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import NoReturn
+
+TYPE_CHECKING = False  # `typing` costs a run through the daemon ~3 ms to import
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 __all__ = ["main"]
 
