@@ -1,7 +1,7 @@
 """`finecode-wm`: one program, three doors. `lsp` serves an editor, `mcp` an agent; `run`,
 `list`, `trust`, `untrust` and `daemon` are the terminal's (`cli`).
 
-This module only reads the command line (`arguments`) and opens the door it names: each front
+This module only reads the command line (`cli.arguments`) and opens the door it names: each front
 end imports its own dependencies (pygls, the MCP SDK, rich) when it is the one that runs. A `run`
 is first offered to a running daemon (`cli.client`, standard library only), before anything
 else is imported: that is what makes a run through the daemon cheap.
@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> None:
         answered = forward(words)
         if answered is not None:
             _exit_now(answered)
-    from .arguments import parse
     from .cli import EXIT_INTERRUPTED
+    from .cli.arguments import parse
 
     args = parse(words)
     if args.command == "lsp":

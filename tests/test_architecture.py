@@ -59,8 +59,8 @@ def test_front_ends_import_no_other_front_end_and_the_core_imports_none() -> Non
     modules = _modules()
     wrong = []
     for name, path in modules.items():
-        if name in ("finecode_wm.main", "finecode_wm.__main__", "finecode_wm.arguments"):
-            continue  # the command line: read (`arguments`), then the door it names opened
+        if name in ("finecode_wm.main", "finecode_wm.__main__"):
+            continue  # the command line opens the door it names
         mine = _front_end(name)
         for imported in _own(_imports(name, path, top_level_only=False), modules):
             theirs = _front_end(imported)

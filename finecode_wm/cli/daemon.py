@@ -40,9 +40,8 @@ from typing import Any, TextIO
 
 import finecode_er
 
-from .. import arguments
 from ..service import FineCode
-from . import client
+from . import arguments, client
 from .commands import OnStop, Terminal, run_command
 
 __all__ = ["Daemon", "command"]

@@ -1,5 +1,5 @@
-"""The command line of every door (`finecode-wm lsp|mcp|run|list|trust|untrust|daemon`): read
-here, opened by `main`."""
+"""The command line of every door (`finecode-wm lsp|mcp|run|list|trust|untrust|daemon`), the
+terminal's own interface: read here, the door it names opened by `main`."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 from finecode_er.config import positive_seconds
 
-from .cli.formats import FORMATS, LEVELS
-from .cli.shards import parse_shard
-from .paths import folder_problem
+from ..paths import folder_problem
+from .formats import FORMATS, LEVELS
+from .shards import parse_shard
 
 __all__ = ["IDLE_TIMEOUT", "parse"]
 
