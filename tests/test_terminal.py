@@ -61,6 +61,17 @@ def test_every_width_shows_percentage_bar_elapsed_count_and_stall_mark(width: in
     assert len(set(bars)) == 1, "bars start in one column"
 
 
+@pytest.mark.parametrize(("width", "title"), [
+    (50, "prepare_env +2"), (80, "prepare_env +2"), (100, "prepare_env, check +1"),
+    (140, "FineCode: prepare_env +2"), (200, "FineCode: prepare_env, check, stats")])
+def test_a_title_too_long_says_how_many_actions_it_leaves_out(width: int, title: str) -> None:
+    """A cut batch title never reads as if its first action were the whole batch."""
+    now = time.monotonic()
+    (batch,) = render([Line("FineCode: prepare_env, check, stats", 1.0, "100%", now, "9/9",
+                            text="9 ok", bold=True)], width)
+    assert batch.split(" ━")[0].rstrip() == title, batch
+
+
 def test_a_hostile_message_stays_on_its_line() -> None:
     now = time.monotonic()
     shown = render([Line("t", 0.5, "50%", now, "1/2", text="a\nb\x1b[31mred\rc\tz" * 20)], 80)

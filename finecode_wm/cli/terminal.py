@@ -128,6 +128,23 @@ def _elapsed(seconds: float) -> str:
     return str(datetime.timedelta(seconds=max(0, int(seconds))))
 
 
+def _fitted(title: str, cells: int) -> str:
+    """A batch title (`FineCode: lint, format, stats`) in `cells`: as many of its actions as
+    fit and how many more (`FineCode: lint +2`), without the `FineCode:` head only when even
+    one action does not fit beside it, so a cut title never reads as if its first action were
+    the whole batch."""
+    head, colon, listed = title.partition(": ")
+    names = listed.split(", ") if colon else []
+    for headed in (True, False):
+        for keep in range(len(names), 0, -1):
+            shown = ", ".join(names[:keep]) + (f" +{len(names) - keep}"
+                                               if keep < len(names) else "")
+            text = f"{head}: {shown}" if headed else shown
+            if cell_len(text) <= cells:
+                return text
+    return title
+
+
 def _cut(text: str, cells: int, style: str = "") -> Text:
     cut = Text(_printable(text), style=style, no_wrap=True)
     cut.truncate(max(0, cells), overflow="ellipsis")
@@ -146,7 +163,8 @@ class Display:
         label, bar = layout(lines, width)
         now = time.monotonic()
         for line in lines:
-            head = _cut(line.label, label, "bold" if line.bold else "")
+            shown = _fitted(line.label, label) if line.bold else line.label
+            head = _cut(shown, label, "bold" if line.bold else "")
             head.pad_right(label - head.cell_len)
             yield from head.render(console)
             yield Segment(" ")
