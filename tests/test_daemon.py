@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -568,3 +569,27 @@ def test_a_daemon_from_another_environment_says_so_and_stopping_it_is_said_to_it
     log = Path(client.address(daemon.env).removesuffix(".sock") + ".log").read_text()
     assert "ran ['run', 'slow']" in log and "exit 143" in log
     assert "stopping: finecode-wm daemon stop" in log
+
+
+def test_a_caller_with_a_file_size_limit_runs_in_its_own_process(daemon: DaemonUnderTest,
+                                                                 ws: Path,
+                                                                 tmp_path: Path) -> None:
+    """`ulimit -f` is the caller's, not the daemon's: the daemon wrote the whole output into
+    the caller's file (exit 1) where the caller's own process stops at the limit (exit 2)."""
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))
+
+    daemon.start()
+    done = {}
+    for how in ("through", "alone"):
+        out = tmp_path / f"{how}.sarif"
+        with out.open("w") as file:
+            run = subprocess.run(
+                [sys.executable, "-m", "finecode_wm", "run", "lint", "local", "--output-format",
+                 "sarif", *(["--no-daemon"] if how == "alone" else [])],
+                cwd=ws, env=daemon.env, stdout=file, stderr=subprocess.PIPE, text=True,
+                timeout=90, preexec_fn=limited)
+        done[how] = (run.returncode, out.stat().st_size, "File too large" in run.stderr)
+    assert done["alone"] == (2, 1024, True)
+    assert done["through"] == done["alone"]
+    assert daemon.served() == 0

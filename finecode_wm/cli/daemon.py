@@ -27,6 +27,7 @@ import fcntl
 import io
 import json
 import os
+import resource
 import signal
 import socket
 import struct
@@ -259,6 +260,8 @@ class Daemon:
     async def _run(self, connection: socket.socket, run: dict[str, Any], fds: list[int],
                    rest: bytes) -> None:
         refusal = self._refusal(run, fds)
+        if refusal is None and _limits_file_size(connection):
+            refusal = {"fallback": "file size limit"}
         args = None if refusal is not None else _arguments(run.get("argv"))
         if refusal is None and args is None:
             refusal = {"fallback": "arguments"}  # the caller's own parser says why
@@ -322,6 +325,22 @@ def _same_user(connection: socket.socket) -> bool:
                                         struct.calcsize("3i"))
     _pid, uid, _gid = struct.unpack("3i", credentials)
     return bool(uid == os.getuid())
+
+
+def _limits_file_size(connection: socket.socket) -> bool:
+    """The caller may write only so much into a file (`ulimit -f`): the daemon writes the
+    output under its own limit, so the caller's would not hold (Linux says who the caller is;
+    elsewhere, or when its limit cannot be read, it is not known)."""
+    if not hasattr(socket, "SO_PEERCRED") or not hasattr(resource, "prlimit"):
+        return False
+    credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                        struct.calcsize("3i"))
+    pid = struct.unpack("3i", credentials)[0]
+    try:
+        soft, _hard = resource.prlimit(pid, resource.RLIMIT_FSIZE)
+    except OSError:
+        return False
+    return bool(soft != resource.RLIM_INFINITY)
 
 
 async def _readable(connection: socket.socket) -> None:
