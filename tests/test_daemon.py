@@ -359,17 +359,26 @@ async def test_what_the_daemon_refuses() -> None:
     await asyncio.sleep(0)
 
 
-def test_a_run_answered_before_its_request_was_sent_whole_is_not_run_again(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A run the daemon ends at once (an unknown action) may close the connection before the
-    caller's send returned: the caller takes the answer and does not run it a second time."""
+@pytest.fixture
+def listener(monkeypatch: pytest.MonkeyPatch) -> Iterator[socket.socket]:
+    """A socket where the client looks for its daemon (in a folder of the test's own), for a
+    test that plays the daemon itself."""
     runtime = tempfile.mkdtemp(prefix="fc-d-")
     monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
     path = client.address()
     os.makedirs(os.path.dirname(path), mode=0o700)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(1)
+    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listening.bind(path)
+    listening.listen(1)
+    yield listening
+    listening.close()
+    shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_a_run_answered_before_its_request_was_sent_whole_is_not_run_again(
+        monkeypatch: pytest.MonkeyPatch, listener: socket.socket) -> None:
+    """A run the daemon ends at once (an unknown action) may close the connection before the
+    caller's send returned: the caller takes the answer and does not run it a second time."""
     closed = threading.Event()
 
     def answer_at_once() -> None:
@@ -395,8 +404,6 @@ def test_a_run_answered_before_its_request_was_sent_whole_is_not_run_again(
         assert client.forward(["run", "nothing-here"]) == 7
     finally:
         serving.join(10)
-        listener.close()
-        shutil.rmtree(runtime, ignore_errors=True)
 
 
 class _Exited(BaseException):
@@ -467,29 +474,18 @@ async def test_a_signal_line_that_is_no_signal_leaves_the_relay_listening() -> N
 
 
 def test_a_deleted_current_directory_is_not_sent_to_the_daemon(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, listener: socket.socket) -> None:
     """`os.getcwd()` fails in a deleted directory: the caller printed a traceback from the
     daemon's client instead of running in its own process."""
-    runtime = tempfile.mkdtemp(prefix="fc-d-")
-    monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
-    path = client.address()
-    os.makedirs(os.path.dirname(path), mode=0o700)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(1)
 
     def deleted() -> str:
         raise FileNotFoundError(2, "No such file or directory")
 
     monkeypatch.setattr(os, "getcwd", deleted)
-    try:
-        assert client.forward(["run", "lint"]) is None
-        connection, _ = listener.accept()
-        with connection:
-            assert connection.recv(1024) == b"", "no request was sent"
-    finally:
-        listener.close()
-        shutil.rmtree(runtime, ignore_errors=True)
+    assert client.forward(["run", "lint"]) is None
+    connection, _ = listener.accept()
+    with connection:
+        assert connection.recv(1024) == b"", "no request was sent"
 
 
 def test_an_installed_handler_edited_between_runs_is_run_as_it_is_now(daemon: DaemonUnderTest,
