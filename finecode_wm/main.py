@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import sys
 
+from .cli import EXIT_INTERRUPTED
+
 TYPE_CHECKING = False  # `typing` costs a run through the daemon ~3 ms to import
 if TYPE_CHECKING:
     from typing import NoReturn
@@ -20,14 +22,23 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    words = sys.argv[1:] if argv is None else list(argv)
+    try:
+        code = _open(sys.argv[1:] if argv is None else list(argv))
+    except KeyboardInterrupt:
+        # Ctrl-C outside a run's own handler (while the command's modules are imported, or a
+        # second one while the results are written): the exit code says so, no traceback.
+        code = EXIT_INTERRUPTED
+    _exit_now(code)
+
+
+def _open(words: list[str]) -> int:
+    """Open the door `words` name; the terminal command's exit code (a server exits itself)."""
     if words[:1] == ["run"] and "--no-daemon" not in words:
         from .cli.client import forward
 
         answered = forward(words)
         if answered is not None:
-            _exit_now(answered)
-    from .cli import EXIT_INTERRUPTED
+            return answered
     from .cli.arguments import parse
 
     args = parse(words)
@@ -41,20 +52,13 @@ def main(argv: list[str] | None = None) -> None:
         from .mcp.server import serve_stdio as serve_mcp  # the MCP SDK only where it is needed
 
         sys.exit(serve_mcp(Path(args.workspace), max_parallel=args.max_parallel))
-    try:
-        if args.command == "daemon":
-            from .cli.daemon import command
+    if args.command == "daemon":
+        from .cli.daemon import command
 
-            code = command(args.action, idle_timeout=args.idle_timeout)
-        else:
-            from .cli.commands import dispatch
+        return command(args.action, idle_timeout=args.idle_timeout)
+    from .cli.commands import dispatch
 
-            code = dispatch(args)
-    except KeyboardInterrupt:
-        # Ctrl-C outside a run's own handler (while starting, or a second one while the
-        # results are written): the exit code says so, with no traceback.
-        code = EXIT_INTERRUPTED
-    _exit_now(code)
+    return dispatch(args)
 
 
 def _exit_now(code: int) -> NoReturn:

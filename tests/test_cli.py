@@ -100,17 +100,20 @@ def test_stdout_closed_by_its_reader_ends_the_output_not_the_run(
         assert "FineCode results" in err
 
 
+@pytest.mark.parametrize("where", ["dispatch", "parse", "forward"])
 def test_ctrl_c_outside_the_runs_handler_exits_130_without_a_traceback(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    """Ctrl-C while the program starts (a warm, fully cached run is mostly its start) or a
-    second one while the results are written reaches no handler of the run's own."""
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], where: str) -> None:
+    """Ctrl-C while the program starts (a warm, fully cached run is mostly its start: asking
+    the daemon, reading the command line, importing) or a second one while the results are
+    written reaches no handler of the run's own."""
     from finecode_wm import main as entry
-    from finecode_wm.cli import commands
+    from finecode_wm.cli import arguments, client, commands
 
-    def interrupted(_args: object) -> int:
+    def interrupted(*_args: object) -> int:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(commands, "dispatch", interrupted)
+    owner = {"dispatch": commands, "parse": arguments, "forward": client}[where]
+    monkeypatch.setattr(owner, where, interrupted)
     monkeypatch.setattr(entry, "_exit_now", sys.exit)  # not os._exit: this is pytest's process
     with pytest.raises(SystemExit) as exited:
         entry.main(["run", "lint", "--workspace", str(WORKSPACE)])
