@@ -554,7 +554,7 @@ def _start(path: str, idle_timeout: float) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 1
     log = path.removesuffix(".sock") + ".log"
-    with open(log, "ab") as sink:
+    with open(log, "wb") as sink:  # this daemon's log: the last one's went with it
         process = subprocess.Popen(
             [sys.executable, "-m", "finecode_wm.cli.daemon", "--idle-timeout", str(idle_timeout)],
             stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, cwd="/", start_new_session=True)
