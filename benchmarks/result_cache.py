@@ -82,8 +82,9 @@ def _measure(runs: int, pairs: int, root: Path, work: Path
     seen: dict[str, Any] = {"ruff": set(), "listings": set()}
     caches = iter(range(10**6))
     warm_cache = work / "warm-cache"
-    alone = tempfile.mkdtemp(prefix="fcb-")  # short: a socket's path is limited
-    served = tempfile.mkdtemp(prefix="fcb-")
+    short = "/tmp" if os.path.isdir("/tmp") else None  # a socket's path is limited (107 bytes)
+    alone = tempfile.mkdtemp(prefix="fcb-", dir=short)
+    served = tempfile.mkdtemp(prefix="fcb-", dir=short)
 
     def one_process() -> float:
         took, out = _timed([ruff, *RUFF, "."], root)

@@ -24,10 +24,17 @@ EXAMPLES = Path(__file__).parent.parent / "examples" / "workspace"
 EXAMPLE_LEFTOVERS = shutil.ignore_patterns(".venv", "__pycache__", ".pytest_cache")
 # `finecode-wm run` keeps run times in the user's cache directory: not the real one under test.
 CACHE = Path(tempfile.mkdtemp(prefix="finecode-test-cache-"))
+
+
+def socket_folder(prefix: str) -> str:
+    """A new 0700 folder whose path is short enough for a Unix socket's under it (at most 107
+    bytes): under /tmp, whatever TMPDIR says (a CI's may be deep)."""
+    return tempfile.mkdtemp(prefix=prefix, dir="/tmp" if os.path.isdir("/tmp") else None)
+
+
 # No test reaches a daemon the person running the suite started (`finecode-wm daemon`): every
-# process the tests start looks for one in this session's own folder (0700, short enough for a
-# socket's path).
-os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="fc-rt-")
+# process the tests start looks for one in this session's own folder.
+os.environ["XDG_RUNTIME_DIR"] = socket_folder("fc-rt-")
 
 
 class RunnerUnderTest:

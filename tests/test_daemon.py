@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from finecode_wm.cli import client
 from finecode_wm.cli.daemon import Daemon, _relay, _Relayed
 
 from .cached import make_workspace
-from .conftest import WORKSPACE, probe_env
+from .conftest import WORKSPACE, probe_env, socket_folder
 from .rules import gone
 from .test_cli import _pty_run
 
@@ -69,7 +68,7 @@ class DaemonUnderTest:
 
 @pytest.fixture
 def daemon(tmp_path: Path) -> Iterator[DaemonUnderTest]:
-    runtime = tempfile.mkdtemp(prefix="fc-d-")  # short: a socket's path has a length limit
+    runtime = socket_folder("fc-d-")
     env = probe_env() | {"XDG_RUNTIME_DIR": runtime, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     d = DaemonUnderTest(env)
     yield d
@@ -363,7 +362,7 @@ async def test_what_the_daemon_refuses() -> None:
 def listener(monkeypatch: pytest.MonkeyPatch) -> Iterator[socket.socket]:
     """A socket where the client looks for its daemon (in a folder of the test's own), for a
     test that plays the daemon itself."""
-    runtime = tempfile.mkdtemp(prefix="fc-d-")
+    runtime = socket_folder("fc-d-")
     monkeypatch.setenv("XDG_RUNTIME_DIR", runtime)
     path = client.address()
     os.makedirs(os.path.dirname(path), mode=0o700)
@@ -521,7 +520,7 @@ def test_what_start_and_status_say_in_odd_places(daemon: DaemonUnderTest, ws: Pa
                                                  tmp_path: Path) -> None:
     """A socket path too long for a socket, `status | head -1`, and a run from a current
     directory that was deleted: said in one line each, no traceback."""
-    deep = tempfile.mkdtemp(prefix="fc-d-" + "x" * 90)
+    deep = socket_folder("fc-d-" + "x" * 90)
     too_long = daemon.fc("daemon", "start", env=daemon.env | {"XDG_RUNTIME_DIR": deep})
     shutil.rmtree(deep, ignore_errors=True)
     assert too_long.returncode == 1 and "longer than a socket's path may be" in too_long.stderr

@@ -25,7 +25,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 import tomllib
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ import pytest
 from finecode_er.config import _ACTION_KEYS, _PROJECT_KEYS
 from finecode_wm.workspace import examine
 
-from .conftest import EXAMPLE_LEFTOVERS, EXAMPLES, probe_env
+from .conftest import EXAMPLE_LEFTOVERS, EXAMPLES, probe_env, socket_folder
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -176,7 +175,7 @@ def test_commands_run_as_shown(block: Block, tmp_path: Path) -> None:
             (cwd / "project" / name).parent.mkdir(parents=True, exist_ok=True)
             (cwd / "project" / name).write_text(text)
     ran = 0
-    runtime = tempfile.mkdtemp(prefix="fc-doc-")
+    runtime = socket_folder("fc-doc-")
     env = _env(home, runtime)
     try:
         for command in commands(block):
