@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _open(words: list[str]) -> int:
     """Open the door `words` name; the terminal command's exit code (a server exits itself)."""
-    if words[:1] == ["run"] and "--no-daemon" not in words:
+    if words[:1] == ["run"] and "--no-daemon" not in words and os.name == "posix":
         from .cli.client import forward
 
         answered = forward(words)
@@ -53,6 +53,9 @@ def _open(words: list[str]) -> int:
 
         sys.exit(serve_mcp(Path(args.workspace), max_parallel=args.max_parallel))
     if args.command == "daemon":
+        if os.name != "posix":  # it hands file descriptors over a Unix socket
+            print("finecode-wm: error: the daemon needs a POSIX system", file=sys.stderr)
+            return 2
         from .cli.daemon import command
 
         return command(args.action, idle_timeout=args.idle_timeout)

@@ -588,3 +588,26 @@ def test_a_caller_with_a_file_size_limit_runs_in_its_own_process(daemon: DaemonU
     assert done["alone"] == (2, 1024, True)
     assert done["through"] == done["alone"]
     assert daemon.served() == 0
+
+
+def test_elsewhere_than_posix_runs_are_the_callers_and_the_daemon_says_why(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The daemon hands file descriptors over a Unix socket: on another system a run never
+    asks for it, and `daemon` says it cannot be had."""
+    from finecode_wm import main as entry
+    from finecode_wm.cli import commands
+
+    def no_daemon(_argv: object) -> int:
+        raise AssertionError("the daemon was asked")
+
+    monkeypatch.setattr(client, "forward", no_daemon)
+    monkeypatch.setattr(commands, "dispatch", lambda _args: 0)
+    monkeypatch.setattr(entry, "_exit_now", sys.exit)  # not os._exit: this is pytest's process
+    monkeypatch.setattr(os, "name", "nt")
+    with pytest.raises(SystemExit) as ran:
+        entry.main(["run", "lint"])
+    with pytest.raises(SystemExit) as refused:
+        entry.main(["daemon", "start"])
+    monkeypatch.undo()
+    assert (ran.value.code, refused.value.code) == (0, 2)
+    assert "the daemon needs a POSIX system" in capsys.readouterr().err
