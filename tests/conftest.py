@@ -62,6 +62,19 @@ class RunnerUnderTest:
         return await asyncio.wait_for(self.conn.request(method, params), 20)
 
 
+def counted_reads(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[Path]:
+    """Every pyproject.toml that `module.read_pyproject` parses from now on, in order."""
+    parsed: list[Path] = []
+    real = module.read_pyproject
+
+    def counting(path: Path) -> Any:
+        parsed.append(path)
+        return real(path)
+
+    monkeypatch.setattr(module, "read_pyproject", counting)
+    return parsed
+
+
 def copy_examples(target: Path) -> Path:
     """A copy of the example workspace, so runs never write into the repository."""
     return Path(shutil.copytree(EXAMPLES, target, ignore=EXAMPLE_LEFTOVERS))

@@ -34,7 +34,7 @@ from finecode_wm import workspace as workspace_module
 from finecode_wm.service import FineCode
 from finecode_wm.workspace import Workspace
 
-from .conftest import probe_env
+from .conftest import counted_reads, probe_env
 from .hostile import Hostile, LspPipe, McpPipe, add_project, build, strict_loads
 from .rules import check_stream
 
@@ -80,14 +80,7 @@ def test_each_bad_file_is_one_problem_of_its_folder(hostile: Hostile) -> None:
 def test_unchanged_files_are_not_read_again(hostile: Hostile,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     ws = Workspace([hostile.root])
-    reads: list[Path] = []
-    real = workspace_module.read_pyproject
-
-    def counted(path: Path) -> dict[str, Any]:
-        reads.append(path)
-        return real(path)
-
-    monkeypatch.setattr(workspace_module, "read_pyproject", counted)
+    reads = counted_reads(monkeypatch, workspace_module)
     ws.set_folders([hostile.root])
     ws.apply(ws.scan())
     assert reads == [], "a walk or a refresh re-reads only what changed"

@@ -13,6 +13,8 @@ from finecode_wm import pyproject_index, trust
 from finecode_wm.pyproject_index import PyprojectIndex
 from finecode_wm.workspace import Workspace
 
+from .conftest import counted_reads
+
 pytestmark = pytest.mark.timeout(30)
 
 CONFIG = """[project]
@@ -52,14 +54,7 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """`runs()` discovers `tmp_path/ws` as a new process would; files count as settled at once
     (no 2-second wait for the racy-write window) and every real parse is recorded."""
     monkeypatch.setattr(trust, "RACY_NS", 0)
-    parsed: list[Path] = []
-    real = pyproject_index.read_pyproject
-
-    def counting(path: Path) -> dict[str, Any]:
-        parsed.append(path)
-        return real(path)
-
-    monkeypatch.setattr(pyproject_index, "read_pyproject", counting)
+    parsed = counted_reads(monkeypatch, pyproject_index)
     folder, path = tmp_path / "ws", tmp_path / "cache" / "pyprojects.index"
     folder.mkdir()
     return lambda: Run(folder, path, parsed)
